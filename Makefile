@@ -1,0 +1,32 @@
+# The targets developers run are the ones CI runs (.ci/run calls `make test`).
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install up test lint typecheck unit clean
+
+install: $(STAMP)
+
+# Re-sync only when the lock or the project definition changed: `make install` stays idempotent and fast.
+$(STAMP): pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || $(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv
+	@uv_bin=$$(command -v uv || echo "$(UV)"); "$$uv_bin" sync --locked --python $(PYTHON)
+	@bash scripts/install-system-deps.sh
+	@touch $(STAMP)
+
+up: install
+	$(BIN)/fap up ./inbox --results ./results
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# System tools the tests use and a user may want beside fap: `age` (decrypts results without fap).
+# Installed from Debian when missing and we are allowed to; otherwise a note, never a failure:
+# fap itself needs none of them.
+set -euo pipefail
+missing=()
+command -v age >/dev/null 2>&1 || missing+=(age)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing from Debian: ${missing[*]}"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+  echo "note: not installed (optional): ${missing[*]}" >&2
+fi

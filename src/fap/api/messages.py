@@ -1,0 +1,236 @@
+"""Wire messages of API v1, shared by server, client and worker.
+
+Every request and response body is one of these structs, encoded as JSON by msgspec; a change here
+fails the type check of every role that speaks it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = (
+    "TERMINAL_STATES",
+    "ChunkList",
+    "ChunkListRequest",
+    "ChunkRef",
+    "ChunkReport",
+    "ChunkUrl",
+    "ChunkUrlsRequest",
+    "CompleteRequest",
+    "DeviceInfo",
+    "DeviceRegistration",
+    "ErrorBody",
+    "FailRequest",
+    "FileMeta",
+    "Heartbeat",
+    "JobState",
+    "Lease",
+    "LeaseRequest",
+    "LeaseToken",
+    "Me",
+    "ResultUrl",
+    "ResultUrlRequest",
+    "Role",
+    "StatusReport",
+    "Struct",
+    "UploadCreate",
+    "UploadCreated",
+    "UploadInfo",
+    "UploadList",
+    "UploadWait",
+    "WorkerInfo",
+)
+
+Role = Literal["owner", "admin", "member", "viewer"]
+Codec = Literal["zstd", "raw"]
+
+# pending: created, no chunk stored yet; queued: leasable; leased: a worker holds it;
+# done: a sealed result is stored; failed: no result after max_attempts (error says why).
+JobState = Literal["pending", "queued", "leased", "done", "failed"]
+TERMINAL_STATES: frozenset[str] = frozenset({"done", "failed"})
+
+
+class Struct(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """Base of every wire message: keyword-only, unknown fields ignored (newer peers may add some)."""
+
+
+class ErrorBody(Struct):
+    """Every non-2xx answer of the API: one sentence for a human, a stable code for a program."""
+
+    status_code: int
+    detail: str
+
+
+class Me(Struct):
+    user_id: str
+    user_name: str
+    org: str
+    role: Role
+    default_engine: str
+    max_file_size: int
+
+
+class DeviceRegistration(Struct):
+    name: str
+    recipient: str  # an age X25519 public key, "age1…"
+
+
+class DeviceInfo(Struct):
+    id: str
+    name: str
+    recipient: str
+
+
+class FileMeta(Struct):
+    """What the engine is told about a file, besides its bytes."""
+
+    upload_id: str
+    name: str
+    size: int
+    sha256: str
+
+
+class UploadCreate(Struct):
+    name: str
+    size: int
+    sha256: str
+    engine: str | None = None  # name@version; None: the organisation's default
+    chunk_size: int = 8 * 1024 * 1024
+
+
+class ChunkUrl(Struct):
+    seq: int
+    url: str
+    max_size: int  # the signed Content-Length bound: a larger PUT is refused
+
+
+class UploadInfo(Struct):
+    id: str
+    name: str
+    size: int
+    sha256: str
+    engine: str
+    chunk_size: int
+    chunk_count: int
+    chunks_stored: list[int]
+    state: JobState
+    attempts: int
+    error: str | None
+    created_at: float
+    finished_at: float | None
+
+
+class UploadCreated(Struct):
+    upload: UploadInfo
+    chunk_urls: list[ChunkUrl]
+
+
+class ChunkUrlsRequest(Struct):
+    seqs: list[int]
+
+
+class ChunkReport(Struct):
+    """The client's word that chunk ``seq`` is stored: sizes and the checksum of the stored bytes."""
+
+    seq: int
+    raw_size: int
+    stored_size: int
+    codec: Codec
+    sha256: str  # of the stored (possibly compressed) bytes
+
+
+class UploadList(Struct):
+    uploads: list[UploadInfo]
+
+
+class UploadWait(Struct):
+    """Long-poll: answer once any of ``ids`` is done or failed, or after ``timeout`` seconds."""
+
+    ids: list[str]
+    timeout: float = 20.0
+
+
+class ResultUrl(Struct):
+    upload_id: str
+    url: str
+    size: int
+
+
+class LeaseRequest(Struct):
+    worker_id: str
+    engines: list[str]
+    timeout: float = 20.0  # long-poll: how long the server may hold the request
+
+
+class LeaseToken(Struct):
+    lease_token: str
+
+
+class Lease(Struct):
+    job_id: str
+    lease_token: str  # the fencing token: every later call for this job must present it
+    lease_seconds: float
+    heartbeat_seconds: float
+    attempt: int
+    engine: str
+    file: FileMeta
+    chunk_count: int
+    recipients: list[str]  # age public keys of the uploader's devices
+
+
+class Heartbeat(Struct):
+    lease_token: str
+
+
+class ChunkRef(Struct):
+    seq: int
+    raw_size: int
+    stored_size: int
+    codec: Codec
+    sha256: str
+    url: str
+
+
+class ChunkListRequest(Struct):
+    lease_token: str
+    after: int = -1  # answer chunks with seq > after
+    timeout: float = 20.0
+
+
+class ChunkList(Struct):
+    """Chunks stored after ``after`` (long-polled on the server until one arrives)."""
+
+    chunk_count: int
+    chunks: list[ChunkRef]
+
+
+class ResultUrlRequest(Struct):
+    lease_token: str
+    size: int
+
+
+class CompleteRequest(Struct):
+    lease_token: str
+    result_size: int
+    result_sha256: str  # of the ciphertext
+
+
+class FailRequest(Struct):
+    lease_token: str
+    error: str
+    retryable: bool = True
+
+
+class WorkerInfo(Struct):
+    worker_id: str
+    engines: list[str]
+    last_seen: float
+    active_jobs: int
+
+
+class StatusReport(Struct):
+    workers: list[WorkerInfo]
+    jobs: dict[str, int]  # JobState -> count
+    queue_depth: int

@@ -1,0 +1,84 @@
+"""What every command shares: options, the error edge, running a coroutine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Coroutine
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from fap.errors import EXIT_INTERRUPTED, FapError
+
+__all__ = (
+    "JsonOption",
+    "RetryForOption",
+    "ServerOption",
+    "TokenOption",
+    "die",
+    "err_console",
+    "run",
+    "setup_logging",
+)
+
+T = TypeVar("T")
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="FAP_SERVER",
+        help="The fap server's URL (default: the server last used).",
+        show_default=False,
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="FAP_TOKEN",
+        help="API token (default: FAP_TOKEN, else the token kept in the OS keyring).",
+        show_default=False,
+        hidden=True,
+    ),
+]
+RetryForOption = Annotated[
+    float,
+    typer.Option(
+        "--retry-for",
+        envvar="FAP_RETRY_FOR",
+        min=0,
+        help="Seconds to keep retrying a server that does not answer before giving up.",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output: JSON lines.")]
+
+
+def die(error: FapError) -> NoReturn:
+    """The CLI's only exit for a failure: one sentence on stderr, the error's exit code."""
+    err_console.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+    raise typer.Exit(error.exit_code)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; FapError and Ctrl-C end in one line and an exit code."""
+    try:
+        return asyncio.run(coro)
+    except FapError as error:
+        die(error)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )

@@ -1,0 +1,126 @@
+"""Settings of every role, loaded once at the CLI edge and passed down.
+
+Precedence: built-in defaults < the config file (``config.toml`` in the fap home, one table per
+role) < ``FAP_*`` environment variables < command-line flags. Typer resolves flags and environment
+variables; :func:`build` lays them over the file and the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import platformdirs
+
+from fap.errors import ConfigError
+
+__all__ = (
+    "ClientSettings",
+    "ServerSettings",
+    "WorkerSettings",
+    "build",
+    "fap_home",
+    "load_config_file",
+)
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+def fap_home() -> Path:
+    """Where the client keeps its state (journal, config, key fallback); ``FAP_HOME`` moves it all."""
+    if home := os.environ.get("FAP_HOME"):
+        return Path(home).expanduser()
+    return Path(platformdirs.user_state_dir("fap", appauthor=False))
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    data_dir: Path = Path("fap-data")
+    host: str = "127.0.0.1"
+    port: int = 8700
+    # Base of the presigned URLs of the local blob store; clients must reach it. Default: host:port.
+    public_url: str | None = None
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 10.0
+    max_attempts: int = 3
+    url_ttl_seconds: int = 900
+    max_file_size: int = 64 * GiB
+    default_engine: str = "size@1"
+    long_poll_seconds: float = 20.0
+    sweep_seconds: float = 1.0
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    server: str = ""
+    token: str | None = None
+    home: Path = field(default_factory=fap_home)
+    retry_for: float = 30.0
+    chunk_size: int = 8 * MiB
+    parallel_puts: int = 4
+    settle_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    server: str = ""
+    token: str | None = None
+    concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    engine_command: tuple[str, ...] = ()  # empty: this installation's ``fap engine``
+    retry_for: float = 30.0
+    prefetch_chunks: int = 4
+
+
+S = TypeVar("S", ServerSettings, ClientSettings, WorkerSettings)
+
+_SECTIONS: dict[type[Any], str] = {
+    ServerSettings: "server",
+    ClientSettings: "client",
+    WorkerSettings: "worker",
+}
+
+
+def load_config_file(path: Path | None = None) -> dict[str, Any]:
+    path = path or fap_home() / "config.toml"
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"The config file {path} cannot be read: {error}.") from error
+
+
+def build(cls: type[S], config_file: Path | None = None, **overrides: Any) -> S:
+    """Settings of one role: the file's table for it, then every override that is not None."""
+    section = load_config_file(config_file).get(_SECTIONS[cls], {})
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for name, value in section.items():
+        if name not in known:
+            raise ConfigError(
+                f"The config file sets {_SECTIONS[cls]}.{name}, which fap does not know."
+            )
+        values[name] = value
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    for name in ("data_dir", "home"):
+        if name in values:
+            values[name] = Path(values[name]).expanduser()
+    if "engine_command" in values:
+        values["engine_command"] = tuple(values["engine_command"])
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise ConfigError(f"Invalid {_SECTIONS[cls]} settings: {error}.") from error

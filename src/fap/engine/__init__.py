@@ -1,0 +1,1 @@
+"""fap engine role."""

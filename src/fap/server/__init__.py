@@ -1,0 +1,1 @@
+"""fap server role."""

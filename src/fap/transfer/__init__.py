@@ -1,0 +1,25 @@
+"""Moving file bytes: chunking, the zstd codec, checksums, presigned PUT/GET."""
+
+from fap.transfer.chunking import (
+    DEFAULT_CHUNK_SIZE,
+    chunk_count,
+    file_sha256,
+    read_chunk,
+    read_chunks,
+)
+from fap.transfer.codec import EncodedChunk, decode_chunk, encode_chunk, sha256_hex
+from fap.transfer.presigned import get_bytes, put_bytes
+
+__all__ = (
+    "DEFAULT_CHUNK_SIZE",
+    "EncodedChunk",
+    "chunk_count",
+    "decode_chunk",
+    "encode_chunk",
+    "file_sha256",
+    "get_bytes",
+    "put_bytes",
+    "read_chunk",
+    "read_chunks",
+    "sha256_hex",
+)

@@ -1,0 +1,1 @@
+"""fap worker role."""
