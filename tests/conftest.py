@@ -1,0 +1,54 @@
+"""Fixtures every test layer shares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import ServerProcess, fap_argv, free_port
+
+
+@pytest.fixture
+def fap_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An isolated client state directory; no test touches the real user's."""
+    home = tmp_path / "fap-home"
+    home.mkdir()
+    monkeypatch.setenv("FAP_HOME", str(home))
+    # No OS keyring here: the device key falls back to a 0600 file under FAP_HOME.
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    for name in ("FAP_TOKEN", "FAP_SERVER"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start ``fap serve`` processes on free ports; every one is stopped after the test."""
+    started: list[ServerProcess] = []
+
+    def start(
+        *extra: str, data_dir: Path | None = None, env: dict[str, str] | None = None
+    ) -> ServerProcess:
+        port = free_port()
+        data = data_dir or tmp_path / f"server-{len(started)}"
+        server = ServerProcess(
+            argv=fap_argv("serve", "--port", str(port), "--data-dir", str(data), *extra),
+            log_path=tmp_path / f"server-{len(started)}.log",
+            env=env or {},
+            port=port,
+            data_dir=data,
+        )
+        started.append(server)
+        return server.start().wait_ready()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
+    """One running ``fap serve`` with its data dir, URL and local tokens."""
+    return start_server()
