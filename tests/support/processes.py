@@ -5,6 +5,7 @@ Shutdown follows terminate, wait, kill — no orphans even when a test fails hal
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -88,15 +89,11 @@ class FapProcess:
             return None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
         # Whatever the process left behind in its group goes too.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait()
         return self.process.returncode
 
