@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from fap import __version__
+from fap.cli import up as up_command
 
 app = typer.Typer(
     name="fap",
@@ -35,6 +36,7 @@ def _root(
 
 
 # Each command group registers itself here, one line per module.
+app.command()(up_command.up)
 
 
 def main() -> None:
