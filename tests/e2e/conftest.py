@@ -1,0 +1,103 @@
+"""The pipeline as users run it: ``fap serve``, ``fap work`` and client commands as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.processes import FapProcess, ServerProcess, fap_argv
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Pipeline:
+    server: ServerProcess
+    tmp: Path
+    home: Path
+    signals: Path
+    workers: list[FapProcess] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What every child gets: an isolated FAP_HOME, no keyring, the test analyzers importable."""
+        return {
+            "FAP_HOME": str(self.home),
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            "FAP_TEST_SIGNALS": str(self.signals),
+        }
+
+    def start_worker(self, *extra: str, analyzer: str | None = None) -> FapProcess:
+        argv = fap_argv("work", "--server", self.server.url, "--concurrency", "2", *extra)
+        if analyzer:
+            engine = fap_argv("engine", "--analyzer", analyzer)
+            argv += ["--engine-command", shlex.join(engine)]
+        worker = FapProcess(
+            argv=argv,
+            log_path=self.tmp / f"worker-{len(self.workers)}.log",
+            env={**self.env, "FAP_TOKEN": self.server.processor_token},
+        )
+        self.workers.append(worker)
+        return worker.start()
+
+    def fap(
+        self, *args: str, token: str | None = None, timeout: float = 300, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
+        """Run one client command to its end, as a user would from a shell."""
+        env = {**os.environ, **self.env, "FAP_SERVER": self.server.url}
+        env["FAP_TOKEN"] = token if token is not None else self.server.owner_token
+        return subprocess.run(
+            fap_argv(*args),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+            **kwargs,
+        )
+
+    def api(self, token: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.server.url,
+            headers={"Authorization": f"Bearer {token or self.server.owner_token}"},
+            timeout=30,
+        )
+
+    def upload(self, *args: str) -> list[dict[str, Any]]:
+        """``fap upload ARGS --json``: one decoded line per file; the exit code is checked by the caller."""
+        done = self.fap("upload", *args, "--json")
+        lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        assert "Traceback" not in done.stderr, done.stderr
+        return lines
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, start_server: Callable[..., ServerProcess]) -> Iterator[Pipeline]:
+    """A server with short leases (so lapses show in seconds), and no worker yet."""
+    home = tmp_path / "home"
+    signals = tmp_path / "signals"
+    home.mkdir()
+    signals.mkdir()
+    server = start_server("--lease-seconds", "4", "--heartbeat-seconds", "1", "--max-attempts", "2")
+    pipe = Pipeline(server=server, tmp=tmp_path, home=home, signals=signals)
+    yield pipe
+    for worker in pipe.workers:
+        worker.stop()
+
+
+def server_log_tail(pipe: Pipeline) -> str:
+    logs = [pipe.server.log(), *(w.log() for w in pipe.workers)]
+    return "\n----\n".join(log[-3000:] for log in logs)
