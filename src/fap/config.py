@@ -81,6 +81,8 @@ class WorkerSettings:
     engine_command: tuple[str, ...] = ()  # empty: this installation's ``fap engine``
     retry_for: float = 30.0
     prefetch_chunks: int = 4
+    # Seconds the engine may take over one file, not counting waits for the uploader's chunks.
+    job_timeout: float = 3600.0
 
 
 S = TypeVar("S", ServerSettings, ClientSettings, WorkerSettings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from fap import __version__
+from fap.cli import engine, keys, results, serve, status, upload, watch, work
 from fap.cli import up as up_command
 
 app = typer.Typer(
@@ -36,7 +37,15 @@ def _root(
 
 
 # Each command group registers itself here, one line per module.
+app.command("upload")(upload.upload)
+app.command("watch")(watch.watch)
+app.command("status")(status.status)
+app.add_typer(results.app, name="results")
+app.add_typer(keys.app, name="keys")
+app.command("engine")(engine.engine)
+app.command("work")(work.work)
 app.command()(up_command.up)
+app.command("serve")(serve.serve)
 
 
 def main() -> None:

@@ -1,0 +1,124 @@
+"""``fap results list`` and ``fap results get UPLOAD_ID``: the caller's uploads and their results."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from fap.cli.common import JsonOption, RetryForOption, ServerOption, TokenOption, run
+from fap.cli.upload import warn
+
+if TYPE_CHECKING:
+    from fap.api import UploadInfo
+
+__all__ = ("app",)
+
+app = typer.Typer(
+    name="results",
+    help="Your uploads and their results.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command("list")
+def list_(
+    server: ServerOption = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many uploads to show.")] = 100,
+    json_output: JsonOption = False,
+    retry_for: RetryForOption = 30.0,
+    token: TokenOption = None,
+) -> None:
+    """List your uploads, newest first: id, name, state, engine, time."""
+    uploads = run(_list(server=server, token=token, retry_for=retry_for, limit=limit))
+    if json_output:
+        import msgspec
+
+        for upload in uploads:
+            sys.stdout.write(msgspec.json.encode(upload).decode() + "\n")
+    elif sys.stdout.isatty():
+        _render_rich(uploads)
+    else:
+        for upload in uploads:
+            sys.stdout.write(
+                "\t".join(
+                    (upload.id, upload.name, upload.state, upload.engine, _when(upload.created_at))
+                )
+                + "\n"
+            )
+
+
+@app.command("get")
+def get(
+    upload_id: Annotated[str, typer.Argument(help="The upload's id.", show_default=False)],
+    server: ServerOption = None,
+    raw: Annotated[
+        bool,
+        typer.Option("--raw", help="Write the sealed (age) result to stdout, not the JSON."),
+    ] = False,
+    retry_for: RetryForOption = 30.0,
+    token: TokenOption = None,
+) -> None:
+    """Download one upload's result and print the decrypted JSON (--raw: the age ciphertext)."""
+    data = run(_get(upload_id, server=server, token=token, retry_for=retry_for, raw=raw))
+    if raw:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        text = json.dumps(json.loads(data), indent=2, ensure_ascii=False)
+    except ValueError:  # not JSON after all: show it as it is
+        text = data.decode("utf-8", errors="replace").rstrip("\n")
+    sys.stdout.write(text + "\n")
+
+
+async def _list(
+    *, server: str | None, token: str | None, retry_for: float, limit: int
+) -> list[UploadInfo]:
+    from fap.client import connect, list_uploads, load_settings
+
+    settings = load_settings(server=server, token=token, retry_for=retry_for)
+    async with connect(settings) as session:
+        return await list_uploads(session, limit=limit)
+
+
+async def _get(
+    upload_id: str, *, server: str | None, token: str | None, retry_for: float, raw: bool
+) -> bytes:
+    from fap.client import download_sealed, load_settings, open_runtime
+    from fap.crypto import open_sealed
+
+    settings = load_settings(server=server, token=token, retry_for=retry_for)
+    async with open_runtime(settings, warn=warn) as runtime:
+        sealed = await download_sealed(runtime.session, runtime.blobs, upload_id)
+        if raw:
+            return sealed
+        return open_sealed(sealed, await runtime.identity())
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def _render_rich(uploads: list[UploadInfo]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(uploads)} uploads", title_justify="left")
+    for column in ("id", "name", "state", "engine", "created"):
+        table.add_column(column)
+    styles = {"done": "green", "failed": "red"}
+    for upload in uploads:
+        state = upload.state
+        table.add_row(
+            upload.id,
+            upload.name,
+            f"[{styles[state]}]{state}[/]" if state in styles else state,
+            upload.engine,
+            _when(upload.created_at),
+        )
+    Console(highlight=False).print(table)

@@ -1,0 +1,118 @@
+"""``fap serve``: the server — organisations, tokens, presigned URLs, the job queue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fap.cli.common import die, run, setup_logging
+
+__all__ = ("serve",)
+
+
+def serve(
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            envvar="FAP_HOST",
+            help="The address to listen on (default: 127.0.0.1).",
+            show_default=False,
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            envvar="FAP_PORT",
+            min=0,
+            max=65535,
+            help="The port to listen on (default: 8700).",
+            show_default=False,
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            envvar="FAP_DATA_DIR",
+            help="Where the database, the blobs and the local tokens live (default: ./fap-data).",
+            show_default=False,
+        ),
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            envvar="FAP_PUBLIC_URL",
+            help="The URL clients and workers reach this server at, for presigned blob URLs "
+            "(default: http://HOST:PORT).",
+            show_default=False,
+        ),
+    ] = None,
+    lease_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--lease-seconds",
+            envvar="FAP_LEASE_SECONDS",
+            min=0.1,
+            help="How long a lease lasts without a heartbeat (default: 30).",
+            show_default=False,
+        ),
+    ] = None,
+    heartbeat_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--heartbeat-seconds",
+            envvar="FAP_HEARTBEAT_SECONDS",
+            min=0.05,
+            help="How often workers are told to heartbeat (default: 10).",
+            show_default=False,
+        ),
+    ] = None,
+    max_attempts: Annotated[
+        int | None,
+        typer.Option(
+            "--max-attempts",
+            envvar="FAP_MAX_ATTEMPTS",
+            min=1,
+            help="Leases a job gets before it fails for good (default: 3).",
+            show_default=False,
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False,
+) -> None:
+    """Run the fap server.
+
+    The first start creates organisation "local" and writes its owner's and a processor's tokens
+    to DATA_DIR/local-owner.token and DATA_DIR/local-processor.token. SIGTERM or Ctrl-C stops it.
+    """
+    from fap.config import ServerSettings, build
+    from fap.errors import EXIT_INTERRUPTED, ConfigError, FapError
+    from fap.server import serve as serve_forever
+
+    setup_logging(verbose)
+    try:
+        settings = build(
+            ServerSettings,
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            public_url=public_url,
+            lease_seconds=lease_seconds,
+            heartbeat_seconds=heartbeat_seconds,
+            max_attempts=max_attempts,
+        )
+    except FapError as error:
+        die(error)
+    if settings.heartbeat_seconds >= settings.lease_seconds:
+        die(
+            ConfigError(
+                f"--heartbeat-seconds ({settings.heartbeat_seconds:g}) must be shorter than "
+                f"--lease-seconds ({settings.lease_seconds:g}), or every lease would lapse."
+            )
+        )
+    if run(serve_forever(settings)):
+        raise typer.Exit(EXIT_INTERRUPTED)

@@ -1,0 +1,89 @@
+"""``fap status``: workers online, jobs by state, queue depth."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from fap.cli.common import JsonOption, RetryForOption, ServerOption, TokenOption, run
+
+if TYPE_CHECKING:
+    from fap.api import StatusReport
+
+__all__ = ("status",)
+
+_STATES = ("pending", "queued", "leased", "done", "failed")
+
+
+def status(
+    server: ServerOption = None,
+    json_output: JsonOption = False,
+    retry_for: RetryForOption = 30.0,
+    token: TokenOption = None,
+) -> None:
+    """Show the workers online (with their engines), jobs by state and the queue depth."""
+    import msgspec
+
+    report = run(_status(server=server, token=token, retry_for=retry_for))
+    if json_output:
+        sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
+    elif sys.stdout.isatty():
+        _render_rich(report)
+    else:
+        sys.stdout.write(_render_plain(report))
+
+
+async def _status(*, server: str | None, token: str | None, retry_for: float) -> StatusReport:
+    from fap.client import connect, fetch_status, load_settings
+
+    settings = load_settings(server=server, token=token, retry_for=retry_for)
+    async with connect(settings) as session:
+        return await fetch_status(session)
+
+
+def _ago(timestamp: float) -> str:
+    return f"{max(0.0, time.time() - timestamp):.0f} s ago"
+
+
+def _jobs(report: StatusReport) -> list[tuple[str, int]]:
+    known = [(state, report.jobs.get(state, 0)) for state in _STATES]
+    return known + sorted((s, n) for s, n in report.jobs.items() if s not in _STATES)
+
+
+def _render_plain(report: StatusReport) -> str:
+    lines = [f"workers online: {len(report.workers)}"]
+    for worker in report.workers:
+        engines = ", ".join(worker.engines) or "no engines"
+        lines.append(
+            f"  {worker.worker_id}: {engines}; {worker.active_jobs} active jobs; "
+            f"last seen {_ago(worker.last_seen)}"
+        )
+    lines.append("jobs: " + ", ".join(f"{state} {count}" for state, count in _jobs(report)))
+    lines.append(f"queue depth: {report.queue_depth}")
+    return "\n".join(lines) + "\n"
+
+
+def _render_rich(report: StatusReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    workers = Table(title=f"Workers online: {len(report.workers)}", title_justify="left")
+    for column in ("worker", "engines", "active jobs", "last seen"):
+        workers.add_column(column)
+    for worker in report.workers:
+        workers.add_row(
+            worker.worker_id,
+            ", ".join(worker.engines),
+            str(worker.active_jobs),
+            _ago(worker.last_seen),
+        )
+    jobs = Table(title="Jobs", title_justify="left")
+    jobs.add_column("state")
+    jobs.add_column("count", justify="right")
+    for state, count in _jobs(report):
+        jobs.add_row(state, str(count))
+    console.print(workers)
+    console.print(jobs)
+    console.print(f"Queue depth: {report.queue_depth}")

@@ -1,0 +1,391 @@
+"""``fap watch``'s work: keep a directory's files uploaded and their results written out.
+
+Files come from a start-up scan and from change events; each is taken once it settles, checked
+against the journal (a version already sent is not sent again; an upload cut short resumes), sent
+by the uploader, and its result is written to ``RESULTS_DIR/<relative path>.result.json``.
+A server that is away is waited for, with backoff, however long it takes (``once``: until the
+session's retry budget runs out); nothing is lost, since the journal holds every step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from fap.api import UploadInfo
+from fap.client.batch import FILES_IN_FLIGHT, FileOutcome, Status, result_path
+from fap.client.journal import FileRecord, Journal
+from fap.client.results import ResultWaiter, open_result, write_atomic
+from fap.client.rules import ignore_reason
+from fap.client.runtime import Runtime
+from fap.client.tasks import first_error
+from fap.client.uploader import FileChanged, LocalFile, UploadListener
+from fap.client.watcher import Settler, scan, watch_changes
+from fap.errors import ConflictError, InputError, IntegrityError, ServerError, ServerUnreachable
+
+__all__ = ("CALL_BUDGET_SECONDS", "FolderReporter", "FolderSummary", "FolderSync")
+
+log = logging.getLogger(__name__)
+
+# Change events can be missed (an inotify queue overflow); a periodic rescan catches those files.
+RESCAN_SECONDS = 300.0
+EARLY_RESCAN_SECONDS = 2.0
+# A watch that runs on waits for a server that is away; each request gives up sooner than a
+# one-off command would, so the user hears about it, and the watch retries on its own schedule.
+CALL_BUDGET_SECONDS = 10.0
+# Backoff between attempts at a file or a result while the server is away: 2, 4, … 30 s.
+MAX_BACKOFF = 30.0
+
+
+class FolderReporter(Protocol):
+    """How a watch tells the command line what happens."""
+
+    def uploaded(self, outcome: FileOutcome) -> None:
+        """Every chunk of the file is stored; its result is awaited."""
+
+    def finished(self, outcome: FileOutcome, *, earlier: bool) -> None:
+        """The file is done or failed (``earlier``: in a previous run, as the journal says)."""
+
+    def retrying(self, message: str) -> None:
+        """A passing problem (the server is away); the work is kept and retried."""
+
+
+class _Silent:
+    def uploaded(self, outcome: FileOutcome) -> None:
+        pass
+
+    def finished(self, outcome: FileOutcome, *, earlier: bool) -> None:
+        pass
+
+    def retrying(self, message: str) -> None:
+        pass
+
+
+@dataclass
+class FolderSummary:
+    """The last word on each file a ``once`` run handled, by its path relative to the directory."""
+
+    outcomes: dict[str, FileOutcome] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[FileOutcome]:
+        return [outcome for outcome in self.outcomes.values() if outcome.status != "done"]
+
+
+class _JournalListener(UploadListener):
+    """Writes an upload's id before its first byte, and each stored chunk: what a resume needs."""
+
+    def __init__(self, journal: Journal, key: str) -> None:
+        self._journal = journal
+        self._key = key
+
+    async def on_upload(self, info: UploadInfo) -> None:
+        await self._journal.record_upload(
+            self._key, info.id, info.chunk_count, len(info.chunks_stored)
+        )
+
+    async def on_chunk(self, info: UploadInfo) -> None:
+        await self._journal.record_progress(self._key, len(info.chunks_stored))
+
+
+class FolderSync:
+    def __init__(
+        self,
+        runtime: Runtime,
+        journal: Journal,
+        root: Path,
+        results_dir: Path,
+        *,
+        engine: str | None = None,
+        reporter: FolderReporter | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.journal = journal
+        self.shown_root = root  # as the user named it, for the lines they read
+        self.root = root.resolve()
+        self.results_dir = results_dir.resolve()
+        self.engine = engine
+        self.reporter: FolderReporter = reporter or _Silent()
+        self._once = False
+        self._exclude = (self.results_dir,)
+        self._settler = Settler(runtime.settings.settle_seconds)
+        self._waiter = ResultWaiter(runtime.session)
+        self._candidates: set[Path] = set()  # waiting to settle
+        self._queue: asyncio.Queue[Path] = asyncio.Queue()
+        self._active: set[Path] = set()  # queued or being sent
+        self._again: set[Path] = set()  # changed while being sent: look again afterwards
+        self._retry_at: dict[Path, float] = {}
+        self._attempts: dict[Path, int] = {}
+        self._sent: dict[str, int] = {}  # bytes PUT this run, by journal key
+        self._summary = FolderSummary()
+
+    async def run(self, *, once: bool = False) -> FolderSummary:
+        """Watch until cancelled; with ``once``, handle what is there, wait for results, return."""
+        if not await asyncio.to_thread(self.root.is_dir):
+            raise InputError(f"{self.shown_root} is not a directory.")
+        self._once = once
+        for record in await self.journal.under(str(self.root), "uploaded"):
+            self._expect(record)
+        stop = asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as group:
+                if not once:
+                    group.create_task(self._follow(stop))
+                self._candidates.update(await self._scan())
+                senders = [group.create_task(self._send_loop()) for _ in range(FILES_IN_FLIGHT)]
+                results = group.create_task(self._results_loop())
+                await self._settle_loop()
+                for sender in senders:
+                    sender.cancel()
+                self._waiter.close()
+                await results
+        except BaseExceptionGroup as errors:
+            raise first_error(errors) from None
+        finally:
+            stop.set()
+        return self._summary
+
+    # -- finding files ---------------------------------------------------------------------
+
+    async def _scan(self) -> list[Path]:
+        return await asyncio.to_thread(scan, self.root, exclude=self._exclude)
+
+    async def _follow(self, stop: asyncio.Event) -> None:
+        async for paths in watch_changes(self.root, exclude=self._exclude, stop=stop):
+            self._candidates.update(paths)
+
+    async def _settle_loop(self) -> None:
+        """Move settled files to the senders; with ``once``, return when all work is handed on."""
+        loop = asyncio.get_running_loop()
+        interval = max(0.05, min(0.5, self.runtime.settings.settle_seconds / 4))
+        # The first rescan comes soon: a file created between the start-up scan and the moment
+        # the event watcher was ready raised no event.
+        next_scan = loop.time() + EARLY_RESCAN_SECONDS
+        while True:
+            now = loop.time()
+            for path in [p for p, due in self._retry_at.items() if due <= now]:
+                del self._retry_at[path]
+                self._candidates.add(path)
+            if self._candidates:
+                looks = await asyncio.to_thread(self._look, list(self._candidates))
+                for path, version in looks:
+                    if version is not None and not self._settler.is_stable(path, *version):
+                        continue
+                    self._candidates.discard(path)
+                    self._settler.forget(path)
+                    if version is not None:
+                        self._enqueue(path)
+            if self._once and not (self._candidates or self._retry_at or self._active):
+                return
+            if not self._once and now >= next_scan:
+                next_scan = now + RESCAN_SECONDS
+                self._candidates.update(await self._scan())
+            await asyncio.sleep(interval)
+
+    def _look(self, paths: list[Path]) -> list[tuple[Path, tuple[int, int] | None]]:
+        """Each path's (size, mtime), or None for one to leave alone. Blocking: in a thread."""
+        looks: list[tuple[Path, tuple[int, int] | None]] = []
+        for path in paths:
+            if reason := ignore_reason(path, self.root, exclude=self._exclude):
+                log.debug("ignoring %s: %s", path, reason)
+                looks.append((path, None))
+                continue
+            try:
+                stat = path.stat()
+            except OSError:
+                looks.append((path, None))
+            else:
+                looks.append((path, (stat.st_size, stat.st_mtime_ns)))
+        return looks
+
+    def _enqueue(self, path: Path) -> None:
+        if path in self._active:
+            self._again.add(path)
+            return
+        self._active.add(path)
+        self._queue.put_nowait(path)
+
+    def _retry(self, path: Path) -> None:
+        attempt = self._attempts.get(path, 0) + 1
+        self._attempts[path] = attempt
+        loop = asyncio.get_running_loop()
+        self._retry_at[path] = loop.time() + min(MAX_BACKOFF, 2.0**attempt)
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        while True:
+            path = await self._queue.get()
+            try:
+                await self._send_one(path)
+            finally:
+                self._active.discard(path)
+                if path in self._again:
+                    self._again.discard(path)
+                    self._candidates.add(path)
+
+    async def _send_one(self, path: Path) -> None:
+        key = str(path)
+        try:
+            await self._sync(path)
+        except ServerUnreachable as error:
+            if self._once:
+                raise
+            self.reporter.retrying(str(error))
+            self._retry(path)
+        except FileChanged:
+            self._candidates.add(path)  # settle again, then send the new version
+        except InputError as error:
+            if not await asyncio.to_thread(path.exists):
+                return
+            if path not in self._attempts:  # say it once, not at every retry
+                self._finish(key, upload_id=None, error=str(error))
+            if not self._once:
+                self._retry(path)  # it may become readable
+        except ServerError as error:
+            # A refusal (too large, not allowed) will not change; a 5xx or a lost race may.
+            transient = isinstance(error, ConflictError) or error.status_code >= 500
+            if transient and not self._once:
+                self.reporter.retrying(str(error))
+                self._retry(path)
+                return
+            await self.journal.record_failed(key, str(error))
+            self._finish(key, upload_id=None, error=str(error))
+        else:
+            self._attempts.pop(path, None)
+
+    async def _sync(self, path: Path) -> None:
+        """Bring one settled file up to date: skip, resume, or send it; then await its result."""
+        key = str(path)
+        name = self._name(key)
+        try:
+            stat = await asyncio.to_thread(path.stat)
+        except OSError as error:
+            raise InputError(f"{path} cannot be read: {error.strerror}.") from error
+        record = await self.journal.get(key)
+        local: LocalFile | None = None
+        if record is None or not record.same_version(stat.st_size, stat.st_mtime_ns):
+            local = await self.runtime.uploader.inspect(path, name)
+            if record is not None and record.sha256 == local.sha256:
+                # Touched, not changed: the upload that carries this content still counts.
+                await self.journal.touch(key, local.size, local.mtime_ns)
+                record = dataclasses.replace(record, size=local.size, mtime_ns=local.mtime_ns)
+            else:
+                await self.journal.record_version(key, local.size, local.mtime_ns, local.sha256)
+                record = await self.journal.get(key)
+                assert record is not None
+        elif record.sha256 is not None:
+            local = LocalFile(path, name, record.size, record.mtime_ns, record.sha256)
+        if record.finished:
+            if self._once:  # what an earlier run did still counts for this one
+                reason = None if record.state == "done" else record.error or "The analysis failed."
+                self._finish(key, record.upload_id, reason, result=record.result_path, earlier=True)
+            return
+        if record.state == "uploaded":
+            self._expect(record)
+            return
+        if local is None:
+            local = await self.runtime.uploader.inspect(path, name)
+        await self.runtime.device()  # results are sealed to registered devices: register first
+        sent = await self.runtime.uploader.upload(
+            local,
+            engine=self.engine,
+            resume=record.upload_id if record.state == "uploading" else None,
+            listener=_JournalListener(self.journal, key),
+        )
+        self._sent[key] = self._sent.get(key, 0) + sent.bytes_sent
+        await self.journal.record_uploaded(key)
+        self.reporter.uploaded(self._outcome(key, sent.info.id, "uploaded"))
+        record = await self.journal.get(key)
+        assert record is not None
+        self._expect(record)
+
+    # -- results ---------------------------------------------------------------------------
+
+    def _expect(self, record: FileRecord) -> None:
+        upload_id = record.upload_id
+        assert upload_id is not None, "an uploaded file has an upload id"
+
+        async def receive(info: UploadInfo) -> None:
+            current = await self.journal.get(record.path)
+            if current is None or current.upload_id != upload_id:
+                return  # a newer version of the file has taken its place
+            await self._receive(record.path, info)
+
+        self._waiter.add(upload_id, receive)
+
+    async def _receive(self, key: str, info: UploadInfo) -> None:
+        if info.state == "failed":
+            error = f"The analysis failed: {info.error or 'no reason given'}."
+            await self.journal.record_failed(key, error)
+            self._finish(key, info.id, error)
+            return
+        target = result_path(self.results_dir, self._name(key))
+        try:
+            identity = await self.runtime.device()
+            plaintext = await open_result(
+                self.runtime.session, self.runtime.blobs, info.id, identity
+            )
+            await asyncio.to_thread(write_atomic, target, plaintext)
+        except ServerUnreachable:
+            raise  # the waiter keeps the upload and asks again
+        except (ServerError, IntegrityError) as error:
+            await self.journal.record_failed(key, str(error))
+            self._finish(key, info.id, str(error))
+        except OSError as error:
+            message = f"The result cannot be written to {target}: {error.strerror}."
+            await self.journal.record_error(key, message)
+            self._finish(key, info.id, message)
+        else:
+            await self.journal.record_done(key, str(target))
+            self._finish(key, info.id, None, result=str(target))
+
+    async def _results_loop(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await self._waiter.run()
+            except ServerUnreachable as error:
+                if self._once:
+                    raise
+                self.reporter.retrying(str(error))
+                await asyncio.sleep(delay)
+                delay = min(MAX_BACKOFF, delay * 2)
+            else:
+                return
+
+    # -- telling -----------------------------------------------------------------------------
+
+    def _outcome(self, key: str, upload_id: str | None, status: Status) -> FileOutcome:
+        return FileOutcome(
+            file=str(self.shown_root / self._name(key)),
+            upload_id=upload_id,
+            status=status,
+            bytes_sent=self._sent.get(key, 0),
+        )
+
+    def _finish(
+        self,
+        key: str,
+        upload_id: str | None,
+        error: str | None,
+        *,
+        result: str | None = None,
+        earlier: bool = False,
+    ) -> None:
+        outcome = self._outcome(key, upload_id, "failed" if error else "done")
+        outcome.error, outcome.result_path = error, result
+        self._summary.outcomes[self._name(key)] = outcome
+        self.reporter.finished(outcome, earlier=earlier)
+
+    def _name(self, key: str) -> str:
+        """A file's path relative to the watched directory: its upload name and result path."""
+        path = Path(key)
+        with contextlib.suppress(ValueError):
+            return path.relative_to(self.root).as_posix()
+        return path.name

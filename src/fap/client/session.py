@@ -1,0 +1,75 @@
+"""From settings to a live :class:`~fap.api.ApiSession`: which server, which token.
+
+The token comes from ``FAP_TOKEN`` (or ``--token``), else from the OS keyring under service
+``fap`` with the server URL as user name, so a desktop keeps it out of shell history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import keyring
+import keyring.errors
+
+from fap import __version__
+from fap.api import ApiSession
+from fap.client.state import remember_server, resolve_server
+from fap.config import ClientSettings, build
+from fap.errors import AuthError, ServerUnreachable
+
+__all__ = ("KEYRING_SERVICE", "connect", "load_settings", "resolve_token")
+
+KEYRING_SERVICE = "fap"
+
+log = logging.getLogger(__name__)
+
+
+def load_settings(*, server: str | None, **overrides: Any) -> ClientSettings:
+    """Client settings with the server resolved: the one given, else the last one used."""
+    settings = build(ClientSettings, server=server, **overrides)
+    return dataclasses.replace(settings, server=resolve_server(settings.server, settings.home))
+
+
+def resolve_token(settings: ClientSettings) -> str:
+    if settings.token:
+        return settings.token
+    try:
+        token = keyring.get_password(KEYRING_SERVICE, settings.server)
+    except (keyring.errors.KeyringError, RuntimeError, OSError) as error:
+        log.debug("no keyring to read the token from: %s", error)
+        token = None
+    if not token:
+        raise AuthError(
+            f"No API token for {settings.server}: set FAP_TOKEN "
+            f"(or keep the token in the OS keyring, service {KEYRING_SERVICE!r}, "
+            "user name the server URL)."
+        )
+    return token
+
+
+@asynccontextmanager
+async def connect(
+    settings: ClientSettings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[ApiSession]:
+    """An authenticated session; the server becomes the default once it has answered."""
+    token = resolve_token(settings)
+    async with ApiSession(
+        settings.server,
+        token,
+        retry_for=settings.retry_for,
+        user_agent=f"fap/{__version__}",
+        transport=transport,
+    ) as session:
+        try:
+            yield session
+        except ServerUnreachable:
+            raise
+        except BaseException:
+            remember_server(settings.home, settings.server)
+            raise
+        remember_server(settings.home, settings.server)

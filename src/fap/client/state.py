@@ -1,0 +1,47 @@
+"""The client's small remembered state: the server last used.
+
+Kept as one line in ``last-server`` in the fap home, so ``fap results list`` after a
+``fap upload --server URL`` needs no ``--server``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from fap.errors import ConfigError
+
+__all__ = ("last_server", "remember_server", "resolve_server")
+
+_LAST_SERVER = "last-server"
+
+
+def last_server(home: Path) -> str | None:
+    try:
+        text = (home / _LAST_SERVER).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def remember_server(home: Path, server: str) -> None:
+    """Record ``server`` as the last one used; a state dir that cannot be written is no failure."""
+    with contextlib.suppress(OSError):
+        home.mkdir(parents=True, exist_ok=True)
+        temp = home / f".{_LAST_SERVER}.{os.getpid()}"
+        temp.write_text(server + "\n", encoding="utf-8")
+        temp.replace(home / _LAST_SERVER)
+
+
+def resolve_server(given: str | None, home: Path) -> str:
+    """The server to talk to: the one given (flag or ``FAP_SERVER``), else the last one used."""
+    server = (given or "").strip() or last_server(home)
+    if not server:
+        raise ConfigError(
+            "No server is known: pass --server URL or set FAP_SERVER "
+            "(later commands then default to it)."
+        )
+    if not server.startswith(("http://", "https://")):
+        raise ConfigError(f"The server address {server!r} must start with http:// or https://.")
+    return server.rstrip("/")

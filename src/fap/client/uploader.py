@@ -1,0 +1,350 @@
+"""The upload engine: one code path for ``fap upload`` and ``fap watch``.
+
+One file goes like this: hash it (sha256, in a thread); create the upload (or look up the one to
+resume and skip the chunks the server already stores); then read the file once in chunk order,
+compress each chunk on the thread pool, and PUT it to its presigned URL while later chunks are
+still compressing; report each stored chunk. Memory stays bounded: a chunk takes a buffer slot
+before it is read and gives it back once it is stored, and there are ``cores + parallel_puts``
+slots — enough to keep every core compressing while every PUT is in flight, and no more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from stat import S_ISREG
+from typing import BinaryIO
+
+import httpx
+
+from fap.api import (
+    CHUNK_URLS,
+    CHUNKS,
+    TERMINAL_STATES,
+    UPLOAD,
+    UPLOADS,
+    ApiSession,
+    ChunkReport,
+    ChunkUrl,
+    ChunkUrlsRequest,
+    UploadCreate,
+    UploadCreated,
+    UploadInfo,
+)
+from fap.client.tasks import first_error
+from fap.config import ClientSettings
+from fap.errors import InputError, ServerError
+from fap.transfer import EncodedChunk, encode_chunk, file_sha256, put_bytes, read_chunk
+
+__all__ = (
+    "URL_BATCH",
+    "FileChanged",
+    "LocalFile",
+    "Sent",
+    "UploadListener",
+    "Uploader",
+    "raw_chunk_size",
+)
+
+# The server signs at most 64 URLs per answer; asking for as many keeps round trips rare.
+URL_BATCH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    """One version of a local file: what the server is told about it."""
+
+    path: Path
+    name: str  # the name the upload carries (a base name, or a path relative to a watched dir)
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """An upload with every chunk stored, and the bytes this call PUT for it (fewer on a resume)."""
+
+    info: UploadInfo
+    bytes_sent: int
+
+
+class UploadListener:
+    """What an upload tells its caller as it goes; every method is optional."""
+
+    async def on_upload(self, info: UploadInfo) -> None:
+        """The upload exists (created or resumed), before any byte is sent."""
+
+    async def on_chunk(self, info: UploadInfo) -> None:
+        """The server confirmed one more stored chunk."""
+
+    def on_bytes(self, raw_bytes: int) -> None:
+        """``raw_bytes`` more of the file are stored (or were stored before a resume)."""
+
+
+def raw_chunk_size(seq: int, size: int, chunk_size: int) -> int:
+    return max(0, min(chunk_size, size - seq * chunk_size))
+
+
+class FileChanged(InputError):
+    """The file changed under the reader; once it settles, it is a new version to send."""
+
+
+def _changed(file: LocalFile) -> FileChanged:
+    return FileChanged(f"{file.path} changed while it was being uploaded.")
+
+
+class Uploader:
+    """Uploads files through one API session and one keep-alive HTTP client for blob traffic.
+
+    ``bytes_sent`` counts the stored (compressed) bytes PUT, so a resumed upload shows it sent
+    only what was missing.
+    """
+
+    def __init__(
+        self,
+        session: ApiSession,
+        settings: ClientSettings,
+        *,
+        blobs: httpx.AsyncClient,
+        executor: Executor,
+        workers: int,
+        bwlimit: float | None = None,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.blobs = blobs
+        self.executor = executor
+        self.bytes_sent = 0
+        self._parallel_puts = max(1, settings.parallel_puts)
+        # Shared by every file in flight, so memory stays bounded however many files are sent.
+        self._slots = asyncio.Semaphore(workers + self._parallel_puts)
+        self._puts = asyncio.Semaphore(self._parallel_puts)
+        self._pacer = _Pacer(bwlimit) if bwlimit else None
+
+    async def inspect(self, path: Path, name: str | None = None) -> LocalFile:
+        """Stat and hash ``path`` (off the event loop); refuse a file that changes meanwhile."""
+        loop = asyncio.get_running_loop()
+        before = await loop.run_in_executor(self.executor, _stat_regular, path)
+        try:
+            digest = await loop.run_in_executor(self.executor, file_sha256, path)
+        except OSError as error:
+            raise InputError(f"{path} cannot be read: {error.strerror}.") from error
+        after = await loop.run_in_executor(self.executor, _stat_regular, path)
+        if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+            raise FileChanged(f"{path} changed while it was being read.")
+        return LocalFile(path, name or path.name, after.st_size, after.st_mtime_ns, digest)
+
+    async def upload(
+        self,
+        file: LocalFile,
+        *,
+        engine: str | None = None,
+        resume: str | None = None,
+        listener: UploadListener | None = None,
+    ) -> Sent:
+        """Send ``file``; with ``resume``, continue that upload from the chunks already stored."""
+        listener = listener or UploadListener()
+        info, urls = await self._start(file, engine, resume)
+        await listener.on_upload(info)
+        if info.state in TERMINAL_STATES:  # answered from an identical earlier upload
+            listener.on_bytes(file.size)
+            return Sent(info, 0)
+        stored = set(info.chunks_stored)
+        missing = [seq for seq in range(info.chunk_count) if seq not in stored]
+        listener.on_bytes(sum(raw_chunk_size(seq, file.size, info.chunk_size) for seq in stored))
+        if not missing:
+            return Sent(info, 0)
+        return await self._send(file, info, missing, urls, listener)
+
+    async def _start(
+        self, file: LocalFile, engine: str | None, resume: str | None
+    ) -> tuple[UploadInfo, list[ChunkUrl]]:
+        if resume is not None:
+            try:
+                info = await self.session.call(
+                    "GET", UPLOAD.format(upload_id=resume), returns=UploadInfo
+                )
+            except ServerError as error:
+                if error.status_code != 404:
+                    raise
+            else:
+                if info.size == file.size and info.sha256 == file.sha256:
+                    return info, []
+        body = UploadCreate(
+            name=file.name,
+            size=file.size,
+            sha256=file.sha256,
+            engine=engine,
+            chunk_size=self.settings.chunk_size,
+        )
+        created = await self.session.call("POST", UPLOADS, body, returns=UploadCreated)
+        return created.upload, created.chunk_urls
+
+    async def _send(
+        self,
+        file: LocalFile,
+        info: UploadInfo,
+        missing: list[int],
+        urls: list[ChunkUrl],
+        listener: UploadListener,
+    ) -> Sent:
+        loop = asyncio.get_running_loop()
+        book = _UrlBook(self.session, info.id, missing, urls)
+        queue: asyncio.Queue[asyncio.Future[EncodedChunk] | None] = asyncio.Queue()
+        senders = min(self._parallel_puts, len(missing))
+        latest = info
+        sent = 0
+        held = 0  # buffer slots this file holds: given back whatever happens
+
+        async def read_and_compress(handle: BinaryIO) -> None:
+            nonlocal held
+            for seq in missing:
+                await self._slots.acquire()
+                held += 1
+                raw = await loop.run_in_executor(
+                    self.executor, read_chunk, handle, seq, info.chunk_size
+                )
+                if len(raw) != raw_chunk_size(seq, file.size, info.chunk_size):
+                    raise _changed(file)
+                queue.put_nowait(loop.run_in_executor(self.executor, encode_chunk, seq, raw))
+            for _ in range(senders):
+                queue.put_nowait(None)
+
+        async def send() -> None:
+            nonlocal held, latest, sent
+            while (encoding := await queue.get()) is not None:
+                chunk = await encoding
+                await self._put(book, chunk)
+                sent += chunk.stored_size
+                answer = await self._report(info.id, chunk)
+                held -= 1
+                self._slots.release()
+                # Reports may come back out of order: keep the answer that knows the most.
+                if len(answer.chunks_stored) > len(latest.chunks_stored):
+                    latest = answer
+                listener.on_bytes(chunk.raw_size)
+                await listener.on_chunk(answer)
+
+        try:
+            handle = await loop.run_in_executor(self.executor, _open, file)
+        except OSError as error:
+            raise InputError(f"{file.path} cannot be read: {error.strerror}.") from error
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(read_and_compress(handle))
+                for _ in range(senders):
+                    group.create_task(send())
+        except BaseExceptionGroup as errors:
+            raise first_error(errors) from None
+        finally:
+            for _ in range(held):
+                self._slots.release()
+            await loop.run_in_executor(self.executor, handle.close)
+        after = await loop.run_in_executor(self.executor, os.stat, file.path)
+        if (after.st_size, after.st_mtime_ns) != (file.size, file.mtime_ns):
+            raise _changed(file)
+        return Sent(latest, sent)
+
+    async def _put(self, book: _UrlBook, chunk: EncodedChunk) -> None:
+        url = await book.take(chunk.seq)
+        async with self._puts:
+            if self._pacer is not None:
+                await self._pacer.take(chunk.stored_size)
+            try:
+                await put_bytes(self.blobs, url.url, chunk.data)
+            except ServerError as error:
+                # 403: the URL expired while the chunk waited (a slow link, a long resume).
+                if error.status_code != 403:
+                    raise
+                url = await book.renew(chunk.seq)
+                await put_bytes(self.blobs, url.url, chunk.data)
+        self.bytes_sent += chunk.stored_size
+
+    async def _report(self, upload_id: str, chunk: EncodedChunk) -> UploadInfo:
+        report = ChunkReport(
+            seq=chunk.seq,
+            raw_size=chunk.raw_size,
+            stored_size=chunk.stored_size,
+            codec="zstd" if chunk.codec == "zstd" else "raw",
+            sha256=chunk.sha256,
+        )
+        return await self.session.call(
+            "POST", CHUNKS.format(upload_id=upload_id), report, returns=UploadInfo
+        )
+
+
+class _Pacer:
+    """Spaces PUTs out so that the average upload rate stays under ``rate`` bytes per second."""
+
+    def __init__(self, rate: float) -> None:
+        self._rate = rate
+        self._next = 0.0  # loop time from which the next PUT may start
+
+    async def take(self, size: int) -> None:
+        now = asyncio.get_running_loop().time()
+        start = max(now, self._next)
+        self._next = start + size / self._rate
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+class _UrlBook:
+    """Presigned PUT URLs for one upload, asked for in batches as the sending reaches them."""
+
+    def __init__(
+        self, session: ApiSession, upload_id: str, missing: Sequence[int], first: list[ChunkUrl]
+    ) -> None:
+        self._session = session
+        self._path = CHUNK_URLS.format(upload_id=upload_id)
+        self._order = list(missing)
+        self._position = {seq: index for index, seq in enumerate(self._order)}
+        self._urls = {url.seq: url for url in first}
+        self._taken: set[int] = set()
+        self._lock = asyncio.Lock()  # one batch request at a time; the others wait for it
+
+    async def take(self, seq: int) -> ChunkUrl:
+        async with self._lock:
+            if seq not in self._urls:
+                start = self._position[seq]
+                wanted = [
+                    s
+                    for s in self._order[start : start + URL_BATCH]
+                    if s not in self._urls and s not in self._taken
+                ]
+                await self._fetch(wanted)
+            self._taken.add(seq)
+            return self._urls.pop(seq)
+
+    async def renew(self, seq: int) -> ChunkUrl:
+        async with self._lock:
+            await self._fetch([seq])
+            return self._urls.pop(seq)
+
+    async def _fetch(self, seqs: list[int]) -> None:
+        urls = await self._session.call(
+            "POST", self._path, ChunkUrlsRequest(seqs=seqs), returns=list[ChunkUrl]
+        )
+        self._urls.update((url.seq, url) for url in urls)
+        if missing := set(seqs) - self._urls.keys():
+            raise ServerError(f"The server gave no upload URL for chunk {min(missing)}.")
+
+
+def _open(file: LocalFile) -> BinaryIO:
+    return file.path.open("rb")
+
+
+def _stat_regular(path: Path) -> os.stat_result:
+    try:
+        stat = path.stat()
+    except FileNotFoundError as error:
+        raise InputError(f"{path} does not exist.") from error
+    except OSError as error:
+        raise InputError(f"{path} cannot be read: {error.strerror}.") from error
+    if not S_ISREG(stat.st_mode):
+        raise InputError(f"{path} is not a regular file.")
+    return stat

@@ -1,0 +1,73 @@
+"""The Litestar application: ``create_app(settings)`` builds it, its lifespan starts and stops the
+services (migrations, the local bootstrap, the lease sweeper)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import MutableScopeHeaders, State
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ControllerRouterHandler, Message, Scope
+
+from fap import __version__
+from fap.api import API_VERSION, API_VERSION_HEADER
+from fap.config import ServerSettings
+from fap.server.blobs import LocalBlobStore, blob_router
+from fap.server.problems import exception_handlers
+from fap.server.queue import Clock
+from fap.server.routes import api_router, dependencies, healthz
+from fap.server.services import Services
+
+__all__ = ("create_app", "services_of")
+
+# JSON bodies of the API are small (a wait for 1000 ids is ~40 KB); blobs have their own bound.
+_MAX_JSON_BODY = 1024 * 1024
+_SERVICES = "services"
+
+
+def create_app(
+    settings: ServerSettings, *, clock: Clock = time.time, services: Services | None = None
+) -> Litestar:
+    """The fap server for ``settings``: embedded services unless others are given."""
+    services = services or Services.embedded(settings, clock)
+    handlers: list[ControllerRouterHandler] = [healthz, api_router(services)]
+    if isinstance(services.blobs, LocalBlobStore):
+        handlers.append(blob_router(services.blobs))
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    return Litestar(
+        route_handlers=handlers,
+        dependencies=dependencies(services),
+        exception_handlers=exception_handlers,  # type: ignore[arg-type]
+        lifespan=[lifespan],
+        before_send=[_api_version_header],
+        openapi_config=OpenAPIConfig(
+            title="fap",
+            version=__version__,
+            description=f"File Analysis Pipeline API, version {API_VERSION}.",
+        ),
+        request_max_body_size=_MAX_JSON_BODY,
+        state=State({_SERVICES: services}),
+        logging_config=None,
+    )
+
+
+def services_of(app: Litestar) -> Services:
+    services: Services = app.state[_SERVICES]
+    return services
+
+
+async def _api_version_header(message: Message, scope: Scope) -> None:
+    """Every answer names the API version this server speaks."""
+    if message["type"] == "http.response.start":
+        MutableScopeHeaders.from_message(message)[API_VERSION_HEADER] = API_VERSION

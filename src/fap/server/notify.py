@@ -1,0 +1,142 @@
+"""Wake-ups for long-polls, so a waiting request re-reads the store only when something changed.
+
+A long-poll subscribes to its topics *before* it reads the state it waits on, then sleeps on the
+subscription; a publish between the read and the sleep is therefore never lost (the event stays
+set). Wake-ups are hints, not messages: after each one the waiter reads the store again.
+
+:class:`LocalNotifier` serves one process. A PostgreSQL deployment with several replicas implements
+the same :class:`Notifier` with LISTEN/NOTIFY, one channel per topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol, TypeVar
+
+__all__ = (
+    "Listener",
+    "LocalNotifier",
+    "Notifier",
+    "chunks_topic",
+    "long_poll",
+    "queue_topic",
+    "upload_topic",
+)
+
+T = TypeVar("T")
+
+
+def queue_topic(org_id: str) -> str:
+    """Published when a job of the organisation became leasable."""
+    return f"queue:{org_id}"
+
+
+def upload_topic(upload_id: str) -> str:
+    """Published when an upload's job changed state: leased, requeued, done, failed."""
+    return f"upload:{upload_id}"
+
+
+def chunks_topic(upload_id: str) -> str:
+    """Published when a chunk of the upload was stored, or its lease ended."""
+    return f"chunks:{upload_id}"
+
+
+class Listener(Protocol):
+    async def wait(self, timeout: float) -> None:
+        """Return on the next publish to one of the topics, or after ``timeout`` seconds."""
+
+
+class Notifier(Protocol):
+    @property
+    def stopped(self) -> bool: ...
+
+    def listen(self, *topics: str) -> AbstractAsyncContextManager[Listener]: ...
+
+    async def publish(self, *topics: str) -> None: ...
+
+    def stop(self) -> None:
+        """Wake every waiter and end waits at once from now on: the server is shutting down."""
+
+
+class _LocalListener:
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self.event.wait(), timeout)
+        except TimeoutError:
+            return
+        finally:
+            self.event.clear()
+
+
+class LocalNotifier:
+    """In-process topics; wake-ups reach every waiter of this process and no other."""
+
+    def __init__(self) -> None:
+        self._listeners: defaultdict[str, set[_LocalListener]] = defaultdict(set)
+        self._stopped = False
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    @asynccontextmanager
+    async def _listen(self, topics: tuple[str, ...]) -> AsyncIterator[Listener]:
+        listener = _LocalListener()
+        if self._stopped:
+            listener.event.set()
+        for topic in topics:
+            self._listeners[topic].add(listener)
+        try:
+            yield listener
+        finally:
+            for topic in topics:
+                waiting = self._listeners.get(topic)
+                if waiting is not None:
+                    waiting.discard(listener)
+                    if not waiting:
+                        del self._listeners[topic]
+
+    def listen(self, *topics: str) -> AbstractAsyncContextManager[Listener]:
+        return self._listen(topics)
+
+    async def publish(self, *topics: str) -> None:
+        for topic in topics:
+            for listener in self._listeners.get(topic, ()):
+                listener.event.set()
+
+    def waiting(self, topic: str) -> int:
+        """How many long-polls wait on ``topic`` now (for tests and metrics)."""
+        return len(self._listeners.get(topic, ()))
+
+    def stop(self) -> None:
+        self._stopped = True
+        for listeners in self._listeners.values():
+            for listener in listeners:
+                listener.event.set()
+
+
+async def long_poll(
+    notifier: Notifier,
+    topics: list[str],
+    check: Callable[[], Awaitable[T | None]],
+    timeout: float,
+) -> T | None:
+    """Answer ``check()``'s first non-None result, re-checking after each wake-up, or None after
+    ``timeout`` seconds (or at once when the server is shutting down)."""
+    deadline = time.monotonic() + timeout
+    async with notifier.listen(*topics) as listener:
+        while True:
+            result = await check()
+            if result is not None:
+                return result
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or notifier.stopped:
+                return None
+            await listener.wait(remaining)

@@ -1,0 +1,152 @@
+"""Refusals the server answers with, and the handlers that turn every error into ``ErrorBody``.
+
+Route and store code raise a :class:`Problem` subclass named after its status; Litestar's own
+exceptions (a malformed body, an unknown route, a wrong method) get their detail rewritten into one
+sentence; anything else is a bug, logged with its traceback and answered 500 without details.
+
+    Problem          the caller asked for something the server refuses
+    ├── BadRequest   400  a malformed body or parameter
+    ├── Unauthorized 401  no token, or one the server does not know
+    ├── Forbidden    403  a role that may not do this
+    ├── NotFound     404  no such object in the caller's organisation
+    ├── Conflict     409  a lost race, a stale lease, a finished job
+    └── TooLarge     413  over the plan's size limit
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotFoundException,
+    SerializationException,
+    ValidationException,
+)
+
+from fap.api import ErrorBody
+
+__all__ = (
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "Problem",
+    "TooLarge",
+    "Unauthorized",
+    "error_response",
+    "exception_handlers",
+)
+
+logger = logging.getLogger(__name__)
+
+
+class Problem(Exception):
+    """A refusal: ``str(problem)`` is the one sentence the caller reads."""
+
+    status_code: ClassVar[int] = 400
+
+
+class BadRequest(Problem):
+    status_code = 400
+
+
+class Unauthorized(Problem):
+    status_code = 401
+
+
+class Forbidden(Problem):
+    status_code = 403
+
+
+class NotFound(Problem):
+    status_code = 404
+
+
+class Conflict(Problem):
+    status_code = 409
+
+
+class TooLarge(Problem):
+    status_code = 413
+
+
+def error_response(
+    status_code: int, detail: str, headers: dict[str, str] | None = None
+) -> Response[ErrorBody]:
+    return Response(
+        ErrorBody(status_code=status_code, detail=detail),
+        status_code=status_code,
+        media_type=MediaType.JSON,
+        headers=headers,
+    )
+
+
+def _problem(request: Request[Any, Any, Any], problem: Problem) -> Response[ErrorBody]:
+    headers = {"WWW-Authenticate": "Bearer"} if problem.status_code == 401 else None
+    return error_response(problem.status_code, str(problem), headers)
+
+
+def _http_exception(request: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorBody]:
+    status = error.status_code
+    if status >= 500:
+        logger.error("%s %s failed: %s", request.method, request.url.path, error.detail)
+        return error_response(status, "The server failed to handle this request; its log says why.")
+    return error_response(status, _sentence(request, error), headers=error.headers)
+
+
+def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorBody]:
+    logger.exception("%s %s failed", request.method, request.url.path, exc_info=error)
+    return error_response(500, "The server failed to handle this request; its log says why.")
+
+
+def _sentence(request: Request[Any, Any, Any], error: HTTPException) -> str:
+    """Litestar's terse details ("Not Found", "Validation failed for …") made into a sentence."""
+    method, path = request.method, request.url.path
+    if isinstance(error, NotFoundException) and error.detail == "Not Found":
+        return f"There is no route {method} {path}."
+    if isinstance(error, MethodNotAllowedException):
+        allowed = error.headers.get("allow", "") if error.headers else ""
+        hint = f"; it answers {allowed}" if allowed else ""
+        return f"{method} is not allowed on {path}{hint}."
+    if isinstance(error, ValidationException) and isinstance(error.extra, list) and error.extra:
+        return _validation_sentence(error.extra[0])
+    if isinstance(error.__cause__, SerializationException):
+        return f"The request body is not valid JSON: {_lower_first(error.detail.rstrip('.'))}."
+    detail = error.detail.rstrip(".")
+    if error.status_code == 400:
+        return f"The request is malformed: {detail}."
+    if error.status_code == 413:
+        return f"The request body is too large: {detail}."
+    return f"{detail}."
+
+
+def _validation_sentence(item: object) -> str:
+    if not isinstance(item, dict):
+        return "The request is malformed."
+    message = str(item.get("message", "")).rstrip(".")
+    key = str(item.get("key", ""))
+    source = str(getattr(item.get("source"), "value", item.get("source", "")))
+    if source == "body":
+        if message == repr(key) or message == "'data'":
+            # msgspec found no body at all: the KeyError of the missing "data" argument.
+            return "The request needs a JSON body."
+        if key == "data":
+            return f"The request body is invalid: {_lower_first(message)}."
+        return f"The request body is invalid: {_lower_first(message)} at `{key}`."
+    where = f" {source} parameter" if source else " parameter"
+    return f"The{where} `{key}` is invalid: {_lower_first(message)}."
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text else "it could not be decoded"
+
+
+exception_handlers = {
+    Problem: _problem,
+    HTTPException: _http_exception,
+    Exception: _unexpected,
+}

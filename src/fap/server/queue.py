@@ -1,0 +1,161 @@
+"""The job queue: leasing (long-polled), fencing checks, heartbeats, completion, failure, and the
+sweeper that returns lapsed leases to the queue.
+
+Delivery is at least once — a worker that stops answering loses its lease and another gets the
+job — and completion exactly once: only the current, unexpired lease token can record a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from fap.config import ServerSettings
+from fap.server.notify import Notifier, chunks_topic, long_poll, queue_topic, upload_topic
+from fap.server.problems import Conflict, NotFound
+from fap.server.store import Store, Upload
+
+__all__ = ("Clock", "JobQueue")
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+class JobQueue:
+    def __init__(
+        self, store: Store, notifier: Notifier, settings: ServerSettings, clock: Clock
+    ) -> None:
+        self._store = store
+        self._notifier = notifier
+        self._settings = settings
+        self._clock = clock
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def lease(
+        self, org_id: str, worker_id: str, engines: Sequence[str], timeout: float
+    ) -> Upload | None:
+        """The oldest queued job for one of ``engines``, waiting up to ``timeout`` s for one."""
+        await self._store.jobs.see_worker(org_id, worker_id, list(engines), self._clock())
+
+        async def attempt() -> Upload | None:
+            return await self._store.jobs.lease(
+                org_id, engines, worker_id, self._settings.lease_seconds, self._clock()
+            )
+
+        job = await long_poll(self._notifier, [queue_topic(org_id)], attempt, timeout)
+        if job is not None:
+            logger.info("job %s leased by %s (attempt %d)", job.id, worker_id, job.attempts)
+            await self._notifier.publish(upload_topic(job.id))
+        return job
+
+    async def holding(self, org_id: str, job_id: str, token: str) -> Upload:
+        """The job, if ``token`` holds its current, unexpired lease (the fencing check)."""
+        job = await self._store.jobs.holder_view(org_id, job_id)
+        if job is None:
+            raise NotFound(f"There is no job {job_id} in your organisation.")
+        _check_lease(job, token, self._clock())
+        return job
+
+    async def heartbeat(self, org_id: str, job_id: str, token: str) -> None:
+        await self.holding(org_id, job_id, token)
+        now = self._clock()
+        if not await self._store.jobs.extend(job_id, token, self._settings.lease_seconds, now):
+            await self._lost(org_id, job_id, token)
+
+    async def complete(
+        self, org_id: str, job_id: str, token: str, result_size: int, result_sha256: str
+    ) -> None:
+        """Record the result. Repeating the very same completion is harmless; any other is 409."""
+        job = await self._store.jobs.holder_view(org_id, job_id)
+        if job is None:
+            raise NotFound(f"There is no job {job_id} in your organisation.")
+        if (job.state, job.lease_token, job.result_size, job.result_sha256) == (
+            "done",
+            token,
+            result_size,
+            result_sha256,
+        ):
+            return  # this holder's completion, answered again (its first answer was lost)
+        _check_lease(job, token, self._clock())
+        done = await self._store.jobs.complete(
+            job_id, token, result_size, result_sha256, self._clock()
+        )
+        if not done:
+            await self._lost(org_id, job_id, token)
+        logger.info("job %s done", job_id)
+        await self._notifier.publish(upload_topic(job_id))
+
+    async def fail(self, org_id: str, job_id: str, token: str, error: str, retryable: bool) -> str:
+        """End the lease with ``error``; answer the job's new state (``queued`` or ``failed``)."""
+        job = await self.holding(org_id, job_id, token)
+        requeue = retryable and job.attempts < self._settings.max_attempts
+        state = await self._store.jobs.release(job_id, token, error, requeue, self._clock())
+        if state is None:
+            await self._lost(org_id, job_id, token)
+        logger.info("job %s failed on attempt %d (%s): %s", job_id, job.attempts, state, error)
+        await self._announce(job, state == "queued")
+        return state
+
+    async def queued(self, upload: Upload) -> None:
+        """Tell waiting workers that ``upload`` became leasable."""
+        await self._announce(upload, True)
+
+    async def sweep(self) -> int:
+        """End lapsed leases once; answer how many."""
+        lapses = await self._store.jobs.sweep(self._settings.max_attempts, self._clock())
+        for lapse in lapses:
+            logger.warning(
+                "job %s: the lease of %s lapsed on attempt %d; the job is %s now",
+                lapse.upload.id,
+                lapse.upload.worker_id,
+                lapse.upload.attempts,
+                lapse.state,
+            )
+            await self._announce(lapse.upload, lapse.state == "queued")
+        return len(lapses)
+
+    def start_sweeper(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="fap-sweeper")
+
+    async def stop_sweeper(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                # One failed sweep (say, a database locked too long) must not end sweeping for good.
+                logger.exception("sweeping lapsed leases failed; trying again")
+            await asyncio.sleep(self._settings.sweep_seconds)
+
+    async def _announce(self, upload: Upload, queued: bool) -> None:
+        topics = [upload_topic(upload.id), chunks_topic(upload.id)]
+        if queued:
+            topics.append(queue_topic(upload.org_id))
+        await self._notifier.publish(*topics)
+
+    async def _lost(self, org_id: str, job_id: str, token: str) -> NoReturn:
+        """A conditional update changed nothing: the lease changed meanwhile. Say how, as 409."""
+        await self.holding(org_id, job_id, token)
+        raise Conflict(f"The lease of job {job_id} changed while this request ran; drop the job.")
+
+
+def _check_lease(job: Upload, token: str, now: float) -> None:
+    if job.lease_token != token:
+        raise Conflict(
+            f"This lease of job {job.id} is no longer current: the job was leased again; drop it."
+        )
+    if job.state != "leased":
+        raise Conflict(f"This lease of job {job.id} is no longer current: the job is {job.state}.")
+    if job.lease_expires is None or job.lease_expires <= now:
+        raise Conflict(
+            f"This lease of job {job.id} lapsed (no heartbeat in time); the job goes back "
+            "to the queue."
+        )

@@ -1,0 +1,58 @@
+"""The HTTP API of docs/api.md: one module per group of routes."""
+
+from __future__ import annotations
+
+from litestar import Router
+from litestar.types import ControllerRouterHandler
+
+from fap.server.auth import auth_guard
+from fap.server.routes.account import me, register_device
+from fap.server.routes.chunks import chunk_urls, report_chunk
+from fap.server.routes.deps import dependencies
+from fap.server.routes.jobs import (
+    complete_job,
+    fail_job,
+    heartbeat,
+    job_chunks,
+    job_result_url,
+    lease,
+)
+from fap.server.routes.status import healthz, status
+from fap.server.routes.uploads import (
+    create_upload,
+    get_upload,
+    list_uploads,
+    upload_result,
+    wait_uploads,
+)
+from fap.server.services import Services
+
+__all__ = ("V1_HANDLERS", "api_router", "dependencies", "healthz")
+
+V1_HANDLERS: tuple[ControllerRouterHandler, ...] = (
+    me,
+    register_device,
+    status,
+    create_upload,
+    list_uploads,
+    wait_uploads,
+    get_upload,
+    chunk_urls,
+    report_chunk,
+    upload_result,
+    lease,
+    heartbeat,
+    job_chunks,
+    job_result_url,
+    complete_job,
+    fail_job,
+)
+
+
+def api_router(services: Services) -> Router:
+    """Every ``/v1`` route, behind the token guard (the paths carry their own ``/v1``)."""
+    return Router(
+        path="/",
+        route_handlers=list(V1_HANDLERS),
+        guards=[auth_guard(services.store.accounts)],
+    )

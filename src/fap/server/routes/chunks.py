@@ -1,0 +1,122 @@
+"""Client routes for an upload's chunks: presigned PUT URLs, and reports of stored chunks."""
+
+from __future__ import annotations
+
+from litestar import post
+from litestar.params import FromPath, JSONBody
+
+from fap.api import CHUNK_URLS, CHUNKS, ChunkReport, ChunkUrl, ChunkUrlsRequest, UploadInfo
+from fap.server.auth import ACCESS, Caller
+from fap.server.blobs import chunk_key
+from fap.server.notify import chunks_topic, upload_topic
+from fap.server.problems import BadRequest, Conflict, Forbidden
+from fap.server.routes.deps import CallerDep, ServicesDep, route
+from fap.server.routes.uploads import chunk_urls_for, load_upload
+from fap.server.routes.validation import check_sha256
+from fap.server.routes.views import expected_raw_size, upload_info
+from fap.server.services import Services
+from fap.server.store import Chunk, ChunkOutcome, Upload
+
+__all__ = ("chunk_urls", "report_chunk")
+
+_MAX_URLS = 1024
+
+
+@post(route(CHUNK_URLS), opt={ACCESS: "upload"}, status_code=200)
+async def chunk_urls(
+    upload_id: FromPath[str],
+    data: JSONBody[ChunkUrlsRequest],
+    caller: CallerDep,
+    services: ServicesDep,
+) -> list[ChunkUrl]:
+    """Presigned PUT URLs for the given chunks; 409 for a chunk already stored."""
+    upload = await _own_open_upload(services, caller, upload_id)
+    seqs = list(dict.fromkeys(data.seqs))
+    if len(seqs) > _MAX_URLS:
+        raise BadRequest(f"Ask for at most {_MAX_URLS} chunk URLs at once.")
+    for seq in seqs:
+        _check_seq(upload, seq)
+    stored = set((await services.store.uploads.stored_seqs([upload.id])).get(upload.id, []))
+    if already := [seq for seq in seqs if seq in stored]:
+        raise Conflict(f"Chunk {already[0]} of upload {upload.id} is already stored.")
+    return await chunk_urls_for(services, upload, seqs)
+
+
+@post(route(CHUNKS), opt={ACCESS: "upload"}, status_code=200)
+async def report_chunk(
+    upload_id: FromPath[str], data: JSONBody[ChunkReport], caller: CallerDep, services: ServicesDep
+) -> UploadInfo:
+    """Chunk ``seq`` is stored: check it against the blob, record it; the first queues the job.
+
+    Reporting the same chunk again with the same sizes and checksum is harmless; with others, 409.
+    """
+    upload = await _own_open_upload(services, caller, upload_id)
+    seq = data.seq
+    _check_seq(upload, seq)
+    sha256 = check_sha256(data.sha256, "sha256 of the stored chunk")
+    expected = expected_raw_size(upload, seq)
+    if data.raw_size != expected:
+        raise BadRequest(f"Chunk {seq} holds {expected} raw bytes, not {data.raw_size}.")
+    if not 0 <= data.stored_size <= data.raw_size:
+        raise BadRequest(
+            f"Chunk {seq} cannot be stored in {data.stored_size} bytes: a stored chunk is never "
+            "larger than its raw bytes."
+        )
+    if data.codec == "raw" and data.stored_size != data.raw_size:
+        raise BadRequest(f"Chunk {seq} is stored raw, so its stored and raw sizes must be equal.")
+    chunk = Chunk(
+        upload_id=upload.id,
+        seq=seq,
+        raw_size=data.raw_size,
+        stored_size=data.stored_size,
+        codec=data.codec,
+        sha256=sha256,
+        stored_at=services.clock(),
+    )
+    known = await services.store.uploads.get_chunk(upload.id, seq)
+    if known is None:
+        await _check_blob(services, upload, chunk)
+    outcome = await services.store.uploads.record_chunk(upload.id, chunk)
+    if outcome is ChunkOutcome.DIFFERENT:
+        raise Conflict(
+            f"Chunk {seq} of upload {upload.id} was reported before with other sizes or checksum."
+        )
+    if outcome is ChunkOutcome.CLOSED:
+        raise Conflict(f"Upload {upload.id} is finished; it takes no more chunks.")
+    if outcome is ChunkOutcome.QUEUED:
+        await services.queue.queued(upload)
+    elif outcome is ChunkOutcome.STORED:
+        await services.notifier.publish(chunks_topic(upload.id), upload_topic(upload.id))
+    fresh = await load_upload(services, caller, upload.id)
+    stored = await services.store.uploads.stored_seqs([upload.id])
+    return upload_info(fresh, stored.get(upload.id, []))
+
+
+async def _own_open_upload(services: Services, caller: Caller, upload_id: str) -> Upload:
+    upload = await load_upload(services, caller, upload_id)
+    if upload.user_id != caller.user.id:
+        raise Forbidden(f"Only the user who created upload {upload.id} can send its chunks.")
+    if upload.state in ("done", "failed"):
+        raise Conflict(f"Upload {upload.id} is {upload.state}; it takes no more chunks.")
+    return upload
+
+
+def _check_seq(upload: Upload, seq: int) -> None:
+    if not 0 <= seq < upload.chunk_count:
+        if upload.chunk_count == 0:
+            raise BadRequest(f"Upload {upload.id} is an empty file; it has no chunks.")
+        raise BadRequest(
+            f"Upload {upload.id} has chunks 0 to {upload.chunk_count - 1}; there is no chunk {seq}."
+        )
+
+
+async def _check_blob(services: Services, upload: Upload, chunk: Chunk) -> None:
+    size = await services.blobs.size(chunk_key(upload.id, chunk.seq))
+    if size is None:
+        raise BadRequest(
+            f"Chunk {chunk.seq} of upload {upload.id} is not stored; PUT it to its URL first."
+        )
+    if size != chunk.stored_size:
+        raise BadRequest(
+            f"The stored chunk {chunk.seq} holds {size} bytes, not the {chunk.stored_size} reported."
+        )

@@ -1,0 +1,214 @@
+"""Processor routes: lease a job, keep the lease, stream its chunks, store and record the result.
+
+Every route after the lease presents the lease token, and every one checks it is still current and
+unexpired (see :meth:`JobQueue.holding`): a worker whose lease lapsed gets 409 from all of them.
+"""
+
+from __future__ import annotations
+
+from litestar import Response, post
+from litestar.params import FromPath, JSONBody
+
+from fap.api import (
+    JOB_CHUNKS,
+    JOB_COMPLETE,
+    JOB_FAIL,
+    JOB_HEARTBEAT,
+    JOB_RESULT_URL,
+    LEASE,
+    ChunkList,
+    ChunkListRequest,
+    ChunkRef,
+    CompleteRequest,
+    FailRequest,
+    FileMeta,
+    Heartbeat,
+    Lease,
+    LeaseRequest,
+    ResultUrl,
+    ResultUrlRequest,
+)
+from fap.api.messages import Codec
+from fap.server.auth import ACCESS
+from fap.server.blobs import chunk_key, result_key
+from fap.server.notify import chunks_topic, long_poll, upload_topic
+from fap.server.problems import BadRequest, Conflict, TooLarge
+from fap.server.routes.deps import ProcessorDep, ServicesDep, route
+from fap.server.routes.validation import check_engine, check_sha256, check_text, check_timeout
+from fap.server.store import Chunk
+
+__all__ = (
+    "MAX_RESULT_SIZE",
+    "complete_job",
+    "fail_job",
+    "heartbeat",
+    "job_chunks",
+    "job_result_url",
+    "lease",
+)
+
+# A sealed result is the engine's JSON plus age's overhead: generous, but bounded.
+MAX_RESULT_SIZE = 1024 * 1024 * 1024
+_MAX_ENGINES = 64
+_MAX_CHUNKS_PER_ANSWER = 256
+_MAX_ERROR = 4000
+_PROCESS = {ACCESS: "process"}
+
+
+@post(LEASE, opt=_PROCESS, status_code=200)
+async def lease(
+    data: JSONBody[LeaseRequest], processor: ProcessorDep, services: ServicesDep
+) -> Response[Lease | None]:
+    """Long-poll for the oldest queued job whose engine the worker runs; 204 if none came."""
+    worker_id = check_text(data.worker_id, "worker id", 200)
+    if not data.engines:
+        raise BadRequest("Name at least one engine (name@version) the worker runs.")
+    if len(data.engines) > _MAX_ENGINES:
+        raise BadRequest(f"A worker may name at most {_MAX_ENGINES} engines.")
+    engines = [check_engine(engine) for engine in dict.fromkeys(data.engines)]
+    timeout = check_timeout(data.timeout, services.settings.long_poll_seconds)
+    job = await services.queue.lease(processor.org.id, worker_id, engines, timeout)
+    if job is None:
+        return Response(None, status_code=204)
+    assert job.lease_token is not None  # a leased job has its token
+    settings = services.settings
+    return Response(
+        Lease(
+            job_id=job.id,
+            lease_token=job.lease_token,
+            lease_seconds=settings.lease_seconds,
+            heartbeat_seconds=settings.heartbeat_seconds,
+            attempt=job.attempts,
+            engine=job.engine,
+            file=FileMeta(upload_id=job.id, name=job.name, size=job.size, sha256=job.sha256),
+            chunk_count=job.chunk_count,
+            recipients=await services.store.accounts.recipients(job.user_id),
+        )
+    )
+
+
+@post(route(JOB_HEARTBEAT), opt=_PROCESS, status_code=204)
+async def heartbeat(
+    job_id: FromPath[str], data: JSONBody[Heartbeat], processor: ProcessorDep, services: ServicesDep
+) -> None:
+    """Extend the lease by ``lease_seconds``; 409 once it is no longer current."""
+    await services.queue.heartbeat(processor.org.id, job_id, data.lease_token)
+
+
+@post(route(JOB_CHUNKS), opt=_PROCESS, status_code=200)
+async def job_chunks(
+    job_id: FromPath[str],
+    data: JSONBody[ChunkListRequest],
+    processor: ProcessorDep,
+    services: ServicesDep,
+) -> ChunkList:
+    """Presigned GETs of the chunks with ``seq > after``, long-polled until one is stored."""
+    if data.after < -1:
+        raise BadRequest("after must be -1 (from the start) or a chunk number.")
+    timeout = check_timeout(data.timeout, services.settings.long_poll_seconds)
+    job = await services.queue.holding(processor.org.id, job_id, data.lease_token)
+    if job.lease_expires is not None:
+        # Wake when the lease runs out at the latest, to answer 409 rather than an empty list.
+        timeout = max(0.0, min(timeout, job.lease_expires - services.clock()))
+
+    async def stored() -> list[Chunk] | None:
+        await services.queue.holding(processor.org.id, job_id, data.lease_token)
+        chunks = await services.store.uploads.chunks_after(
+            job_id, data.after, _MAX_CHUNKS_PER_ANSWER
+        )
+        if chunks or data.after >= job.chunk_count - 1:
+            return chunks
+        return None
+
+    topics = [chunks_topic(job_id), upload_topic(job_id)]
+    chunks = await long_poll(services.notifier, topics, stored, timeout)
+    if chunks is None:
+        await services.queue.holding(processor.org.id, job_id, data.lease_token)
+        chunks = []
+    ttl = services.settings.url_ttl_seconds
+    refs = [
+        ChunkRef(
+            seq=chunk.seq,
+            raw_size=chunk.raw_size,
+            stored_size=chunk.stored_size,
+            codec=_codec(chunk.codec),
+            sha256=chunk.sha256,
+            url=await services.blobs.presign_get(chunk_key(job_id, chunk.seq), ttl),
+        )
+        for chunk in chunks
+    ]
+    return ChunkList(chunk_count=job.chunk_count, chunks=refs)
+
+
+@post(route(JOB_RESULT_URL), opt=_PROCESS, status_code=200)
+async def job_result_url(
+    job_id: FromPath[str],
+    data: JSONBody[ResultUrlRequest],
+    processor: ProcessorDep,
+    services: ServicesDep,
+) -> ResultUrl:
+    """A presigned PUT for the sealed result, bounded by ``size``."""
+    if data.size < 0:
+        raise BadRequest("The result size must be 0 or more bytes.")
+    if data.size > MAX_RESULT_SIZE:
+        raise TooLarge(
+            f"A result of {data.size} bytes is over the {MAX_RESULT_SIZE}-byte limit for results."
+        )
+    await services.queue.holding(processor.org.id, job_id, data.lease_token)
+    url = await services.blobs.presign_put(
+        result_key(job_id), data.size, services.settings.url_ttl_seconds
+    )
+    return ResultUrl(upload_id=job_id, url=url, size=data.size)
+
+
+@post(route(JOB_COMPLETE), opt=_PROCESS, status_code=204)
+async def complete_job(
+    job_id: FromPath[str],
+    data: JSONBody[CompleteRequest],
+    processor: ProcessorDep,
+    services: ServicesDep,
+) -> None:
+    """Record the sealed result, once; 409 for a stale or lapsed lease."""
+    sha256 = check_sha256(data.result_sha256, "result_sha256")
+    job = await services.store.jobs.holder_view(processor.org.id, job_id)
+    if job is not None and job.state == "leased":
+        await services.queue.holding(processor.org.id, job_id, data.lease_token)
+        stored = await services.store.uploads.stored_seqs([job_id])
+        if len(stored.get(job_id, [])) < job.chunk_count:
+            raise Conflict(
+                f"Job {job_id} cannot be complete: not all of its {job.chunk_count} chunks "
+                "are stored yet."
+            )
+        size = await services.blobs.size(result_key(job_id))
+        if size is None:
+            raise BadRequest(
+                f"No result is stored for job {job_id}; PUT it to the result URL first."
+            )
+        if size != data.result_size:
+            raise BadRequest(
+                f"The stored result holds {size} bytes, not the {data.result_size} reported."
+            )
+    await services.queue.complete(
+        processor.org.id, job_id, data.lease_token, data.result_size, sha256
+    )
+
+
+@post(route(JOB_FAIL), opt=_PROCESS, status_code=204)
+async def fail_job(
+    job_id: FromPath[str],
+    data: JSONBody[FailRequest],
+    processor: ProcessorDep,
+    services: ServicesDep,
+) -> None:
+    """Back to the queue while attempts remain (if retryable), else failed with ``error``."""
+    error = data.error.strip() or "The processor reported a failure without saying why."
+    check_text(error, "error", 100_000)
+    if len(error) > _MAX_ERROR:
+        error = error[: _MAX_ERROR - 1] + "…"
+    await services.queue.fail(processor.org.id, job_id, data.lease_token, error, data.retryable)
+
+
+def _codec(codec: str) -> Codec:
+    if codec == "zstd":
+        return "zstd"
+    return "raw"

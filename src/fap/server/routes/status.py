@@ -1,0 +1,42 @@
+"""Health and the organisation's live status."""
+
+from __future__ import annotations
+
+from litestar import get
+
+from fap.api import HEALTHZ, STATUS, StatusReport, WorkerInfo
+from fap.server.auth import ACCESS
+from fap.server.routes.deps import CallerDep, ServicesDep
+
+__all__ = ("ONLINE_SECONDS", "healthz", "status")
+
+# A worker long-polls for a lease at least every ~20 s; one silent for a minute is gone.
+ONLINE_SECONDS = 60.0
+_STATES = ("pending", "queued", "leased", "done", "failed")
+
+
+@get(HEALTHZ, include_in_schema=True)
+async def healthz() -> dict[str, str]:
+    """No token; answers once the server is ready (the app answers only after start-up)."""
+    return {"status": "ok"}
+
+
+@get(STATUS, opt={ACCESS: "read"})
+async def status(caller: CallerDep, services: ServicesDep) -> StatusReport:
+    workers, by_state = await services.store.jobs.status(
+        caller.org.id, services.clock(), ONLINE_SECONDS
+    )
+    jobs = {state: by_state.get(state, 0) for state in _STATES}
+    return StatusReport(
+        workers=[
+            WorkerInfo(
+                worker_id=w.worker_id,
+                engines=w.engines,
+                last_seen=w.last_seen,
+                active_jobs=w.active_jobs,
+            )
+            for w in workers
+        ],
+        jobs=jobs,
+        queue_depth=jobs["queued"],
+    )

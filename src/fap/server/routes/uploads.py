@@ -1,0 +1,194 @@
+"""Client routes for uploads: create, list, read, wait for, and fetch the result of."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import get, post
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from fap.api import (
+    TERMINAL_STATES,
+    UPLOAD,
+    UPLOAD_RESULT,
+    UPLOADS,
+    UPLOADS_WAIT,
+    ChunkUrl,
+    ResultUrl,
+    UploadCreate,
+    UploadCreated,
+    UploadInfo,
+    UploadList,
+    UploadWait,
+)
+from fap.server.auth import ACCESS, Caller
+from fap.server.blobs import chunk_key, result_key
+from fap.server.notify import long_poll, upload_topic
+from fap.server.problems import BadRequest, Conflict, Forbidden, NotFound, TooLarge
+from fap.server.routes.deps import CallerDep, ServicesDep, route
+from fap.server.routes.validation import (
+    MAX_CHUNK_SIZE,
+    MIN_CHUNK_SIZE,
+    check_engine,
+    check_sha256,
+    check_timeout,
+    check_upload_name,
+)
+from fap.server.routes.views import expected_raw_size, upload_info
+from fap.server.services import Services
+from fap.server.store import NewUpload, Upload
+
+__all__ = (
+    "FIRST_BATCH",
+    "chunk_urls_for",
+    "create_upload",
+    "get_upload",
+    "list_uploads",
+    "load_upload",
+    "upload_result",
+    "wait_uploads",
+)
+
+# Presigned PUT URLs handed out with a new upload; the client asks for the rest as it goes.
+FIRST_BATCH = 64
+_MAX_LIST = 1000
+_MAX_WAIT_IDS = 1000
+
+
+@post(UPLOADS, opt={ACCESS: "upload"}, status_code=201)
+async def create_upload(
+    data: JSONBody[UploadCreate], caller: CallerDep, services: ServicesDep
+) -> UploadCreated:
+    """Authorise an upload and hand out the first presigned PUT URLs."""
+    name = check_upload_name(data.name)
+    sha256 = check_sha256(data.sha256, "sha256 of the file")
+    engine = check_engine(data.engine) if data.engine is not None else caller.org.default_engine
+    if data.size < 0:
+        raise BadRequest("The file size must be 0 or more bytes.")
+    if data.size > caller.org.max_file_size:
+        raise TooLarge(
+            f"The file is {data.size} bytes, over the {caller.org.max_file_size}-byte limit "
+            f"of {caller.org.name}'s plan."
+        )
+    if not MIN_CHUNK_SIZE <= data.chunk_size <= MAX_CHUNK_SIZE:
+        raise BadRequest(
+            f"The chunk size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes."
+        )
+    if await services.store.accounts.device_count(caller.user.id) == 0:
+        raise BadRequest(
+            "Register a device key first (POST /v1/devices): results are sealed to your devices."
+        )
+    upload = await services.store.uploads.create(
+        NewUpload(
+            org_id=caller.org.id,
+            user_id=caller.user.id,
+            name=name,
+            size=data.size,
+            sha256=sha256,
+            engine=engine,
+            chunk_size=data.chunk_size,
+            chunk_count=-(-data.size // data.chunk_size),
+        ),
+        services.clock(),
+    )
+    if upload.state == "queued":
+        await services.queue.queued(upload)
+    urls = await chunk_urls_for(services, upload, list(range(min(FIRST_BATCH, upload.chunk_count))))
+    return UploadCreated(upload=upload_info(upload, []), chunk_urls=urls)
+
+
+@get(UPLOADS, opt={ACCESS: "read"})
+async def list_uploads(
+    caller: CallerDep,
+    services: ServicesDep,
+    limit: Annotated[int, QueryParameter(description="How many uploads, newest first.")] = 100,
+) -> UploadList:
+    """The caller's uploads, newest first."""
+    if not 1 <= limit <= _MAX_LIST:
+        raise BadRequest(f"The limit must be between 1 and {_MAX_LIST}.")
+    uploads = await services.store.uploads.list_for_user(caller.user.id, limit)
+    return await _upload_list(services, uploads)
+
+
+@get(route(UPLOAD), opt={ACCESS: "read"})
+async def get_upload(
+    upload_id: FromPath[str], caller: CallerDep, services: ServicesDep
+) -> UploadInfo:
+    """One upload with the chunks stored so far (what a client resumes from)."""
+    upload = await load_upload(services, caller, upload_id)
+    stored = await services.store.uploads.stored_seqs([upload.id])
+    return upload_info(upload, stored.get(upload.id, []))
+
+
+@post(UPLOADS_WAIT, opt={ACCESS: "read"}, status_code=200)
+async def wait_uploads(
+    data: JSONBody[UploadWait], caller: CallerDep, services: ServicesDep
+) -> UploadList:
+    """Long-poll: answer once one of the uploads is done or failed, or after the timeout."""
+    ids = list(dict.fromkeys(data.ids))
+    if not ids:
+        raise BadRequest("Name at least one upload id to wait for.")
+    if len(ids) > _MAX_WAIT_IDS:
+        raise BadRequest(f"Wait for at most {_MAX_WAIT_IDS} uploads at once.")
+    timeout = check_timeout(data.timeout, services.settings.long_poll_seconds)
+    first = await services.store.uploads.get_many(caller.org.id, ids)
+    missing = [upload_id for upload_id in ids if upload_id not in first]
+    if missing:
+        raise NotFound(f"There is no upload {missing[0][:64]} in your organisation.")
+
+    async def finished() -> list[Upload] | None:
+        uploads = await services.store.uploads.get_many(caller.org.id, ids)
+        if any(upload.state in TERMINAL_STATES for upload in uploads.values()):
+            return [uploads[upload_id] for upload_id in ids]
+        return None
+
+    topics = [upload_topic(upload_id) for upload_id in ids]
+    uploads = await long_poll(services.notifier, topics, finished, timeout)
+    if uploads is None:
+        latest = await services.store.uploads.get_many(caller.org.id, ids)
+        uploads = [latest[upload_id] for upload_id in ids]
+    return await _upload_list(services, uploads)
+
+
+@get(route(UPLOAD_RESULT), opt={ACCESS: "read"})
+async def upload_result(
+    upload_id: FromPath[str], caller: CallerDep, services: ServicesDep
+) -> ResultUrl:
+    """A presigned GET of the sealed result, for the uploader only; 409 until it is done."""
+    upload = await load_upload(services, caller, upload_id)
+    if upload.user_id != caller.user.id:
+        raise Forbidden(
+            f"Only the user who uploaded {upload.id} can fetch its result: it is sealed to "
+            "their devices."
+        )
+    if upload.state == "failed":
+        raise Conflict(f"Upload {upload.id} failed, so it has no result: {upload.error}")
+    if upload.state != "done" or upload.result_size is None:
+        raise Conflict(f"Upload {upload.id} is not done yet; it is {upload.state}.")
+    url = await services.blobs.presign_get(result_key(upload.id), services.settings.url_ttl_seconds)
+    return ResultUrl(upload_id=upload.id, url=url, size=upload.result_size)
+
+
+async def load_upload(services: Services, caller: Caller, upload_id: str) -> Upload:
+    upload = await services.store.uploads.get(caller.org.id, upload_id)
+    if upload is None:
+        raise NotFound(f"There is no upload {upload_id[:64]} in your organisation.")
+    return upload
+
+
+async def chunk_urls_for(services: Services, upload: Upload, seqs: list[int]) -> list[ChunkUrl]:
+    """Presigned PUTs, each bounded by its chunk's raw size: a stored chunk is never larger."""
+    ttl = services.settings.url_ttl_seconds
+    urls = []
+    for seq in seqs:
+        max_size = expected_raw_size(upload, seq)
+        url = await services.blobs.presign_put(chunk_key(upload.id, seq), max_size, ttl)
+        urls.append(ChunkUrl(seq=seq, url=url, max_size=max_size))
+    return urls
+
+
+async def _upload_list(services: Services, uploads: list[Upload]) -> UploadList:
+    stored = await services.store.uploads.stored_seqs(upload.id for upload in uploads)
+    return UploadList(
+        uploads=[upload_info(upload, stored.get(upload.id, [])) for upload in uploads]
+    )

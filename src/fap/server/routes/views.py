@@ -1,0 +1,37 @@
+"""Stored rows as wire messages."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from fap.api import DeviceInfo, JobState, UploadInfo
+from fap.server.store import Device, Upload
+
+__all__ = ("device_info", "expected_raw_size", "upload_info")
+
+
+def upload_info(upload: Upload, chunks_stored: list[int]) -> UploadInfo:
+    return UploadInfo(
+        id=upload.id,
+        name=upload.name,
+        size=upload.size,
+        sha256=upload.sha256,
+        engine=upload.engine,
+        chunk_size=upload.chunk_size,
+        chunk_count=upload.chunk_count,
+        chunks_stored=chunks_stored,
+        state=cast(JobState, upload.state),
+        attempts=upload.attempts,
+        error=upload.error,
+        created_at=upload.created_at,
+        finished_at=upload.finished_at,
+    )
+
+
+def device_info(device: Device) -> DeviceInfo:
+    return DeviceInfo(id=device.id, name=device.name, recipient=device.recipient)
+
+
+def expected_raw_size(upload: Upload, seq: int) -> int:
+    """The raw size of chunk ``seq``: ``chunk_size`` except for a shorter last chunk."""
+    return min(upload.chunk_size, upload.size - seq * upload.chunk_size)

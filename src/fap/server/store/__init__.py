@@ -1,0 +1,59 @@
+"""The state store: SQLAlchemy 2 (async) tables, Alembic migrations, and repositories over them.
+
+SQLite is the embedded default; the SQL stays portable so a PostgreSQL store needs a URL, not code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fap.server.store.accounts import Accounts, NewOrg, TokenOwner
+from fap.server.store.database import Database, sqlite_url
+from fap.server.store.jobs import Jobs, Lapse, WorkerSeen
+from fap.server.store.models import Chunk, Device, Org, Upload, User
+from fap.server.store.uploads import ChunkOutcome, NewUpload, Uploads
+
+__all__ = (
+    "Accounts",
+    "Chunk",
+    "ChunkOutcome",
+    "Database",
+    "Device",
+    "Jobs",
+    "Lapse",
+    "NewOrg",
+    "NewUpload",
+    "Org",
+    "Store",
+    "TokenOwner",
+    "Upload",
+    "Uploads",
+    "User",
+    "WorkerSeen",
+    "sqlite_url",
+)
+
+
+@dataclass
+class Store:
+    """One database and its repositories."""
+
+    db: Database
+    accounts: Accounts = field(init=False)
+    uploads: Uploads = field(init=False)
+    jobs: Jobs = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.accounts = Accounts(self.db)
+        self.uploads = Uploads(self.db)
+        self.jobs = Jobs(self.db)
+
+    @classmethod
+    def connect(cls, url: str) -> Store:
+        return cls(Database(url))
+
+    async def open(self) -> None:
+        await self.db.migrate()
+
+    async def close(self) -> None:
+        await self.db.dispose()

@@ -1,0 +1,259 @@
+"""The job side of an upload: leases, fencing, completion, failure, lapsed leases, workers.
+
+Every state change is one conditional UPDATE that names the state (and the lease token) it expects
+and checks that it changed exactly one row: two workers racing for a job, or a stale holder racing
+the sweeper, cannot both win, on SQLite or on PostgreSQL. Candidate rows are picked with
+``FOR UPDATE SKIP LOCKED`` where the database has it (SQLite ignores it; its writers are serial).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Update, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fap.server.store.database import Database, update_rows
+from fap.server.store.models import Upload, Worker
+
+__all__ = ("Jobs", "Lapse", "WorkerSeen")
+
+# How many queued candidates one lease attempt tries before it reports "none"; more than one, so a
+# candidate another replica just took does not end the attempt.
+_CANDIDATES = 8
+_SWEEP_BATCH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSeen:
+    worker_id: str
+    engines: list[str]
+    last_seen: float
+    active_jobs: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lapse:
+    """A lease the sweeper ended: the job is queued again, or failed after its last attempt."""
+
+    upload: Upload
+    state: str
+
+
+class Jobs:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def see_worker(
+        self, org_id: str, worker_id: str, engines: list[str] | None, now: float
+    ) -> None:
+        """Record that a worker asked for work now (with the engines it runs, if given)."""
+        values: dict[str, object] = {"last_seen": now}
+        if engines is not None:
+            values["engines"] = engines
+        async with self._db.write() as session:
+            changed = await update_rows(
+                session,
+                update(Worker)
+                .where(Worker.org_id == org_id, Worker.worker_id == worker_id)
+                .values(**values),
+            )
+            if changed == 0 and engines is not None:
+                session.add(
+                    Worker(org_id=org_id, worker_id=worker_id, engines=engines, last_seen=now)
+                )
+
+    async def lease(
+        self, org_id: str, engines: Sequence[str], worker_id: str, lease_seconds: float, now: float
+    ) -> Upload | None:
+        """Lease the oldest queued job of the organisation whose engine is one of ``engines``."""
+        async with self._db.write() as session:
+            candidates = await session.scalars(
+                select(Upload.id)
+                .where(
+                    Upload.org_id == org_id,
+                    Upload.state == "queued",
+                    Upload.engine.in_(list(engines)),
+                )
+                .order_by(Upload.created_at, Upload.id)
+                .limit(_CANDIDATES)
+                .with_for_update(skip_locked=True)
+            )
+            for upload_id in list(candidates):
+                token = secrets.token_urlsafe(24)
+                taken = await update_rows(
+                    session,
+                    update(Upload)
+                    .where(Upload.id == upload_id, Upload.state == "queued")
+                    .values(
+                        state="leased",
+                        lease_token=token,
+                        lease_expires=now + lease_seconds,
+                        attempts=Upload.attempts + 1,
+                        worker_id=worker_id,
+                    ),
+                )
+                if taken == 1:
+                    return await _reload(session, upload_id)
+        return None
+
+    async def holder_view(self, org_id: str, job_id: str) -> Upload | None:
+        """The job as its lease holder sees it, if it belongs to the organisation."""
+        async with self._db.read() as session:
+            upload = await session.get(Upload, job_id)
+        if upload is None or upload.org_id != org_id:
+            return None
+        return upload
+
+    async def extend(self, job_id: str, token: str, lease_seconds: float, now: float) -> bool:
+        async with self._db.write() as session:
+            changed = await update_rows(
+                session, _current(job_id, token, now).values(lease_expires=now + lease_seconds)
+            )
+            if changed != 1:
+                return False
+            upload = await _reload(session, job_id)
+            if upload.worker_id:
+                await update_rows(
+                    session,
+                    update(Worker)
+                    .where(Worker.org_id == upload.org_id, Worker.worker_id == upload.worker_id)
+                    .values(last_seen=now),
+                )
+        return True
+
+    async def complete(
+        self, job_id: str, token: str, result_size: int, result_sha256: str, now: float
+    ) -> bool:
+        """Record the result, once: only the current, unexpired lease can."""
+        async with self._db.write() as session:
+            changed = await update_rows(
+                session,
+                _current(job_id, token, now).values(
+                    state="done",
+                    result_size=result_size,
+                    result_sha256=result_sha256,
+                    error=None,
+                    finished_at=now,
+                ),
+            )
+        return changed == 1
+
+    async def release(
+        self, job_id: str, token: str, error: str, requeue: bool, now: float
+    ) -> str | None:
+        """End the current lease with ``error``: queued again, or failed. None if not current."""
+        values: dict[str, object] = {"error": error, "worker_id": None}
+        if requeue:
+            values.update(state="queued", queued_at=now)
+        else:
+            values.update(state="failed", finished_at=now)
+        async with self._db.write() as session:
+            changed = await update_rows(session, _current(job_id, token, now).values(**values))
+        if changed != 1:
+            return None
+        return "queued" if requeue else "failed"
+
+    async def sweep(self, max_attempts: int, now: float) -> list[Lapse]:
+        """End every lease whose deadline passed: requeue the job, or fail it after the last
+        attempt with the reason."""
+        lapses: list[Lapse] = []
+        async with self._db.write() as session:
+            expired = await session.scalars(
+                select(Upload)
+                .where(Upload.state == "leased", Upload.lease_expires <= now)
+                .order_by(Upload.lease_expires)
+                .limit(_SWEEP_BATCH)
+                .with_for_update(skip_locked=True)
+            )
+            for upload in list(expired):
+                lapsed = upload.lapses + 1
+                final = upload.attempts >= max_attempts
+                values: dict[str, object] = {"lapses": lapsed, "worker_id": None}
+                if final:
+                    values.update(
+                        state="failed",
+                        finished_at=now,
+                        error=_gave_up(lapsed, upload.attempts, upload.error),
+                    )
+                else:
+                    values.update(
+                        state="queued",
+                        queued_at=now,
+                        error="The processor stopped answering (lease lapsed).",
+                    )
+                changed = await update_rows(
+                    session,
+                    update(Upload)
+                    .where(
+                        Upload.id == upload.id,
+                        Upload.state == "leased",
+                        Upload.lease_token == upload.lease_token,
+                    )
+                    .values(**values),
+                )
+                if changed == 1:
+                    lapses.append(Lapse(upload, "failed" if final else "queued"))
+        return lapses
+
+    async def status(
+        self, org_id: str, now: float, online_seconds: float
+    ) -> tuple[list[WorkerSeen], dict[str, int]]:
+        """Workers seen in the last ``online_seconds`` with their live leases; jobs by state."""
+        async with self._db.read() as session:
+            workers = list(
+                await session.scalars(
+                    select(Worker)
+                    .where(Worker.org_id == org_id, Worker.last_seen >= now - online_seconds)
+                    .order_by(Worker.worker_id)
+                )
+            )
+            active_rows = await session.execute(
+                select(Upload.worker_id, func.count())
+                .where(
+                    Upload.org_id == org_id,
+                    Upload.state == "leased",
+                    Upload.lease_expires > now,
+                )
+                .group_by(Upload.worker_id)
+            )
+            active: dict[str | None, int] = {worker: count for worker, count in active_rows}
+            state_rows = await session.execute(
+                select(Upload.state, func.count())
+                .where(Upload.org_id == org_id)
+                .group_by(Upload.state)
+            )
+            by_state: dict[str, int] = {state: count for state, count in state_rows}
+        seen = [
+            WorkerSeen(w.worker_id, list(w.engines), w.last_seen, active.get(w.worker_id, 0))
+            for w in workers
+        ]
+        return seen, by_state
+
+
+def _current(job_id: str, token: str, now: float) -> Update:
+    """UPDATE of the job, only while ``token`` holds its unexpired lease (the fencing check)."""
+    return update(Upload).where(
+        Upload.id == job_id,
+        Upload.state == "leased",
+        Upload.lease_token == token,
+        Upload.lease_expires > now,
+    )
+
+
+async def _reload(session: AsyncSession, upload_id: str) -> Upload:
+    upload = await session.get(Upload, upload_id, populate_existing=True)
+    assert upload is not None  # the row was just updated in this transaction
+    return upload
+
+
+def _gave_up(lapses: int, attempts: int, earlier: str | None) -> str:
+    times = "once" if lapses == 1 else f"{lapses} times"
+    if lapses >= attempts or not earlier:
+        return f"The processor stopped answering (lease lapsed) {times}."
+    return (
+        f"The processor stopped answering (lease lapsed) on the last of {attempts} attempts; "
+        f"before that: {earlier.rstrip('.')}."
+    )

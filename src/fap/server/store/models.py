@@ -1,0 +1,145 @@
+"""Tables of the state store. Times are UNIX seconds (floats): portable and cheap to compare.
+
+Alembic migrations (``migrations/versions``) create these tables; a test checks that the migrated
+schema and these models agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ("Base", "Chunk", "Device", "Org", "Token", "Upload", "User", "Worker")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = String(32)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Org(Base):
+    __tablename__ = "orgs"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    default_engine: Mapped[str] = mapped_column(String(200))
+    max_file_size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Token(Base):
+    """An API or processor token, known only by the SHA-256 of its text."""
+
+    __tablename__ = "tokens"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "user" | "processor"
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id"), index=True)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Device(Base):
+    """A user's device: results are sealed to the age public key of each."""
+
+    __tablename__ = "devices"
+    __table_args__ = (UniqueConstraint("user_id", "recipient"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    recipient: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Upload(Base):
+    """An upload and its analysis job: one row, since each upload is analysed exactly once."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (
+        # Leasing: the oldest queued job of an organisation whose engine a worker runs.
+        Index(None, "org_id", "state", "engine", "created_at"),
+        # A user's uploads, newest first.
+        Index(None, "user_id", "created_at"),
+        # The sweeper: leases whose deadline passed.
+        Index(None, "state", "lease_expires"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    engine: Mapped[str] = mapped_column(String(200))
+    chunk_size: Mapped[int] = mapped_column(BigInteger)
+    chunk_count: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lapses: Mapped[int] = mapped_column(Integer, default=0)
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    lease_expires: Mapped[float | None] = mapped_column(Float)
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    result_size: Mapped[int | None] = mapped_column(BigInteger)
+    result_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    queued_at: Mapped[float | None] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Chunk(Base):
+    """A chunk the client reported stored; the blob lives at ``uploads/{id}/chunks/{seq:08d}``."""
+
+    __tablename__ = "chunks"
+
+    upload_id: Mapped[str] = mapped_column(ForeignKey("uploads.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    raw_size: Mapped[int] = mapped_column(BigInteger)
+    stored_size: Mapped[int] = mapped_column(BigInteger)
+    codec: Mapped[str] = mapped_column(String(8))
+    sha256: Mapped[str] = mapped_column(String(64))
+    stored_at: Mapped[float] = mapped_column(Float)
+
+
+class Worker(Base):
+    """A processor seen asking for work; ``status`` lists those seen lately."""
+
+    __tablename__ = "workers"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id"), primary_key=True)
+    worker_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    engines: Mapped[list[Any]] = mapped_column(JSON)
+    last_seen: Mapped[float] = mapped_column(Float)

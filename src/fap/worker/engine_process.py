@@ -1,0 +1,256 @@
+"""The worker's engine process: started, watched, restarted when it dies, always stopped.
+
+The engine stays in the worker's process group, so whatever signals the group signals both: a
+Ctrl-C in the terminal (or a service manager's SIGTERM) makes the worker drain its jobs while the
+engine, likewise, finishes the analyses in flight before it exits; killing the group kills both.
+A draining worker does not restart an engine that exits. Stopping it is terminate, wait, kill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from fap.engine.protocol import INFO, PROTOCOL_VERSION, SOCKET_ENV
+from fap.errors import EngineError
+from fap.worker.engine_client import EngineClient, EngineInfo
+
+__all__ = ("EngineProcess", "describe_exit")
+
+logger = logging.getLogger(__name__)
+
+START_TIMEOUT = 60.0  # an engine may load models before it answers; a hung start is still caught
+STOP_TIMEOUT = 10.0
+MAX_RESTART_DELAY = 30.0
+# An engine that ran this long before dying was healthy: its restart starts the backoff afresh.
+HEALTHY_UPTIME = 60.0
+_SHORT_TMP = "/tmp"  # noqa: S108 - only a base: mkdtemp makes a fresh private directory in it
+_LONG_TMPDIR = 48
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"the engine crashed (killed by {name})"
+    if returncode == 0:
+        return "the engine exited unexpectedly (exit code 0)"
+    return f"the engine crashed (exit code {returncode})"
+
+
+class EngineProcess:
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        max_connections: int = 8,
+        start_timeout: float = START_TIMEOUT,
+    ) -> None:
+        self.command = list(command)
+        self.start_timeout = start_timeout
+        self._dir: Path | None = None
+        self._client: EngineClient | None = None
+        self._max_connections = max_connections + 2  # the analyses, and a readiness check
+        self.name = ""
+        self.generation = 0
+        self._process: asyncio.subprocess.Process | None = None
+        self._processes: dict[int, asyncio.subprocess.Process] = {}
+        self._restart_reasons: dict[int, str] = {}
+        self._ready = asyncio.Event()
+        self._stopping = False
+        self._supervisor: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> EngineProcess:
+        self._dir = _private_dir()
+        self._client = EngineClient(self.socket_path, max_connections=self._max_connections)
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+        self._supervisor = asyncio.create_task(self._supervise(), name="engine-supervisor")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def socket_path(self) -> Path:
+        assert self._dir is not None, "the engine was never started"
+        return self._dir / "engine.sock"
+
+    @property
+    def client(self) -> EngineClient:
+        assert self._client is not None, "the engine was never started"
+        return self._client
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    async def wait_ready(self) -> int:
+        """Wait until an engine answers; answer its generation (which process it is)."""
+        await self._ready.wait()
+        return self.generation
+
+    async def exit_reason(self, generation: int, wait: float = 2.0) -> str | None:
+        """Why the engine of ``generation`` is gone, waiting up to ``wait`` s for it to exit;
+        None while it still runs. A dying engine closes its sockets just before it is reaped."""
+        process = self._processes.get(generation)
+        if process is None:
+            return None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), wait)
+        if process.returncode is None:
+            return None
+        return self._restart_reasons.get(generation) or describe_exit(process.returncode)
+
+    async def restart(self, generation: int, reason: str) -> None:
+        """Stop the engine of ``generation`` (if it still runs); the supervisor starts another."""
+        process = self._processes.get(generation)
+        if process is None or process.returncode is not None:
+            return
+        self._restart_reasons[generation] = reason
+        logger.warning("Restarting the engine: %s.", reason)
+        await _terminate(process, STOP_TIMEOUT)
+
+    def retire(self) -> None:
+        """The worker is draining: should the engine exit now, it stays down."""
+        self._stopping = True
+
+    async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop the engine for good: terminate, wait, kill; remove its socket directory."""
+        self._stopping = True
+        self._ready.clear()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        if self._process is not None:
+            await _terminate(self._process, timeout)
+        if self._client is not None:
+            await self._client.aclose()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    async def _start(self) -> None:
+        """Start one engine process and wait until it answers ``GET /v1/info``."""
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()  # left behind by an engine that was killed
+        env = {**os.environ, SOCKET_ENV: str(self.socket_path)}
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.command, env=env, stdin=asyncio.subprocess.DEVNULL
+            )
+        except OSError as error:
+            raise EngineError(
+                f"The engine command {' '.join(self.command)!r} cannot be started: {error}."
+            ) from error
+        self.generation += 1
+        self._process = process
+        self._processes[self.generation] = process
+        self._processes.pop(self.generation - 10, None)
+        try:
+            info = await self._wait_answering(process)
+        except BaseException:
+            await _terminate(process, STOP_TIMEOUT)
+            raise
+        if info.protocol != PROTOCOL_VERSION:
+            await _terminate(process, STOP_TIMEOUT)
+            raise EngineError(
+                f"The engine speaks protocol {info.protocol}; this worker speaks {PROTOCOL_VERSION}."
+            )
+        self.name = info.engine
+        logger.info("Engine %s is ready (pid %d).", info.engine, process.pid)
+        self._ready.set()
+
+    async def _wait_answering(self, process: asyncio.subprocess.Process) -> EngineInfo:
+        deadline = time.monotonic() + self.start_timeout
+        delay = 0.02
+        while True:
+            if process.returncode is not None:
+                raise EngineError(
+                    f"The engine exited while starting ({describe_exit(process.returncode)}); "
+                    "see its output above."
+                )
+            try:
+                return await self.client.info()
+            except httpx.TransportError:
+                pass  # not listening yet
+            if time.monotonic() > deadline:
+                raise EngineError(
+                    f"The engine did not answer GET {INFO} within {self.start_timeout:g} s of starting."
+                )
+            # Wake on the process's exit as well as on the poll interval.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(process.wait()), delay)
+            delay = min(0.25, delay * 2)
+
+    async def _supervise(self) -> None:
+        delay = 0.0
+        while True:
+            process = self._process
+            assert process is not None
+            started = time.monotonic()
+            returncode = await process.wait()
+            self._ready.clear()
+            if self._stopping:
+                return
+            generation = self.generation
+            requested = generation in self._restart_reasons
+            reason = self._restart_reasons.get(generation) or describe_exit(returncode)
+            if requested or time.monotonic() - started > HEALTHY_UPTIME:
+                delay = 0.0
+            else:
+                delay = min(MAX_RESTART_DELAY, max(0.5, delay * 2))
+                logger.error("%s; restarting it in %.1f s.", reason.capitalize(), delay)
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    await self._start()
+                    break
+                except EngineError as error:
+                    delay = min(MAX_RESTART_DELAY, max(0.5, delay * 2))
+                    logger.error("%s Retrying in %.1f s.", error, delay)
+
+
+def _private_dir() -> Path:
+    """A fresh 0700 directory for the socket, under a short base: AF_UNIX paths hold ~104 bytes,
+    and TMPDIR can be long (macOS), so fall back to /tmp then."""
+    base = tempfile.gettempdir()
+    if len(base) > _LONG_TMPDIR and Path(_SHORT_TMP).is_dir():
+        base = _SHORT_TMP
+    return Path(tempfile.mkdtemp(prefix="fap-", dir=base))
+
+
+async def _terminate(process: asyncio.subprocess.Process, timeout: float) -> None:
+    """Terminate, wait, kill."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), timeout)
+            return
+        except TimeoutError:
+            logger.warning("The engine did not stop within %g s; killing it.", timeout)
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    await process.wait()

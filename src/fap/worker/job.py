@@ -1,0 +1,286 @@
+"""One leased job: heartbeat, stream the file to the engine, seal the result, complete — or fail.
+
+The lease token fences every call: once the server answers 409 the lease is someone else's, and
+this job stops at once without completing or failing anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+
+from fap.api import (
+    JOB_COMPLETE,
+    JOB_FAIL,
+    JOB_HEARTBEAT,
+    JOB_RESULT_URL,
+    ApiSession,
+    CompleteRequest,
+    FailRequest,
+    Heartbeat,
+    Lease,
+    ResultUrl,
+    ResultUrlRequest,
+)
+from fap.crypto import seal
+from fap.errors import (
+    ConflictError,
+    EngineError,
+    InputError,
+    IntegrityError,
+    ServerError,
+    ServerUnreachable,
+)
+from fap.transfer import put_bytes, sha256_hex
+from fap.worker.chunks import ChunkStream
+from fap.worker.engine_client import EngineConnectionLost
+from fap.worker.engine_process import EngineProcess
+
+__all__ = ("Job", "JobServices", "Outcome")
+
+logger = logging.getLogger(__name__)
+
+# done: result stored; failed: reported as failed; lost: the lease went to someone else;
+# abandoned: the server could not be told, so the lease lapses and the job returns to the queue.
+Outcome = Literal["done", "failed", "lost", "abandoned"]
+
+# A job leased while its engine restarts waits this long for it before failing.
+ENGINE_WAIT = 120.0
+
+
+class FileMismatch(IntegrityError):
+    """Every chunk matched its checksum, yet the whole file does not match the uploader's: the
+    stored chunks themselves are wrong, and another attempt would read the same ones."""
+
+
+@dataclass(frozen=True)
+class JobServices:
+    """What every job of a worker shares."""
+
+    session: ApiSession
+    blobs: httpx.AsyncClient  # presigned GETs and PUTs only: no credentials on it
+    engine: EngineProcess
+    executor: Executor  # checksums, decompression, sealing: never on the event loop
+    prefetch: int
+    job_timeout: float
+
+
+class Job:
+    def __init__(self, lease: Lease, services: JobServices) -> None:
+        self.lease = lease
+        self._services = services
+        self._lease_lost = False
+        self._started = time.monotonic()
+        self._first_byte: float | None = None
+        self._sent = 0
+
+    async def run(self) -> Outcome:
+        lease = self.lease
+        logger.info(
+            "Job %s attempt %d: %r, %d bytes in %d chunks.",
+            lease.job_id,
+            lease.attempt,
+            lease.file.name,
+            lease.file.size,
+            lease.chunk_count,
+        )
+        work = asyncio.create_task(self._work())
+        beat = asyncio.create_task(self._heartbeat(work))
+        try:
+            outcome = await work
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._lease_lost or (task is not None and task.cancelling()):
+                raise  # cancelled from outside: the worker is stopping at once
+            outcome = "lost"
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        first = "-" if self._first_byte is None else f"{self._first_byte - self._started:.2f} s"
+        logger.info(
+            "Job %s attempt %d: %s after %.2f s (%d bytes to the engine, the first after %s).",
+            lease.job_id,
+            lease.attempt,
+            outcome,
+            time.monotonic() - self._started,
+            self._sent,
+            first,
+        )
+        return outcome
+
+    async def _work(self) -> Outcome:
+        try:
+            result = await self._analyze()
+            await self._deliver(result)
+        except ConflictError as error:
+            self._log_lost(error)
+            return "lost"
+        except FileMismatch as error:
+            return await self._fail(str(error), retryable=False)
+        except InputError as error:  # no usable device key to seal for: retrying cannot help
+            return await self._fail(str(error), retryable=False)
+        except (EngineError, IntegrityError, ServerError) as error:
+            return await self._fail(str(error), retryable=True)
+        except ServerUnreachable as error:
+            logger.error(
+                "Job %s attempt %d: %s Its lease will lapse and the job return to the queue.",
+                self.lease.job_id,
+                self.lease.attempt,
+                error,
+            )
+            return "abandoned"
+        return "done"
+
+    async def _analyze(self) -> bytes:
+        """Stream the file to the engine; answer its JSON result."""
+        services, lease = self._services, self.lease
+        engine = services.engine
+        try:
+            generation = await asyncio.wait_for(engine.wait_ready(), ENGINE_WAIT)
+        except TimeoutError:
+            raise EngineError(
+                f"The engine was not running for {ENGINE_WAIT:g} s; it is being restarted."
+            ) from None
+        stream = ChunkStream(
+            session=services.session,
+            blobs=services.blobs,
+            executor=services.executor,
+            job_id=lease.job_id,
+            lease_token=lease.lease_token,
+            chunk_count=lease.chunk_count,
+            prefetch=services.prefetch,
+        )
+        try:
+            async with asyncio.timeout(services.job_timeout) as timer:
+                return await engine.client.analyze(lease.file, self._body(stream, timer))
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            limit = f"{services.job_timeout:g} s"
+            await engine.restart(generation, f"an analysis ran past the job timeout ({limit})")
+            raise EngineError(
+                f"The engine did not finish the analysis within {limit}; it was restarted."
+            ) from None
+        except EngineConnectionLost as error:
+            reason = await engine.exit_reason(generation)
+            if reason is None:
+                raise
+            raise EngineError(f"The analysis failed: {reason}.") from error
+        finally:
+            await stream.aclose()
+
+    async def _body(self, stream: ChunkStream, timer: asyncio.Timeout) -> AsyncIterator[bytes]:
+        """The request body for the engine: the file's bytes, checked as a whole at the end."""
+        file = self.lease.file
+        loop = asyncio.get_running_loop()
+        digest = hashlib.sha256()
+        chunks = stream.chunks()
+        try:
+            while True:
+                waiting = time.monotonic()
+                try:
+                    raw = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                # Time spent waiting for the uploader or the object store is not the engine's:
+                # the job timeout is for an engine that hangs, not for a slow upload.
+                deadline = timer.when()
+                if deadline is not None:
+                    timer.reschedule(deadline + time.monotonic() - waiting)
+                await loop.run_in_executor(self._services.executor, digest.update, raw)
+                if self._first_byte is None:
+                    self._first_byte = time.monotonic()
+                self._sent += len(raw)
+                yield raw
+        finally:
+            await chunks.aclose()
+        # Raised before the body ends, so the engine sees a broken request, never a whole one.
+        if self._sent != file.size or digest.hexdigest() != file.sha256:
+            raise FileMismatch(
+                "The file's chunks do not add up to the file the uploader announced "
+                f"({self._sent} bytes where {file.size} were announced, or another SHA-256)."
+            )
+
+    async def _deliver(self, result: bytes) -> None:
+        """Seal the result for the uploader's devices, store it, and complete the job."""
+        services, lease = self._services, self.lease
+        loop = asyncio.get_running_loop()
+        sealed = await loop.run_in_executor(services.executor, seal, result, lease.recipients)
+        target = await services.session.call(
+            "POST",
+            JOB_RESULT_URL.format(job_id=lease.job_id),
+            ResultUrlRequest(lease_token=lease.lease_token, size=len(sealed)),
+            returns=ResultUrl,
+        )
+        await put_bytes(services.blobs, target.url, sealed)
+        await services.session.call(
+            "POST",
+            JOB_COMPLETE.format(job_id=lease.job_id),
+            CompleteRequest(
+                lease_token=lease.lease_token,
+                result_size=len(sealed),
+                result_sha256=sha256_hex(sealed),
+            ),
+        )
+
+    async def _fail(self, reason: str, *, retryable: bool) -> Outcome:
+        lease = self.lease
+        logger.warning("Job %s attempt %d failed: %s", lease.job_id, lease.attempt, reason)
+        request = FailRequest(lease_token=lease.lease_token, error=reason, retryable=retryable)
+        try:
+            await self._services.session.call("POST", JOB_FAIL.format(job_id=lease.job_id), request)
+        except ConflictError as error:
+            self._log_lost(error)
+            return "lost"
+        except (ServerError, ServerUnreachable) as error:
+            logger.error(
+                "Job %s attempt %d: the failure could not be reported (%s); its lease will lapse.",
+                lease.job_id,
+                lease.attempt,
+                error,
+            )
+            return "abandoned"
+        return "failed"
+
+    async def _heartbeat(self, work: asyncio.Task[Outcome]) -> None:
+        lease = self.lease
+        # A server that asks for no pause would be hammered; half a second is the floor.
+        interval = max(0.5, lease.heartbeat_seconds)
+        request = Heartbeat(lease_token=lease.lease_token)
+        path = JOB_HEARTBEAT.format(job_id=lease.job_id)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                # Retried only until the next beat is due: a late beat is worth no more.
+                await self._services.session.call("POST", path, request, retry_for=interval)
+            except ConflictError as error:
+                self._log_lost(error)
+                self._lease_lost = True
+                work.cancel()
+                return
+            except (ServerError, ServerUnreachable) as error:
+                logger.warning(
+                    "Job %s attempt %d: a heartbeat failed (%s); trying again in %g s.",
+                    lease.job_id,
+                    lease.attempt,
+                    error,
+                    interval,
+                )
+
+    def _log_lost(self, error: ConflictError) -> None:
+        logger.warning(
+            "Job %s attempt %d: the lease is no longer ours (%s); leaving the job to its holder.",
+            self.lease.job_id,
+            self.lease.attempt,
+            error,
+        )

@@ -1,0 +1,144 @@
+"""The client commands as a user meets them: one sentence and a named exit code, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from tests.support.processes import fap_argv, free_port
+
+from fap.errors import EXIT_AUTH, EXIT_INPUT, EXIT_UNREACHABLE, EXIT_USAGE
+
+
+def fap(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        fap_argv(*args),
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def error_lines(done: subprocess.CompletedProcess[str]) -> list[str]:
+    assert "Traceback" not in done.stderr, done.stderr
+    return [line for line in done.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_a_missing_file_is_one_sentence_and_exit_3(fap_home: Path, tmp_path: Path) -> None:
+    done = fap("upload", "missing.txt", "--server", "http://127.0.0.1:1", cwd=tmp_path)
+    assert done.returncode == EXIT_INPUT
+    assert done.stderr.splitlines() == ["error: missing.txt does not exist."]
+
+
+def test_a_directory_is_refused_with_a_hint(fap_home: Path, tmp_path: Path) -> None:
+    (tmp_path / "folder").mkdir()
+    done = fap("upload", "folder", cwd=tmp_path)
+    assert done.returncode == EXIT_INPUT
+    [line] = error_lines(done)
+    assert "folder is a directory" in line
+    assert "fap watch" in line
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod 000 file all the same")
+def test_an_unreadable_file_is_refused(fap_home: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("no\n")
+    secret.chmod(0)
+    done = fap("upload", "secret.txt", cwd=tmp_path)
+    assert done.returncode == EXIT_INPUT
+    [line] = error_lines(done)
+    assert "cannot be read" in line
+
+
+def test_without_a_token_the_exit_is_4_and_says_to_set_fap_token(
+    fap_home: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "a.txt").write_text("a\n")
+    done = fap("upload", "a.txt", "--server", "http://127.0.0.1:1", cwd=tmp_path)
+    assert done.returncode == EXIT_AUTH
+    [line] = error_lines(done)
+    assert "FAP_TOKEN" in line
+
+
+def test_a_server_that_does_not_answer_is_exit_5_after_the_retry_budget(
+    fap_home: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "a.txt").write_text("a\n")
+    server = f"http://127.0.0.1:{free_port()}"
+    done = fap(
+        "upload",
+        "a.txt",
+        "--server",
+        server,
+        "--retry-for",
+        "1",
+        cwd=tmp_path,
+        env={"FAP_TOKEN": "fap_user_x"},
+    )
+    assert done.returncode == EXIT_UNREACHABLE
+    [line] = error_lines(done)
+    assert f"The server at {server} did not answer" in line
+
+
+def test_good_files_go_and_bad_ones_are_each_reported_as_json(
+    fap_home: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "a.txt").write_text("a\n")
+    done = fap(
+        "upload",
+        "gone.txt",
+        "a.txt",
+        "--json",
+        "--server",
+        f"http://127.0.0.1:{free_port()}",
+        "--retry-for",
+        "0.5",
+        cwd=tmp_path,
+        env={"FAP_TOKEN": "fap_user_x"},
+    )
+    assert done.returncode == EXIT_UNREACHABLE  # a.txt was tried: the server is away
+    assert '"file": "gone.txt"' in done.stdout
+    assert '"status": "failed"' in done.stdout
+    assert len(error_lines(done)) == 2
+
+
+def test_no_server_known_is_a_clear_error(fap_home: Path, tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a\n")
+    done = fap("upload", "a.txt", cwd=tmp_path)
+    assert done.returncode == EXIT_INPUT
+    [line] = error_lines(done)
+    assert "--server" in line and "FAP_SERVER" in line
+
+
+def test_a_malformed_engine_is_a_usage_error(fap_home: Path, tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a\n")
+    done = fap("upload", "a.txt", "--engine", "size", cwd=tmp_path)
+    assert done.returncode == EXIT_USAGE
+    assert "NAME@VERSION" in done.stderr
+
+
+def test_watch_needs_a_directory(fap_home: Path, tmp_path: Path) -> None:
+    done = fap("watch", "nowhere", "--once", cwd=tmp_path)
+    assert done.returncode == EXIT_INPUT
+    [line] = error_lines(done)
+    assert "nowhere does not exist" in line
+
+
+def test_keys_export_prints_the_identity_and_warns_on_stderr(
+    fap_home: Path, tmp_path: Path
+) -> None:
+    first = fap("keys", "export", cwd=tmp_path)
+    second = fap("keys", "export", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("AGE-SECRET-KEY-1")
+    assert first.stdout == second.stdout, "the device keeps its key"
+    assert "secret key" in first.stderr
+    assert "AGE-SECRET-KEY" not in first.stderr

@@ -1,0 +1,229 @@
+"""``fap watch``'s work against the fake server: mirror a tree, never repeat, never lose."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.unit.client.conftest import CHUNK
+from tests.unit.client.fake_server import FakeServer
+
+import fap.client.folder as folder_module
+from fap.client import JOURNAL_NAME, FileOutcome, FolderSync, Journal, Runtime, open_runtime
+from fap.config import ClientSettings
+
+
+class Heard:
+    def __init__(self) -> None:
+        self.outcomes: list[tuple[FileOutcome, bool]] = []
+        self.retries: list[str] = []
+
+    def uploaded(self, outcome: FileOutcome) -> None:
+        pass
+
+    def finished(self, outcome: FileOutcome, *, earlier: bool) -> None:
+        self.outcomes.append((outcome, earlier))
+
+    def retrying(self, message: str) -> None:
+        self.retries.append(message)
+
+
+@asynccontextmanager
+async def folder(
+    settings: ClientSettings,
+    transport: httpx.AsyncBaseTransport,
+    inbox: Path,
+    heard: Heard | None = None,
+) -> AsyncIterator[tuple[FolderSync, Runtime]]:
+    """A watch as one run of ``fap watch`` holds it: its own runtime, the shared journal."""
+    async with (
+        open_runtime(settings, transport=transport) as runtime,
+        Journal(settings.home / JOURNAL_NAME, settings.server) as journal,
+    ):
+        results = inbox.parent / "results"
+        yield FolderSync(runtime, journal, inbox, results, reporter=heard), runtime
+
+
+async def wait_for(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.02)
+    assert check(), what
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def result_of(inbox: Path, relative: str) -> dict[str, object]:
+    loaded: dict[str, object] = json.loads(
+        (inbox.parent / "results" / f"{relative}.result.json").read_text()
+    )
+    return loaded
+
+
+async def test_once_mirrors_the_tree_and_leaves_what_it_must_alone(
+    settings: ClientSettings, fake: FakeServer, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    (inbox / "deep" / "er").mkdir(parents=True)
+    taken = {"top.txt": b"top\n", "deep/er/nested file.csv": b"1,2,3\n"}
+    for name, data in taken.items():
+        (inbox / name).write_bytes(data)
+    for name in (".hidden", "download.part", "draft.tmp", "~$lock.docx"):
+        (inbox / name).write_text("not for analysis\n")
+    (tmp_path / "outside.txt").write_text("outside\n")
+    (inbox / "link-out.txt").symlink_to(tmp_path / "outside.txt")
+    os.mkfifo(inbox / "a-fifo")
+
+    async with folder(settings, fake.transport, inbox) as (sync, _):
+        summary = await sync.run(once=True)
+
+    assert sorted(summary.outcomes) == sorted(taken)
+    assert not summary.failed
+    for name in taken:
+        assert result_of(inbox, name)["sha256"] == sha(inbox / name)
+    assert sorted(u.info.name for u in fake.uploads.values()) == sorted(taken)
+    written = sorted(
+        p.relative_to(tmp_path / "results").as_posix()
+        for p in (tmp_path / "results").rglob("*.json")
+    )
+    assert written == sorted(f"{name}.result.json" for name in taken)
+
+
+async def test_a_second_run_repeats_nothing_but_reports_every_file(
+    settings: ClientSettings, fake: FakeServer, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.txt").write_text("a\n")
+    async with folder(settings, fake.transport, inbox) as (sync, _):
+        await sync.run(once=True)
+    os.utime(inbox / "a.txt")  # touched, not changed: the same content needs no new upload
+    heard = Heard()
+
+    async with folder(settings, fake.transport, inbox, heard) as (sync, runtime):
+        summary = await sync.run(once=True)
+
+    assert len(fake.uploads) == 1
+    assert runtime.uploader.bytes_sent == 0
+    [(outcome, earlier)] = heard.outcomes
+    assert (outcome.status, earlier) == ("done", True)
+    assert list(summary.outcomes) == ["a.txt"]
+
+
+async def test_a_changed_file_is_uploaded_again(
+    settings: ClientSettings, fake: FakeServer, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    path = inbox / "a.txt"
+    path.write_text("first\n")
+    async with folder(settings, fake.transport, inbox) as (sync, _):
+        await sync.run(once=True)
+    path.write_text("second version\n")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns - 10**10))
+
+    async with folder(settings, fake.transport, inbox) as (sync, _):
+        await sync.run(once=True)
+
+    assert len(fake.uploads) == 2
+    assert result_of(inbox, "a.txt")["sha256"] == sha(path)
+
+
+async def test_an_interrupted_watch_resumes_from_the_chunks_already_stored(
+    settings: ClientSettings, fake: FakeServer, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    big = inbox / "big.bin"
+    big.write_bytes(os.urandom(24 * CHUNK))
+    fake.put_delay = 0.02  # a slow link, so the watch is stopped mid-upload
+
+    def some_stored() -> bool:
+        return any(len(u.reports) >= 4 for u in fake.uploads.values())
+
+    async with folder(settings, fake.transport, inbox) as (sync, _):
+        watching = asyncio.create_task(sync.run())
+        await wait_for(some_stored, "part of the upload")
+        watching.cancel()  # like a kill: nothing is told to the server or the journal
+        await asyncio.gather(watching, return_exceptions=True)
+    [upload] = fake.uploads.values()
+    stored_before = len(upload.reports)
+    assert stored_before < 24
+    fake.put_delay = 0.0
+
+    heard = Heard()
+    async with folder(settings, fake.transport, inbox, heard) as (sync, runtime):
+        summary = await sync.run(once=True)
+
+    assert not summary.failed
+    assert len(fake.uploads) == 1, "the same upload carries on"
+    assert runtime.uploader.bytes_sent == (24 - stored_before) * CHUNK < big.stat().st_size
+    [(outcome, _)] = heard.outcomes
+    assert outcome.bytes_sent == runtime.uploader.bytes_sent
+    assert result_of(inbox, "big.bin")["sha256"] == sha(big)
+
+
+async def test_a_running_watch_takes_new_files_from_change_events(
+    settings: ClientSettings, fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(folder_module, "EARLY_RESCAN_SECONDS", 3600.0)  # events alone
+    inbox, results = tmp_path / "inbox", tmp_path / "results"
+    inbox.mkdir()
+    (inbox / "first.txt").write_text("there at start-up\n")
+    moved = tmp_path / "elsewhere" / "batch"
+    moved.mkdir(parents=True)
+    (moved / "m.txt").write_text("moved in with its directory\n")
+    async with folder(settings, fake.transport, inbox) as (sync, _):
+        watching = asyncio.create_task(sync.run())
+        try:
+            await wait_for((results / "first.txt.result.json").exists, "the start-up scan")
+            (inbox / "new.txt").write_text("dropped in\n")
+            (inbox / "ignored.part").write_text("still downloading\n")
+            moved.rename(inbox / "batch")
+            await wait_for((results / "new.txt.result.json").exists, "a new file's result")
+            await wait_for((results / "batch/m.txt.result.json").exists, "a moved-in directory")
+        finally:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+    assert sorted(u.info.name for u in fake.uploads.values()) == [
+        "batch/m.txt",
+        "first.txt",
+        "new.txt",
+    ]
+
+
+async def test_a_server_that_is_away_is_waited_for_and_nothing_is_lost(
+    settings: ClientSettings, fake: FakeServer, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.txt").write_text("patience\n")
+    down = True
+
+    async def flaky(request: httpx.Request) -> httpx.Response:
+        if down:
+            raise httpx.ConnectError("connection refused", request=request)
+        return await fake.handle(request)
+
+    heard = Heard()
+    result = tmp_path / "results" / "a.txt.result.json"
+    async with folder(settings, httpx.MockTransport(flaky), inbox, heard) as (sync, _):
+        watching = asyncio.create_task(sync.run())
+        try:
+            await wait_for(lambda: bool(heard.retries), "the watch to say it is waiting")
+            down = False
+            await wait_for(result.exists, "the result once the server is back", timeout=20)
+        finally:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+    assert "did not answer" in heard.retries[0]
+    assert len(fake.uploads) == 1

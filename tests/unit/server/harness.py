@@ -1,0 +1,284 @@
+"""An in-process fap server for tests: the real app on httpx's ASGI transport, a clock the test
+moves, and helpers that speak the API as a client and as a worker would."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+from litestar import Litestar
+
+from fap.api import (
+    CHUNKS,
+    DEVICES,
+    LEASE,
+    UPLOADS,
+    ChunkReport,
+    DeviceRegistration,
+    ErrorBody,
+    Lease,
+    LeaseRequest,
+    Struct,
+    UploadCreate,
+    UploadCreated,
+    UploadInfo,
+)
+from fap.config import ServerSettings
+from fap.crypto import DeviceIdentity
+from fap.server import Services, create_app, services_of
+from fap.server.auth import hash_token, new_token
+from fap.server.notify import LocalNotifier
+from fap.transfer import encode_chunk
+
+T = TypeVar("T")
+
+KiB = 1024
+CHUNK = 64 * KiB
+BASE = "http://127.0.0.1:8700"
+
+
+def error_body(response: httpx.Response) -> ErrorBody:
+    """The ErrorBody of a refusal; every non-2xx answer must be one."""
+    assert response.status_code >= 400, response.text
+    body = msgspec.json.decode(response.content, type=ErrorBody)
+    assert body.status_code == response.status_code
+    assert body.detail.endswith((".", "?")), body.detail
+    return body
+
+
+class FakeClock:
+    """Wall-clock seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def settings_for_tests(data_dir: Path, **overrides: Any) -> ServerSettings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "lease_seconds": 30.0,
+        "heartbeat_seconds": 10.0,
+        "max_attempts": 3,
+        "long_poll_seconds": 5.0,
+        # The tests sweep by hand, at the moments they choose.
+        "sweep_seconds": 3600.0,
+        **overrides,
+    }
+    return ServerSettings(**values)
+
+
+@dataclass
+class Server:
+    app: Litestar
+    services: Services
+    clock: FakeClock
+    http: httpx.AsyncClient
+    owner: str
+    processor: str
+    devices: dict[str, DeviceIdentity] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> ServerSettings:
+        return self.services.settings
+
+    @property
+    def notifier(self) -> LocalNotifier:
+        assert isinstance(self.services.notifier, LocalNotifier)
+        return self.services.notifier
+
+    # -- raw HTTP ------------------------------------------------------------------------------
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        token: str | None,
+        body: Struct | bytes | dict[str, Any] | list[Any] | None = None,
+        **params: Any,
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if isinstance(body, bytes):
+            content = body
+        elif body is None:
+            content = None
+        else:
+            content = msgspec.json.encode(body)
+        return await self.http.request(
+            method, path, content=content, headers=headers, params=params or None
+        )
+
+    async def ok(
+        self,
+        method: str,
+        path: str,
+        token: str | None,
+        body: Struct | dict[str, Any] | None = None,
+        *,
+        returns: type[T],
+        **params: Any,
+    ) -> T:
+        response = await self.call(method, path, token, body, **params)
+        assert response.status_code < 300, response.text
+        return msgspec.json.decode(response.content, type=returns)
+
+    # -- accounts ------------------------------------------------------------------------------
+
+    async def new_org(self, name: str) -> tuple[str, str]:
+        """Another organisation: its owner's token and a processor token."""
+        accounts = self.services.store.accounts
+        org = await accounts.create_org(name, "size@1", 1 << 30, self.clock())
+        owner = await self.new_user(org.id, "owner", "owner")
+        processor = new_token("processor")
+        await accounts.add_token(hash_token(processor), "processor", org.id, None, self.clock())
+        return owner, processor
+
+    async def new_user(self, org_id: str | None, name: str, role: str) -> str:
+        accounts = self.services.store.accounts
+        if org_id is None:
+            owner = await accounts.token_owner(hash_token(self.owner))
+            assert owner is not None
+            org_id = owner.org.id
+        user = await accounts.create_user(org_id, name, role, self.clock())
+        token = new_token("user")
+        await accounts.add_token(hash_token(token), "user", org_id, user.id, self.clock())
+        return token
+
+    async def register_device(self, token: str) -> DeviceIdentity:
+        identity = DeviceIdentity.generate()
+        await self.ok(
+            "POST",
+            DEVICES,
+            token,
+            DeviceRegistration(name="laptop", recipient=identity.recipient),
+            returns=dict,
+        )
+        self.devices[token] = identity
+        return identity
+
+    # -- the client's side of an upload --------------------------------------------------------
+
+    async def create_upload(
+        self, token: str, data: bytes, *, name: str = "report.csv", engine: str | None = None
+    ) -> UploadCreated:
+        if token not in self.devices:
+            await self.register_device(token)
+        return await self.ok(
+            "POST",
+            UPLOADS,
+            token,
+            UploadCreate(
+                name=name,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                engine=engine,
+                chunk_size=CHUNK,
+            ),
+            returns=UploadCreated,
+        )
+
+    async def send_chunk(
+        self, token: str, created: UploadCreated, data: bytes, seq: int
+    ) -> httpx.Response:
+        """PUT chunk ``seq`` of ``data`` to its presigned URL and report it."""
+        encoded = encode_chunk(seq, data[seq * CHUNK : (seq + 1) * CHUNK])
+        url = next(u.url for u in created.chunk_urls if u.seq == seq)
+        put = await self.http.put(url, content=encoded.data)
+        assert put.status_code == 200, put.text
+        return await self.call(
+            "POST",
+            CHUNKS.format(upload_id=created.upload.id),
+            token,
+            ChunkReport(
+                seq=seq,
+                raw_size=encoded.raw_size,
+                stored_size=encoded.stored_size,
+                codec="zstd" if encoded.codec == "zstd" else "raw",
+                sha256=encoded.sha256,
+            ),
+        )
+
+    async def upload(self, token: str, data: bytes, **kwargs: Any) -> UploadInfo:
+        """A whole upload: create it, store and report every chunk."""
+        created = await self.create_upload(token, data, **kwargs)
+        info = created.upload
+        for seq in range(created.upload.chunk_count):
+            response = await self.send_chunk(token, created, data, seq)
+            assert response.status_code == 200, response.text
+            info = msgspec.json.decode(response.content, type=UploadInfo)
+        return info
+
+    # -- the worker's side ---------------------------------------------------------------------
+
+    async def lease(
+        self,
+        token: str | None = None,
+        *,
+        engines: list[str] | None = None,
+        worker_id: str = "worker-1",
+        timeout: float = 0.0,
+    ) -> Lease | None:
+        response = await self.call(
+            "POST",
+            LEASE,
+            token or self.processor,
+            LeaseRequest(worker_id=worker_id, engines=engines or ["size@1"], timeout=timeout),
+        )
+        if response.status_code == 204:
+            return None
+        assert response.status_code == 200, response.text
+        return msgspec.json.decode(response.content, type=Lease)
+
+
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    """The app's lifespan in a task of its own: it is entered and left in one task, as under a
+    real ASGI server, even when a fixture's setup and teardown run in different tasks."""
+    started = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(run())
+    ready = asyncio.create_task(started.wait())
+    await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        ready.cancel()
+        task.result()  # start-up failed: raise its error
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+@asynccontextmanager
+async def running_server(data_dir: Path, **overrides: Any) -> AsyncIterator[Server]:
+    clock = FakeClock()
+    app = create_app(settings_for_tests(data_dir, **overrides), clock=clock)
+    transport = httpx.ASGITransport(app=app)
+    async with lifespan(app), httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+        yield Server(
+            app=app,
+            services=services_of(app),
+            clock=clock,
+            http=http,
+            owner=(data_dir / "local-owner.token").read_text().strip(),
+            processor=(data_dir / "local-processor.token").read_text().strip(),
+        )
