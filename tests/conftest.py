@@ -29,9 +29,12 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
 
     def start(
-        *extra: str, data_dir: Path | None = None, env: dict[str, str] | None = None
+        *extra: str,
+        data_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
     ) -> ServerProcess:
-        port = free_port()
+        port = port or free_port()
         data = data_dir or tmp_path / f"server-{len(started)}"
         server = ServerProcess(
             argv=fap_argv("serve", "--port", str(port), "--data-dir", str(data), *extra),

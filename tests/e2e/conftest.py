@@ -53,7 +53,7 @@ class Pipeline:
         return worker.start()
 
     def fap(
-        self, *args: str, token: str | None = None, timeout: float = 300, **kwargs: Any
+        self, *args: str, token: str | None = None, timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
         """Run one client command to its end, as a user would from a shell."""
         env = {**os.environ, **self.env, "FAP_SERVER": self.server.url}
@@ -66,7 +66,14 @@ class Pipeline:
             timeout=timeout,
             stdin=subprocess.DEVNULL,
             check=False,
-            **kwargs,
+        )
+
+    def fap_bytes(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        """Run one client command whose stdout is binary (``results get --raw``)."""
+        env = {**os.environ, **self.env, "FAP_SERVER": self.server.url}
+        env["FAP_TOKEN"] = self.server.owner_token
+        return subprocess.run(
+            fap_argv(*args), env=env, capture_output=True, timeout=300, check=False
         )
 
     def api(self, token: str | None = None) -> httpx.Client:

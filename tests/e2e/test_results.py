@@ -69,7 +69,7 @@ def test_results_open_with_the_standard_age_tool(pipeline: Pipeline, tmp_path: P
     exported = pipeline.fap("keys", "export")
     assert exported.returncode == 0, exported.stderr
     identity.write_text(exported.stdout)
-    sealed = pipeline.fap("results", "get", line["upload_id"], "--raw", text=False)
+    sealed = pipeline.fap_bytes("results", "get", line["upload_id"], "--raw")
     assert sealed.returncode == 0
     assert sealed.stdout.startswith(b"age-encryption.org/v1")
     opened = subprocess.run(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import TYPE_CHECKING, Annotated
@@ -65,15 +64,9 @@ def get(
 ) -> None:
     """Download one upload's result and print the decrypted JSON (--raw: the age ciphertext)."""
     data = run(_get(upload_id, server=server, token=token, retry_for=retry_for, raw=raw))
-    if raw:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
-    try:
-        text = json.dumps(json.loads(data), indent=2, ensure_ascii=False)
-    except ValueError:  # not JSON after all: show it as it is
-        text = data.decode("utf-8", errors="replace").rstrip("\n")
-    sys.stdout.write(text + "\n")
+    # --raw: the age ciphertext; else the decrypted JSON exactly as the engine wrote it.
+    sys.stdout.buffer.write(data if raw or data.endswith(b"\n") else data + b"\n")
+    sys.stdout.buffer.flush()
 
 
 async def _list(
@@ -109,8 +102,10 @@ def _render_rich(uploads: list[UploadInfo]) -> None:
     from rich.table import Table
 
     table = Table(title=f"{len(uploads)} uploads", title_justify="left")
-    for column in ("id", "name", "state", "engine", "created"):
-        table.add_column(column)
+    table.add_column("id", no_wrap=True)  # whole: it is what `fap results get` takes
+    table.add_column("name", overflow="fold")
+    for column in ("state", "engine", "created"):
+        table.add_column(column, no_wrap=True)
     styles = {"done": "green", "failed": "red"}
     for upload in uploads:
         state = upload.state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shlex
 from typing import Annotated
 
@@ -76,6 +77,8 @@ def work(
     from fap.worker import run_worker
 
     setup_logging(verbose)
+    if not verbose:  # one line per request (leases, heartbeats, chunks) is debug detail here
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         command = shlex.split(engine_command) if engine_command is not None else None
     except ValueError as error:

@@ -156,8 +156,11 @@ class FolderSync:
         return await asyncio.to_thread(scan, self.root, exclude=self._exclude)
 
     async def _follow(self, stop: asyncio.Event) -> None:
-        async for paths in watch_changes(self.root, exclude=self._exclude, stop=stop):
-            self._candidates.update(paths)
+        try:
+            async for paths in watch_changes(self.root, exclude=self._exclude, stop=stop):
+                self._candidates.update(paths)
+        except (OSError, RuntimeError) as error:  # the directory went away, no inotify left
+            raise InputError(f"Watching {self.shown_root} failed: {error}.") from error
 
     async def _settle_loop(self) -> None:
         """Move settled files to the senders; with ``once``, return when all work is handed on."""
@@ -240,7 +243,7 @@ class FolderSync:
             self._retry(path)
         except FileChanged:
             self._candidates.add(path)  # settle again, then send the new version
-        except InputError as error:
+        except (InputError, OSError) as error:
             if not await asyncio.to_thread(path.exists):
                 return
             if path not in self._attempts:  # say it once, not at every retry

@@ -21,6 +21,8 @@ from typing import Literal, get_args
 
 import aiosqlite
 
+from fap.errors import FapError, InputError
+
 __all__ = ("JOURNAL_NAME", "FileRecord", "FileState", "Journal")
 
 JOURNAL_NAME = "journal.sqlite3"
@@ -81,14 +83,21 @@ class Journal:
         self._db: aiosqlite.Connection | None = None
 
     async def __aenter__(self) -> Journal:
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.db_path)
-        # WAL + NORMAL: a committed row survives a killed process; several readers never block.
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.execute("PRAGMA busy_timeout=10000")
-        await self._db.execute(_SCHEMA)
-        await self._db.commit()
+        try:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = await aiosqlite.connect(self.db_path)
+            # WAL + NORMAL: a committed row survives a killed process; readers never block.
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute("PRAGMA synchronous=NORMAL")
+            await self._db.execute("PRAGMA busy_timeout=10000")
+            await self._db.execute(_SCHEMA)
+            await self._db.commit()
+        except (sqlite3.Error, OSError) as error:
+            await self.__aexit__(None, None, None)
+            raise InputError(
+                f"The journal {self.db_path} cannot be opened: {error}; check that FAP_HOME is "
+                "writable."
+            ) from error
         return self
 
     async def __aexit__(
@@ -181,8 +190,11 @@ class Journal:
         )
 
     async def _write(self, sql: str, parameters: tuple[object, ...]) -> None:
-        await self.db.execute(sql, parameters)
-        await self.db.commit()
+        try:
+            await self.db.execute(sql, parameters)
+            await self.db.commit()
+        except sqlite3.Error as error:
+            raise FapError(f"The journal {self.db_path} cannot be written: {error}.") from error
 
 
 def _record(row: sqlite3.Row) -> FileRecord:

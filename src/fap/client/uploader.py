@@ -244,8 +244,8 @@ class Uploader:
         finally:
             for _ in range(held):
                 self._slots.release()
-            await loop.run_in_executor(self.executor, handle.close)
-        after = await loop.run_in_executor(self.executor, os.stat, file.path)
+            handle.close()  # a read-only handle: closing it does not wait on the disk
+        after = await loop.run_in_executor(self.executor, _stat_regular, file.path)
         if (after.st_size, after.st_mtime_ns) != (file.size, file.mtime_ns):
             raise _changed(file)
         return Sent(latest, sent)

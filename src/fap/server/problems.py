@@ -16,6 +16,7 @@ sentence; anything else is a bug, logged with its traceback and answered 500 wit
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, ClassVar
 
 from litestar import MediaType, Request, Response
@@ -39,6 +40,7 @@ __all__ = (
     "Unauthorized",
     "error_response",
     "exception_handlers",
+    "shown_id",
 )
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,14 @@ class Conflict(Problem):
 
 class TooLarge(Problem):
     status_code = 413
+
+
+_PRINTABLE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
+
+def shown_id(value: str) -> str:
+    """An id as a message may quote it: itself if it looks like an id, else a description."""
+    return value if _PRINTABLE_ID.fullmatch(value) else "with that id"
 
 
 def error_response(
@@ -115,7 +125,8 @@ def _sentence(request: Request[Any, Any, Any], error: HTTPException) -> str:
     if isinstance(error, ValidationException) and isinstance(error.extra, list) and error.extra:
         return _validation_sentence(error.extra[0])
     if isinstance(error.__cause__, SerializationException):
-        return f"The request body is not valid JSON: {_lower_first(error.detail.rstrip('.'))}."
+        reason = error.detail.rstrip(".").removeprefix("JSON is malformed: ")
+        return f"The request body is not valid JSON: {_lower_first(reason)}."
     detail = error.detail.rstrip(".")
     if error.status_code == 400:
         return f"The request is malformed: {detail}."
@@ -142,7 +153,11 @@ def _validation_sentence(item: object) -> str:
 
 
 def _lower_first(text: str) -> str:
-    return text[:1].lower() + text[1:] if text else "it could not be decoded"
+    if not text:
+        return "it could not be decoded"
+    if text[:2].isupper():  # an acronym: JSON, UTF-8
+        return text
+    return text[:1].lower() + text[1:]
 
 
 exception_handlers = {

@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from fap.config import ServerSettings
 from fap.server.notify import Notifier, chunks_topic, long_poll, queue_topic, upload_topic
-from fap.server.problems import Conflict, NotFound
+from fap.server.problems import Conflict, NotFound, shown_id
 from fap.server.store import Store, Upload
 
 __all__ = ("Clock", "JobQueue")
@@ -55,7 +55,7 @@ class JobQueue:
         """The job, if ``token`` holds its current, unexpired lease (the fencing check)."""
         job = await self._store.jobs.holder_view(org_id, job_id)
         if job is None:
-            raise NotFound(f"There is no job {job_id} in your organisation.")
+            raise NotFound(f"There is no job {shown_id(job_id)} in your organisation.")
         _check_lease(job, token, self._clock())
         return job
 
@@ -71,7 +71,7 @@ class JobQueue:
         """Record the result. Repeating the very same completion is harmless; any other is 409."""
         job = await self._store.jobs.holder_view(org_id, job_id)
         if job is None:
-            raise NotFound(f"There is no job {job_id} in your organisation.")
+            raise NotFound(f"There is no job {shown_id(job_id)} in your organisation.")
         if (job.state, job.lease_token, job.result_size, job.result_sha256) == (
             "done",
             token,

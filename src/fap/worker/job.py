@@ -187,16 +187,18 @@ class Job:
         chunks = stream.chunks()
         try:
             while True:
-                waiting = time.monotonic()
+                # Time spent waiting for the uploader or the object store is not the engine's:
+                # the job timeout is for an engine that hangs, not for a slow upload. So the
+                # clock stops while the next chunk is awaited.
+                deadline = timer.when()
+                left = None if deadline is None else deadline - loop.time()
+                timer.reschedule(None)
                 try:
                     raw = await anext(chunks)
                 except StopAsyncIteration:
                     break
-                # Time spent waiting for the uploader or the object store is not the engine's:
-                # the job timeout is for an engine that hangs, not for a slow upload.
-                deadline = timer.when()
-                if deadline is not None:
-                    timer.reschedule(deadline + time.monotonic() - waiting)
+                finally:
+                    timer.reschedule(None if left is None else loop.time() + left)
                 await loop.run_in_executor(self._services.executor, digest.update, raw)
                 if self._first_byte is None:
                     self._first_byte = time.monotonic()
@@ -205,10 +207,14 @@ class Job:
         finally:
             await chunks.aclose()
         # Raised before the body ends, so the engine sees a broken request, never a whole one.
-        if self._sent != file.size or digest.hexdigest() != file.sha256:
+        if self._sent != file.size:
             raise FileMismatch(
-                "The file's chunks do not add up to the file the uploader announced "
-                f"({self._sent} bytes where {file.size} were announced, or another SHA-256)."
+                f"The file's chunks hold {self._sent} bytes where the uploader announced "
+                f"{file.size}."
+            )
+        if digest.hexdigest() != file.sha256:
+            raise FileMismatch(
+                "The file's chunks do not add up to the SHA-256 the uploader announced."
             )
 
     async def _deliver(self, result: bytes) -> None:

@@ -224,4 +224,4 @@ async def run_worker(settings: WorkerSettings) -> bool:
 
 def _backoff(failures: int) -> float:
     # Jittered, so that workers cut off together do not come back together.
-    return float(min(MAX_BACKOFF, 0.5 * 2**failures) * (0.5 + random.random()))  # noqa: S311
+    return float(min(MAX_BACKOFF, 0.25 * 2**failures) * (0.5 + random.random()))  # noqa: S311

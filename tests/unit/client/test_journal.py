@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from fap.client import Journal
+from fap.errors import InputError
 
 SERVER = "http://fap.test"
 
@@ -86,3 +89,11 @@ async def test_each_server_has_its_own_records_and_prefixes_do_not_leak(tmp_path
         await one.record_version("/inbox/b", 1, 1, "b")
         assert await other.get("/in/a") is None
         assert [r.path for r in await one.under("/in")] == ["/in/a"]
+
+
+async def test_a_journal_that_cannot_be_opened_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the state dir should be\n")
+    with pytest.raises(InputError, match="cannot be opened"):
+        async with Journal(blocker / "journal.sqlite3", SERVER):
+            pass

@@ -113,12 +113,12 @@ async def job_chunks(
 
     async def stored() -> list[Chunk] | None:
         await services.queue.holding(processor.org.id, job_id, data.lease_token)
+        if data.after >= job.chunk_count - 1:
+            return []  # every chunk was listed already: nothing more will come
         chunks = await services.store.uploads.chunks_after(
             job_id, data.after, _MAX_CHUNKS_PER_ANSWER
         )
-        if chunks or data.after >= job.chunk_count - 1:
-            return chunks
-        return None
+        return chunks or None
 
     topics = [chunks_topic(job_id), upload_topic(job_id)]
     chunks = await long_poll(services.notifier, topics, stored, timeout)

@@ -24,7 +24,7 @@ from fap.api import (
 from fap.server.auth import ACCESS, Caller
 from fap.server.blobs import chunk_key, result_key
 from fap.server.notify import long_poll, upload_topic
-from fap.server.problems import BadRequest, Conflict, Forbidden, NotFound, TooLarge
+from fap.server.problems import BadRequest, Conflict, Forbidden, NotFound, TooLarge, shown_id
 from fap.server.routes.deps import CallerDep, ServicesDep, route
 from fap.server.routes.validation import (
     MAX_CHUNK_SIZE,
@@ -134,7 +134,7 @@ async def wait_uploads(
     first = await services.store.uploads.get_many(caller.org.id, ids)
     missing = [upload_id for upload_id in ids if upload_id not in first]
     if missing:
-        raise NotFound(f"There is no upload {missing[0][:64]} in your organisation.")
+        raise NotFound(f"There is no upload {shown_id(missing[0])} in your organisation.")
 
     async def finished() -> list[Upload] | None:
         uploads = await services.store.uploads.get_many(caller.org.id, ids)
@@ -172,7 +172,7 @@ async def upload_result(
 async def load_upload(services: Services, caller: Caller, upload_id: str) -> Upload:
     upload = await services.store.uploads.get(caller.org.id, upload_id)
     if upload is None:
-        raise NotFound(f"There is no upload {upload_id[:64]} in your organisation.")
+        raise NotFound(f"There is no upload {shown_id(upload_id)} in your organisation.")
     return upload
 
 

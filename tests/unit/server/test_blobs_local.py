@@ -1,0 +1,180 @@
+"""The local blob store: signed, expiring, size-bounded URLs; a refused PUT stores nothing."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pytest
+from tests.unit.server.harness import Server, error_body, running_server
+
+from fap.server.blobs import LocalBlobStore, chunk_key, result_key
+from fap.server.problems import BadRequest
+
+KEY = "uploads/0123456789abcdef0123456789abcdef/chunks/00000007"
+
+
+def blobs_of(server: Server) -> LocalBlobStore:
+    assert isinstance(server.services.blobs, LocalBlobStore)
+    return server.services.blobs
+
+
+def with_query(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.update(changes)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def stored_files(blobs: LocalBlobStore) -> list[Path]:
+    return [path for path in blobs.root.rglob("*") if path.is_file()]
+
+
+async def test_keys_are_laid_out_as_documented() -> None:
+    assert chunk_key("abc", 7) == "uploads/abc/chunks/00000007"
+    assert result_key("abc") == "uploads/abc/result.age"
+
+
+async def test_a_presigned_put_stores_and_a_presigned_get_reads(server: Server) -> None:
+    blobs = blobs_of(server)
+    put = await blobs.presign_put(KEY, 10, 60)
+    assert put.startswith("http://127.0.0.1:8700/blobs/uploads/")
+    assert (await server.http.put(put, content=b"0123456789")).status_code == 200
+    assert await blobs.size(KEY) == 10
+    response = await server.http.get(await blobs.presign_get(KEY, 60))
+    assert response.status_code == 200
+    assert response.content == b"0123456789"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        {"sig": "0" * 64},
+        {"max": "1000000"},
+        {"exp": "9999999999"},
+    ],
+)
+async def test_a_tampered_url_is_403_and_stores_nothing(
+    server: Server, tamper: dict[str, str]
+) -> None:
+    blobs = blobs_of(server)
+    url = with_query(await blobs.presign_put(KEY, 10, 60), **tamper)
+    response = await server.http.put(url, content=b"x")
+    assert response.status_code == 403
+    assert "altered" in error_body(response).detail
+    assert await blobs.size(KEY) is None
+
+
+async def test_a_url_for_another_key_or_method_is_403(server: Server) -> None:
+    blobs = blobs_of(server)
+    put = await blobs.presign_put(KEY, 10, 60)
+    other_key = put.replace("00000007", "00000008")
+    assert (await server.http.put(other_key, content=b"x")).status_code == 403
+    (await server.http.put(put, content=b"x")).raise_for_status()
+    assert (await server.http.get(put)).status_code == 403  # a PUT URL does not read
+
+
+async def test_an_expired_url_is_403(server: Server) -> None:
+    blobs = blobs_of(server)
+    url = await blobs.presign_put(KEY, 10, 60)
+    server.clock.advance(61)
+    response = await server.http.put(url, content=b"x")
+    assert response.status_code == 403
+    assert "expired" in error_body(response).detail
+    assert await blobs.size(KEY) is None
+
+
+async def test_an_unsigned_url_is_400(server: Server) -> None:
+    response = await server.http.put(f"/blobs/{KEY}", content=b"x")
+    assert response.status_code == 400
+    error_body(response)
+    garbled = await server.http.put(f"/blobs/{KEY}?exp=soon&max=1&sig=00", content=b"x")
+    assert garbled.status_code == 400
+
+
+async def test_a_content_length_over_the_bound_is_refused_before_reading(server: Server) -> None:
+    blobs = blobs_of(server)
+    response = await server.http.put(await blobs.presign_put(KEY, 4, 60), content=b"12345")
+    assert response.status_code == 400
+    assert "nothing was stored" in error_body(response).detail
+    assert stored_files(blobs) == []
+
+
+async def test_a_streamed_body_over_the_bound_is_cut_off_and_leaves_nothing(
+    server: Server,
+) -> None:
+    blobs = blobs_of(server)
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b"x" * 1000
+
+    # No Content-Length: the bytes are counted as they come.
+    response = await server.http.put(await blobs.presign_put(KEY, 5000, 60), content=body())
+    assert response.status_code == 400
+    assert stored_files(blobs) == []
+
+
+async def test_receive_writes_nothing_visible_until_complete(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs", tmp_path / "secret", "http://x")
+    await blobs.open()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield b"a" * 700_000
+        assert await blobs.size(KEY) is None  # half-way: not there yet
+        yield b"b" * 700_000
+
+    assert await blobs.receive(KEY, pieces(), 2_000_000) == 1_400_000
+    assert await blobs.size(KEY) == 1_400_000
+
+    async def too_much() -> AsyncIterator[bytes]:
+        yield b"c" * 10
+
+    with pytest.raises(BadRequest):
+        await blobs.receive(KEY, too_much(), 5)
+    assert await blobs.size(KEY) == 1_400_000  # the earlier object is untouched
+    assert stored_files(blobs) == [blobs.path(KEY)]
+
+
+async def test_a_missing_blob_is_404(server: Server) -> None:
+    response = await server.http.get(await blobs_of(server).presign_get(KEY, 60))
+    assert response.status_code == 404
+    error_body(response)
+
+
+@pytest.mark.parametrize(
+    "key", ["../escape", "uploads/../../etc/passwd", "/abs", "a//b", ".hidden"]
+)
+async def test_a_key_that_could_escape_is_refused(tmp_path: Path, key: str) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs", tmp_path / "secret", "http://x")
+    await blobs.open()
+    with pytest.raises(BadRequest):
+        blobs.path(key)
+    with pytest.raises(BadRequest):
+        await blobs.presign_put(key, 1, 60)
+
+
+async def test_delete_prefix_removes_an_uploads_objects(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs", tmp_path / "secret", "http://x")
+    await blobs.open()
+
+    async def one(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    for key in (chunk_key("a", 0), chunk_key("a", 1), result_key("a"), chunk_key("b", 0)):
+        await blobs.receive(key, one(b"x"), 10)
+    await blobs.delete_prefix("uploads/a/")
+    assert [await blobs.size(chunk_key("a", 0)), await blobs.size(result_key("a"))] == [None, None]
+    assert await blobs.size(chunk_key("b", 0)) == 1
+
+
+async def test_the_signing_secret_is_private_and_survives_a_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    async with running_server(data) as first:
+        url = await blobs_of(first).presign_put(KEY, 3, 3600)
+    secret = data / "blob-signing.key"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    async with running_server(data) as second:
+        assert (await second.http.put(url, content=b"abc")).status_code == 200

@@ -1,0 +1,124 @@
+"""Long-polls wait on wake-ups, not on the database: they answer as soon as what they wait for
+happens, after their timeout otherwise, and at once when the server shuts down."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TypeVar
+
+from tests.unit.server.harness import CHUNK, Server, running_server
+
+from fap.api import JOB_CHUNKS, UPLOADS_WAIT, ChunkList, UploadList
+from fap.server.auth import hash_token
+from fap.server.notify import chunks_topic, queue_topic, upload_topic
+
+T = TypeVar("T")
+
+
+async def until_waiting(server: Server, topic: str) -> None:
+    """Return once a long-poll waits on ``topic`` (a readiness check, not a guess of time)."""
+    async with asyncio.timeout(5):
+        while not server.notifier.waiting(topic):
+            await asyncio.sleep(0.005)
+
+
+async def timed(awaitable: Awaitable[T]) -> tuple[T, float]:
+    start = time.monotonic()
+    result = await awaitable
+    return result, time.monotonic() - start
+
+
+async def org_id(server: Server) -> str:
+    owner = await server.services.store.accounts.token_owner(hash_token(server.owner))
+    assert owner is not None
+    return owner.org.id
+
+
+async def test_a_waiting_lease_is_woken_by_the_first_stored_chunk(server: Server) -> None:
+    data = b"w" * (2 * CHUNK)
+    created = await server.create_upload(server.owner, data)
+    waiting = asyncio.create_task(timed(server.lease(timeout=5)))
+    await until_waiting(server, queue_topic(await org_id(server)))
+    await server.send_chunk(server.owner, created, data, 0)
+    lease, elapsed = await waiting
+    assert lease is not None and lease.job_id == created.upload.id
+    assert elapsed < 4
+
+
+async def test_a_lease_with_nothing_to_do_answers_204_after_its_timeout(server: Server) -> None:
+    lease, elapsed = await timed(server.lease(timeout=0.2))
+    assert lease is None
+    assert elapsed >= 0.19
+
+
+async def test_a_long_poll_is_capped_at_the_servers_limit(tmp_path: Path) -> None:
+    async with running_server(tmp_path / "data", long_poll_seconds=0.2) as server:
+        lease, elapsed = await timed(server.lease(timeout=3600))
+        assert lease is None
+        assert elapsed < 3
+
+
+async def test_a_waiting_chunk_list_is_woken_by_the_next_chunk(server: Server) -> None:
+    data = b"c" * (2 * CHUNK)
+    created = await server.create_upload(server.owner, data)
+    await server.send_chunk(server.owner, created, data, 0)
+    lease = await server.lease()
+    assert lease is not None
+    waiting = asyncio.create_task(
+        timed(
+            server.ok(
+                "POST",
+                JOB_CHUNKS.format(job_id=lease.job_id),
+                server.processor,
+                {"lease_token": lease.lease_token, "after": 0, "timeout": 5},
+                returns=ChunkList,
+            )
+        )
+    )
+    await until_waiting(server, chunks_topic(lease.job_id))
+    await server.send_chunk(server.owner, created, data, 1)
+    listed, elapsed = await waiting
+    assert [chunk.seq for chunk in listed.chunks] == [1]
+    assert elapsed < 4
+
+
+async def test_a_waiting_client_is_woken_when_its_upload_fails(server: Server) -> None:
+    info = await server.upload(server.owner, b"doomed")
+    lease = await server.lease()
+    assert lease is not None
+    waiting = asyncio.create_task(
+        timed(
+            server.ok(
+                "POST",
+                UPLOADS_WAIT,
+                server.owner,
+                {"ids": [info.id], "timeout": 5},
+                returns=UploadList,
+            )
+        )
+    )
+    await until_waiting(server, upload_topic(info.id))
+    await server.call(
+        "POST",
+        f"/v1/jobs/{lease.job_id}/fail",
+        server.processor,
+        {"lease_token": lease.lease_token, "error": "Corrupt file.", "retryable": False},
+    )
+    waited, elapsed = await waiting
+    assert [u.state for u in waited.uploads] == ["failed"]
+    assert elapsed < 4
+
+
+async def test_shutting_down_ends_every_long_poll_at_once(server: Server) -> None:
+    waiting = asyncio.create_task(timed(server.lease(timeout=5)))
+    await until_waiting(server, queue_topic(await org_id(server)))
+    server.notifier.stop()
+    lease, elapsed = await waiting
+    assert lease is None
+    assert elapsed < 4
+    # A long-poll that starts after the stop does not wait either.
+    late, late_elapsed = await timed(server.lease(timeout=5))
+    assert late is None and late_elapsed < 4
