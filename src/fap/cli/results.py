@@ -53,7 +53,9 @@ def list_(
 
 @app.command("get")
 def get(
-    upload_id: Annotated[str, typer.Argument(help="The upload's id.", show_default=False)],
+    upload_id: Annotated[
+        str, typer.Argument(help="The upload's id.", show_default=False, metavar="UPLOAD_ID")
+    ],
     server: ServerOption = None,
     raw: Annotated[
         bool,

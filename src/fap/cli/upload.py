@@ -105,7 +105,12 @@ def warn(message: str) -> None:
 
 
 def upload(
-    files: Annotated[list[Path], typer.Argument(help="The files to upload.", show_default=False)],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="The files to upload.", show_default=False, metavar="FILE...", readable=False
+        ),
+    ],
     server: ServerOption = None,
     results: ResultsOption = Path("results"),
     engine: EngineOption = None,
@@ -126,13 +131,22 @@ def upload(
     rate = parse_rate(bwlimit)
     readable: list[Path] = []
     refused: list[FileOutcome] = []
+    names: set[str] = set()
     for path in files:
-        if problem := check_file(path):
+        problem = check_file(path)
+        if problem is None and path.name in names:
+            # Results are named after the file: a second x.txt would overwrite the first's.
+            problem = (
+                f"{path}: another file named {path.name} is in this upload and its result "
+                "would be overwritten; upload it separately or use fap watch."
+            )
+        if problem:
             refused.append(FileOutcome(file=str(path), error=problem))
             err_console.print(f"[bold red]error:[/] {problem}", markup=True, highlight=False)
             if json_output:
                 emit_json(refused[-1])
         else:
+            names.add(path.name)
             readable.append(path)
     if not readable:
         raise typer.Exit(EXIT_INPUT)

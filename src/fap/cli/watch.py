@@ -38,7 +38,12 @@ __all__ = ("watch",)
 
 
 def watch(
-    directory: Annotated[Path, typer.Argument(help="The directory to watch.", show_default=False)],
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            help="The directory to watch.", show_default=False, metavar="DIR", readable=False
+        ),
+    ],
     server: ServerOption = None,
     results: ResultsOption = Path("results"),
     once: Annotated[

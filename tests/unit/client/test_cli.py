@@ -6,7 +6,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
 from tests.support.processes import fap_argv, free_port
 
 from fap.errors import EXIT_AUTH, EXIT_INPUT, EXIT_UNREACHABLE, EXIT_USAGE
@@ -47,12 +46,24 @@ def test_a_directory_is_refused_with_a_hint(fap_home: Path, tmp_path: Path) -> N
     assert "fap watch" in line
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod 000 file all the same")
 def test_an_unreadable_file_is_refused(fap_home: Path, tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("no\n")
     secret.chmod(0)
-    done = fap("upload", "secret.txt", cwd=tmp_path)
+    # Root reads a chmod 000 file all the same; without the DAC capabilities it is refused as a
+    # user would be.
+    prefix = (
+        ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    )
+    done = subprocess.run(
+        [*prefix, *fap_argv("upload", "secret.txt")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     assert done.returncode == EXIT_INPUT
     [line] = error_lines(done)
     assert "cannot be read" in line
@@ -116,6 +127,26 @@ def test_no_server_known_is_a_clear_error(fap_home: Path, tmp_path: Path) -> Non
     assert done.returncode == EXIT_INPUT
     [line] = error_lines(done)
     assert "--server" in line and "FAP_SERVER" in line
+
+
+def test_two_files_with_one_name_would_share_a_result_so_the_second_is_refused(
+    fap_home: Path, tmp_path: Path
+) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.txt").write_text(folder)
+    done = fap(
+        "upload",
+        "a/x.txt",
+        "b/x.txt",
+        "--server",
+        "http://127.0.0.1:1",
+        "--retry-for",
+        "0",
+        cwd=tmp_path,
+    )
+    assert done.returncode != 0
+    assert "error: b/x.txt: another file named x.txt" in error_lines(done)[0]
 
 
 def test_a_malformed_engine_is_a_usage_error(fap_home: Path, tmp_path: Path) -> None:
