@@ -80,3 +80,10 @@ def wait_for_release(stream: BinaryIO, meta: FileMeta) -> dict[str, object]:
     while not _marker(meta, "release").exists():
         time.sleep(0.02)
     return {"bytes": total}
+
+
+def by_name(stream: BinaryIO, meta: FileMeta) -> object:
+    """Crashes on ``crash.*``, else waits for release like :func:`wait_for_release`."""
+    if meta.name.startswith("crash."):
+        return crash(stream, meta)
+    return wait_for_release(stream, meta)

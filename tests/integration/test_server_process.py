@@ -174,19 +174,6 @@ def test_sigterm_ends_long_polls_and_stops_at_once(
     assert answers == [204]
 
 
-def test_a_restart_keeps_the_tokens_and_the_data(
-    start_server: Callable[..., ServerProcess], tmp_path: Path
-) -> None:
-    data = tmp_path / "kept"
-    first = start_server(data_dir=data)
-    owner = first.owner_token
-    first.stop()
-    second = start_server(data_dir=data)
-    assert second.owner_token == owner
-    with client(second, owner) as http:
-        assert http.get(ME).status_code == 200
-
-
 def test_a_port_in_use_is_one_clear_sentence(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -202,3 +189,16 @@ def test_a_port_in_use_is_one_clear_sentence(tmp_path: Path) -> None:
     assert done.returncode == 3
     assert "Cannot listen on 127.0.0.1" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_heartbeat_not_shorter_than_the_lease_is_refused(tmp_path: Path) -> None:
+    done = subprocess.run(
+        fap_argv("serve", "--lease-seconds", "5", "--heartbeat-seconds", "5"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 3
+    assert "must be shorter" in done.stderr

@@ -53,7 +53,7 @@ def start_worker(tmp_path: Path, markers: Path) -> Iterator[Callable[..., FapPro
         )
         started.append(worker)
         worker.start()
-        wait_until(lambda: _engine_pid(worker) is not None, 30, f"the engine\n{worker.log()}")
+        wait_until(lambda: len(_engine_pids(worker)) == 2, 30, f"the engines\n{worker.log()}")
         return worker
 
     yield start
@@ -61,11 +61,14 @@ def start_worker(tmp_path: Path, markers: Path) -> Iterator[Callable[..., FapPro
         worker.stop()
 
 
-def _engine_pid(worker: FapProcess) -> int | None:
+def _engine_pids(worker: FapProcess) -> list[int]:
+    """The engines' pids, from the worker's log: one engine per slot, two slots."""
     if not worker.alive():
         raise RuntimeError(f"fap work exited early:\n{worker.log()}")
-    found = re.search(r"Engine \S+ is ready \(pid (\d+)\)", worker.log())
-    return int(found[1]) if found else None
+    return [
+        int(pid)
+        for pid in re.findall(r"Engine \S+ for slot \d is ready \(pid (\d+)\)", worker.log())
+    ]
 
 
 def _gone(pid: int) -> bool:
@@ -170,8 +173,7 @@ def test_a_signal_drains_the_job_in_flight_then_stops_the_engine(
     worker = start_worker(
         server.url, server.processor_token, analyzer="tests.engines.analyzers:wait_for_release"
     )
-    engine = _engine_pid(worker)
-    assert engine is not None
+    engines = _engine_pids(worker)
     upload_id = uploader.upload(b"in flight\n" * 100, "in-flight.txt")
     wait_until((markers / f"{upload_id}.read").exists, 60, "the engine to read the file")
 
@@ -186,7 +188,7 @@ def test_a_signal_drains_the_job_in_flight_then_stops_the_engine(
     assert worker.process.wait(30) == 0, worker.log()  # type: ignore[union-attr]
     assert uploader.info(upload_id).state == "done"
     assert uploader.result(upload_id) == {"bytes": 1000}
-    assert _gone(engine)
+    assert all(_gone(pid) for pid in engines)
     assert "Traceback" not in worker.log()
 
 
@@ -199,8 +201,7 @@ def test_a_second_signal_stops_at_once_and_leaves_no_engine(
     worker = start_worker(
         server.url, server.processor_token, analyzer="tests.engines.analyzers:wait_for_release"
     )
-    engine = _engine_pid(worker)
-    assert engine is not None
+    engines = _engine_pids(worker)
     upload_id = uploader.upload(b"abandoned\n", "abandoned.txt")
     wait_until((markers / f"{upload_id}.read").exists, 60, "the engine to read the file")
 
@@ -210,7 +211,7 @@ def test_a_second_signal_stops_at_once_and_leaves_no_engine(
 
     assert worker.process.wait(30) == 130, worker.log()  # type: ignore[union-attr]
     assert uploader.info(upload_id).state == "leased"  # the lease lapses back to the queue
-    assert _gone(engine)
+    assert all(_gone(pid) for pid in engines)
 
 
 def test_an_unreachable_server_is_retried_until_sigterm(
@@ -219,14 +220,13 @@ def test_an_unreachable_server_is_retried_until_sigterm(
     worker = start_worker(
         f"http://127.0.0.1:{free_port()}", "fap_processor_nobody", "--retry-for", "0.5"
     )
-    engine = _engine_pid(worker)
-    assert engine is not None
+    engines = _engine_pids(worker)
     wait_until(lambda: "did not answer" in worker.log(), 60, "the worker to log the outage")
     assert worker.alive()
 
     worker.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
     assert worker.process.wait(30) == 0, worker.log()  # type: ignore[union-attr]
-    assert _gone(engine)
+    assert all(_gone(pid) for pid in engines)
 
 
 def _work(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -27,7 +27,7 @@ def serve(
         typer.Option(
             "--port",
             envvar="FAP_PORT",
-            min=0,
+            min=1,
             max=65535,
             help="The port to listen on (default: 8700).",
             show_default=False,

@@ -54,6 +54,12 @@ async def serve(settings: ServerSettings) -> bool:
     )
     server = _Server(config, on_exit=lambda: loop.call_soon_threadsafe(notifier.stop))
     logger.info("fap serve listening on %s (blob URLs: %s)", _address(sock), settings.base_url)
+    if not settings.public_url and settings.host in ("0.0.0.0", "::"):  # noqa: S104
+        logger.warning(
+            "Presigned blob URLs name %s, which no client can reach; set --public-url to the "
+            "address clients and workers use.",
+            settings.base_url,
+        )
     try:
         await server.serve(sockets=[sock])
     finally:

@@ -26,7 +26,7 @@ from fap.engine.protocol import INFO, PROTOCOL_VERSION, SOCKET_ENV
 from fap.errors import EngineError
 from fap.worker.engine_client import EngineClient, EngineInfo
 
-__all__ = ("EngineProcess", "describe_exit")
+__all__ = ("EngineProcess", "describe_exit", "start_engines")
 
 logger = logging.getLogger(__name__)
 
@@ -53,17 +53,13 @@ def describe_exit(returncode: int) -> str:
 
 class EngineProcess:
     def __init__(
-        self,
-        command: Sequence[str],
-        *,
-        max_connections: int = 8,
-        start_timeout: float = START_TIMEOUT,
+        self, command: Sequence[str], *, label: str = "", start_timeout: float = START_TIMEOUT
     ) -> None:
         self.command = list(command)
+        self.label = label  # which of the worker's engines this is, for the log
         self.start_timeout = start_timeout
         self._dir: Path | None = None
         self._client: EngineClient | None = None
-        self._max_connections = max_connections + 2  # the analyses, and a readiness check
         self.name = ""
         self.generation = 0
         self._process: asyncio.subprocess.Process | None = None
@@ -74,15 +70,20 @@ class EngineProcess:
         self._supervisor: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> EngineProcess:
+        await self.start()
+        return self
+
+    async def start(self) -> None:
+        """Start the engine and wait until it answers; from then on, restart it when it dies."""
         self._dir = _private_dir()
-        self._client = EngineClient(self.socket_path, max_connections=self._max_connections)
+        # One analysis at a time, and a readiness check.
+        self._client = EngineClient(self.socket_path, max_connections=2)
         try:
             await self._start()
         except BaseException:
             await self.stop()
             raise
         self._supervisor = asyncio.create_task(self._supervise(), name="engine-supervisor")
-        return self
 
     async def __aexit__(
         self,
@@ -101,6 +102,10 @@ class EngineProcess:
     def client(self) -> EngineClient:
         assert self._client is not None, "the engine was never started"
         return self._client
+
+    @property
+    def _for(self) -> str:
+        return f" for {self.label}" if self.label else ""
 
     @property
     def ready(self) -> bool:
@@ -129,7 +134,7 @@ class EngineProcess:
         if process is None or process.returncode is not None:
             return
         self._restart_reasons[generation] = reason
-        logger.warning("Restarting the engine: %s.", reason)
+        logger.warning("Restarting the engine%s: %s.", self._for, reason)
         await _terminate(process, STOP_TIMEOUT)
 
     def retire(self) -> None:
@@ -179,7 +184,7 @@ class EngineProcess:
                 f"The engine speaks protocol {info.protocol}; this worker speaks {PROTOCOL_VERSION}."
             )
         self.name = info.engine
-        logger.info("Engine %s is ready (pid %d).", info.engine, process.pid)
+        logger.info("Engine %s%s is ready (pid %d).", info.engine, self._for, process.pid)
         self._ready.set()
 
     async def _wait_answering(self, process: asyncio.subprocess.Process) -> EngineInfo:
@@ -214,14 +219,19 @@ class EngineProcess:
             self._ready.clear()
             if self._stopping:
                 return
-            generation = self.generation
-            requested = generation in self._restart_reasons
-            reason = self._restart_reasons.get(generation) or describe_exit(returncode)
-            if requested or time.monotonic() - started > HEALTHY_UPTIME:
-                delay = 0.0
+            requested = self._restart_reasons.get(self.generation)
+            if requested:
+                delay = 0.0  # restart() said why already
             else:
-                delay = min(MAX_RESTART_DELAY, max(0.5, delay * 2))
-                logger.error("%s; restarting it in %.1f s.", reason.capitalize(), delay)
+                # An engine that dies again soon after a restart waits longer each time.
+                healthy = time.monotonic() - started > HEALTHY_UPTIME
+                delay = 0.0 if healthy else min(MAX_RESTART_DELAY, max(0.5, delay * 2))
+                logger.error(
+                    "%s%s; restarting it in %.1f s.",
+                    describe_exit(returncode).capitalize(),
+                    self._for,
+                    delay,
+                )
             while True:
                 await asyncio.sleep(delay)
                 try:
@@ -230,6 +240,15 @@ class EngineProcess:
                 except EngineError as error:
                     delay = min(MAX_RESTART_DELAY, max(0.5, delay * 2))
                     logger.error("%s Retrying in %.1f s.", error, delay)
+
+
+async def start_engines(engines: Sequence[EngineProcess]) -> None:
+    """Start engines side by side; raise the first failure (every engine has ended by then,
+    started or stopped, so the caller's cleanup stops them all)."""
+    outcomes = await asyncio.gather(*(e.start() for e in engines), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def _private_dir() -> Path:

@@ -68,16 +68,16 @@ class JobServices:
 
     session: ApiSession
     blobs: httpx.AsyncClient  # presigned GETs and PUTs only: no credentials on it
-    engine: EngineProcess
     executor: Executor  # checksums, decompression, sealing: never on the event loop
     prefetch: int
     job_timeout: float
 
 
 class Job:
-    def __init__(self, lease: Lease, services: JobServices) -> None:
+    def __init__(self, lease: Lease, services: JobServices, engine: EngineProcess) -> None:
         self.lease = lease
         self._services = services
+        self._engine = engine
         self._lease_lost = False
         self._started = time.monotonic()
         self._first_byte: float | None = None
@@ -143,8 +143,7 @@ class Job:
 
     async def _analyze(self) -> bytes:
         """Stream the file to the engine; answer its JSON result."""
-        services, lease = self._services, self.lease
-        engine = services.engine
+        services, lease, engine = self._services, self.lease, self._engine
         try:
             generation = await asyncio.wait_for(engine.wait_ready(), ENGINE_WAIT)
         except TimeoutError:
@@ -175,7 +174,7 @@ class Job:
             reason = await engine.exit_reason(generation)
             if reason is None:
                 raise
-            raise EngineError(f"The analysis failed: {reason}.") from error
+            raise EngineError(f"{reason.capitalize()} while analysing the file.") from error
         finally:
             await stream.aclose()
 

@@ -1,8 +1,12 @@
-"""The worker's lifecycle: its engine, N lease loops, graceful and hard stops.
+"""The worker's lifecycle: N slots, each with its own engine, and graceful and hard stops.
 
-Each of ``concurrency`` slots long-polls for a job whose engine this worker runs, then works it to
-an end; a slot never holds two jobs. The first stop request ends leasing and lets jobs in flight
-finish (a drain); the second cancels them, and their leases lapse back to the queue.
+Each of ``concurrency`` slots owns an engine process and long-polls for a job that engine runs,
+then works it to an end. One engine per slot, not one shared: an engine sees one file at a time
+(an engine in any language need not handle concurrency), and an engine that crashes or hangs
+takes down only its own job, never a neighbour's.
+
+The first stop request ends leasing and lets jobs in flight finish (a drain); the second cancels
+them, and their leases lapse back to the queue.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -26,7 +30,7 @@ from fap import __version__
 from fap.api import LEASE, ApiSession, Lease, LeaseRequest
 from fap.config import WorkerSettings
 from fap.errors import AuthError, ConfigError, ServerError, ServerUnreachable
-from fap.worker.engine_process import EngineProcess
+from fap.worker.engine_process import EngineProcess, start_engines
 from fap.worker.job import Job, JobServices
 
 __all__ = ("Worker", "default_engine_command", "run_worker")
@@ -48,12 +52,12 @@ class Worker:
     def __init__(
         self,
         services: JobServices,
+        engines: Sequence[EngineProcess],
         *,
-        concurrency: int,
         worker_id: str | None = None,
     ) -> None:
         self.services = services
-        self.concurrency = max(1, concurrency)
+        self.engines = list(engines)
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         self.outcomes: dict[str, int] = {}
         self._stopping = asyncio.Event()
@@ -67,7 +71,8 @@ class Worker:
     def stop(self) -> None:
         """Lease no more jobs; let the jobs in flight finish."""
         self._stopping.set()
-        self.services.engine.retire()
+        for engine in self.engines:
+            engine.retire()
 
     def abort(self) -> None:
         """Stop at once: jobs in flight are dropped and their leases lapse back to the queue."""
@@ -78,15 +83,16 @@ class Worker:
 
     async def run(self) -> bool:
         """Lease and work jobs until stopped; answer whether the stop was a hard one."""
-        engine = self.services.engine
+        names = sorted({engine.name for engine in self.engines})
         logger.info(
-            "Worker %s serving engine %s with %d slot(s).",
+            "Worker %s serving %s with %d slot(s).",
             self.worker_id,
-            engine.name,
-            self.concurrency,
+            ", ".join(names),
+            len(self.engines),
         )
         self._slots = [
-            asyncio.create_task(self._slot(n), name=f"slot-{n}") for n in range(self.concurrency)
+            asyncio.create_task(self._slot(n, engine), name=f"slot-{n}")
+            for n, engine in enumerate(self.engines)
         ]
         try:
             pending = set(self._slots)
@@ -102,13 +108,13 @@ class Worker:
         logger.info("Worker %s stopped: %s.", self.worker_id, self._summary())
         return self._aborted
 
-    async def _slot(self, number: int) -> None:
+    async def _slot(self, number: int, engine: EngineProcess) -> None:
         failures = 0
         while not self.stopping:
-            if not await self._unless_stopped(self.services.engine.wait_ready()):
+            if await self._unless_stopped(engine.wait_ready()) is None:
                 return
             try:
-                lease = await self._unless_stopped(self._lease())
+                lease = await self._unless_stopped(self._lease(engine.name))
             except (ServerUnreachable, ServerError) as error:  # an AuthError is fatal: not here
                 failures += 1
                 delay = _backoff(failures)
@@ -120,13 +126,11 @@ class Worker:
             failures = 0
             if lease is None:
                 continue  # the long-poll ran out (or we are stopping): ask again
-            outcome = await Job(lease, self.services).run()
+            outcome = await Job(lease, self.services, engine).run()
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
-    async def _lease(self) -> Lease | None:
-        request = LeaseRequest(
-            worker_id=self.worker_id, engines=[self.services.engine.name], timeout=LEASE_POLL
-        )
+    async def _lease(self, engine: str) -> Lease | None:
+        request = LeaseRequest(worker_id=self.worker_id, engines=[engine], timeout=LEASE_POLL)
         return await self.services.session.call("POST", LEASE, request, returns=Lease)
 
     async def _unless_stopped(self, awaitable: Coroutine[Any, Any, T]) -> T | None:
@@ -160,6 +164,11 @@ async def run_worker(settings: WorkerSettings) -> bool:
         raise ConfigError("fap work needs the server's URL: pass --server URL or set FAP_SERVER.")
     if not settings.token:
         raise AuthError("fap work needs a processor token: set FAP_TOKEN.")
+    if settings.concurrency < 1 or settings.prefetch_chunks < 1 or settings.job_timeout <= 0:
+        raise ConfigError(
+            "The worker's concurrency and prefetch_chunks must be at least 1, "
+            "and its job_timeout more than 0 seconds."
+        )
     command = list(settings.engine_command) or default_engine_command()
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -187,30 +196,37 @@ async def run_worker(settings: WorkerSettings) -> bool:
     # Threads for checksums, decompression and sealing: CPU work that releases the GIL.
     executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="fap-work")
     try:
-        async with (
-            ApiSession(
-                settings.server,
-                settings.token,
-                retry_for=settings.retry_for,
-                user_agent=f"fap-worker/{__version__}",
-            ) as session,
-            httpx.AsyncClient(
-                timeout=httpx.Timeout(60.0, connect=10.0),
-                limits=httpx.Limits(
-                    max_connections=settings.concurrency * settings.prefetch_chunks + 4
-                ),
-            ) as blobs,
-            EngineProcess(command, max_connections=settings.concurrency) as engine,
-        ):
+        async with contextlib.AsyncExitStack() as stack:
+            session = await stack.enter_async_context(
+                ApiSession(
+                    settings.server,
+                    settings.token,
+                    retry_for=settings.retry_for,
+                    user_agent=f"fap-worker/{__version__}",
+                )
+            )
+            blobs = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    timeout=httpx.Timeout(60.0, connect=10.0),
+                    limits=httpx.Limits(
+                        max_connections=settings.concurrency * settings.prefetch_chunks + 4
+                    ),
+                )
+            )
+            engines = [
+                EngineProcess(command, label=f"slot {n}") for n in range(settings.concurrency)
+            ]
+            for engine in engines:
+                stack.push_async_exit(engine)  # stopped on the way out, whatever happens
+            await start_engines(engines)
             services = JobServices(
                 session=session,
                 blobs=blobs,
-                engine=engine,
                 executor=executor,
                 prefetch=settings.prefetch_chunks,
                 job_timeout=settings.job_timeout,
             )
-            worker = Worker(services, concurrency=settings.concurrency)
+            worker = Worker(services, engines)
             return await worker.run()
     except asyncio.CancelledError:
         if worker is not None:

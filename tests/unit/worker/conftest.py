@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from tests.unit.worker.fake_server import BASE, ENGINE, FakeServer
 
 from fap.api import ApiSession
 from fap.worker import EngineProcess, JobServices, Worker
+from fap.worker.engine_process import start_engines
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -29,8 +31,13 @@ def engine_command(analyzer: str) -> list[str]:
 @dataclass
 class Running:
     worker: Worker
-    engine: EngineProcess
+    engines: list[EngineProcess]
     task: asyncio.Task[bool]
+
+    @property
+    def engine(self) -> EngineProcess:
+        [engine] = self.engines
+        return engine
 
 
 @pytest.fixture
@@ -63,26 +70,31 @@ def running_worker(
         prefetch: int = 2,
     ) -> AsyncIterator[Running]:
         executor = ThreadPoolExecutor(max_workers=2)
+        engines = [
+            EngineProcess(engine_command(analyzer), label=f"slot {n}") for n in range(concurrency)
+        ]
         try:
             async with (
                 ApiSession(
                     BASE, "fap_processor_test", transport=fake.transport, retry_for=0.3
                 ) as session,
                 httpx.AsyncClient(transport=fake.transport) as blobs,
-                EngineProcess(engine_command(analyzer), max_connections=concurrency) as engine,
+                contextlib.AsyncExitStack() as stack,
             ):
+                for engine in engines:
+                    stack.push_async_exit(engine)
+                await start_engines(engines)
                 services = JobServices(
                     session=session,
                     blobs=blobs,
-                    engine=engine,
                     executor=executor,
                     prefetch=prefetch,
                     job_timeout=job_timeout,
                 )
-                worker = Worker(services, concurrency=concurrency, worker_id="test-worker")
+                worker = Worker(services, engines, worker_id="test-worker")
                 task = asyncio.create_task(worker.run())
                 try:
-                    yield Running(worker, engine, task)
+                    yield Running(worker, engines, task)
                 except BaseException:
                     worker.abort()  # the test failed: no draining jobs that may never end
                     raise

@@ -101,13 +101,28 @@ async def test_an_expired_chunk_url_is_fetched_again(
 async def test_jobs_run_side_by_side_up_to_the_concurrency(
     fake: FakeServer, running_worker: Start, markers: Path
 ) -> None:
-    jobs = [fake.add_job(_data(10 * KiB)) for _ in range(2)]
+    jobs = [fake.add_job(_data(10 * KiB)) for _ in range(3)]
     async with running_worker("tests.engines.analyzers:wait_for_release", concurrency=2):
-        for job in jobs:
-            await fake.until((markers / f"{job.id}.read").exists, "both analyses at once")
+        for job in jobs[:2]:
+            await fake.until((markers / f"{job.id}.read").exists, "two analyses at once")
+        assert jobs[2].state == "queued"  # two slots, two jobs
         for job in jobs:
             (markers / f"{job.id}.release").touch()
-        await fake.until(lambda: all(j.state == "done" for j in jobs), "both jobs done")
+        await fake.until(lambda: all(j.state == "done" for j in jobs), "every job done")
+
+
+async def test_an_engine_crash_takes_down_only_its_own_job(
+    fake: FakeServer, running_worker: Start, markers: Path
+) -> None:
+    # Each slot has an engine of its own: a neighbour's crash does not touch this analysis.
+    steady = fake.add_job(_data(10 * KiB), name="steady.bin")
+    async with running_worker("tests.engines.analyzers:by_name", concurrency=2):
+        await fake.until((markers / f"{steady.id}.read").exists, "the steady analysis")
+        doomed = fake.add_job(_data(10 * KiB), name="crash.bin")
+        await fake.until(lambda: doomed.state == "failed", "the crashing job to fail")
+        (markers / f"{steady.id}.release").touch()
+        await fake.until(lambda: steady.state == "done", "the steady job to finish")
+    assert "crashed" in doomed.failures[0].error
 
 
 async def test_an_analyzer_error_fails_the_job_with_its_reason(
@@ -135,12 +150,14 @@ async def test_an_engine_crash_fails_the_job_and_the_engine_is_restarted(
     first = fake.add_job(_data(200 * KiB))
     async with running_worker("tests.engines.analyzers:crash") as running:
         await fake.until(lambda: first.state == "failed", "the first job to fail")
-        assert first.failures[0].error == "The analysis failed: the engine crashed (exit code 3)."
+        assert first.failures[0].error == (
+            "The engine crashed (exit code 3) while analysing the file."
+        )
         assert first.failures[0].retryable
         await fake.until(lambda: running.engine.generation == 2, "the engine to be restarted")
         second = fake.add_job(_data(50 * KiB))
         await fake.until(lambda: second.state == "failed", "the second job to fail too")
-        assert "the engine crashed (exit code 3)" in second.failures[0].error
+        assert "The engine crashed (exit code 3)" in second.failures[0].error
         assert not running.task.done()
 
 
