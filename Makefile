@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint typecheck unit clean
+.PHONY: install up test lint bench clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+# Throughput and memory of the whole path on this machine; results in bench/results/.
+bench: install
+	$(BIN)/python -m bench.upload
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

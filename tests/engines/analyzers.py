@@ -37,6 +37,12 @@ def echo(stream: BinaryIO, meta: FileMeta) -> dict[str, object]:
     }
 
 
+def environment(stream: BinaryIO, meta: FileMeta) -> dict[str, object]:
+    """Which of the worker's variables the engine can see."""
+    stream.read()
+    return {name: name in os.environ for name in ("FAP_TOKEN", "FAP_ENGINE_SOCKET", MARKERS_ENV)}
+
+
 def head_only(stream: BinaryIO, meta: FileMeta) -> dict[str, object]:
     """Reads four bytes and answers: an analyzer need not read everything."""
     return {"head": stream.read(4).hex()}

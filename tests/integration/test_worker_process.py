@@ -35,8 +35,10 @@ def markers(tmp_path: Path) -> Path:
 def start_worker(tmp_path: Path, markers: Path) -> Iterator[Callable[..., FapProcess]]:
     started: list[FapProcess] = []
 
-    def start(server: str, token: str, *extra: str, analyzer: str | None = None) -> FapProcess:
-        argv = fap_argv("work", "--server", server, "--concurrency", "2", *extra)
+    def start(
+        server: str, token: str, *extra: str, analyzer: str | None = None, concurrency: int = 1
+    ) -> FapProcess:
+        argv = fap_argv("work", "--server", server, "--concurrency", str(concurrency), *extra)
         if analyzer:
             engine = fap_argv("engine", "--analyzer", analyzer)
             argv += ["--engine-command", subprocess.list2cmdline(engine)]
@@ -53,7 +55,9 @@ def start_worker(tmp_path: Path, markers: Path) -> Iterator[Callable[..., FapPro
         )
         started.append(worker)
         worker.start()
-        wait_until(lambda: len(_engine_pids(worker)) == 2, 30, f"the engines\n{worker.log()}")
+        wait_until(
+            lambda: len(_engine_pids(worker)) == concurrency, 30, f"the engines\n{worker.log()}"
+        )
         return worker
 
     yield start
@@ -62,7 +66,7 @@ def start_worker(tmp_path: Path, markers: Path) -> Iterator[Callable[..., FapPro
 
 
 def _engine_pids(worker: FapProcess) -> list[int]:
-    """The engines' pids, from the worker's log: one engine per slot, two slots."""
+    """The engines' pids, from the worker's log: one engine per slot."""
     if not worker.alive():
         raise RuntimeError(f"fap work exited early:\n{worker.log()}")
     return [
@@ -171,7 +175,10 @@ def test_a_signal_drains_the_job_in_flight_then_stops_the_engine(
     group: bool,
 ) -> None:
     worker = start_worker(
-        server.url, server.processor_token, analyzer="tests.engines.analyzers:wait_for_release"
+        server.url,
+        server.processor_token,
+        analyzer="tests.engines.analyzers:wait_for_release",
+        concurrency=2,
     )
     engines = _engine_pids(worker)
     upload_id = uploader.upload(b"in flight\n" * 100, "in-flight.txt")

@@ -37,6 +37,7 @@ MAX_RESTART_DELAY = 30.0
 HEALTHY_UPTIME = 60.0
 _SHORT_TMP = "/tmp"  # noqa: S108 - only a base: mkdtemp makes a fresh private directory in it
 _LONG_TMPDIR = 48
+_WITHHELD = frozenset({"FAP_TOKEN"})
 
 
 def describe_exit(returncode: int) -> str:
@@ -160,7 +161,10 @@ class EngineProcess:
         """Start one engine process and wait until it answers ``GET /v1/info``."""
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()  # left behind by an engine that was killed
-        env = {**os.environ, SOCKET_ENV: str(self.socket_path)}
+        # The engine gets the worker's environment, less the processor token: it reads files
+        # for the worker, and has no business with the server.
+        env = {k: v for k, v in os.environ.items() if k not in _WITHHELD}
+        env[SOCKET_ENV] = str(self.socket_path)
         try:
             process = await asyncio.create_subprocess_exec(
                 *self.command, env=env, stdin=asyncio.subprocess.DEVNULL

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, suppress
 from pathlib import Path
 
+import pytest
 from tests.unit.worker.conftest import Running
 from tests.unit.worker.fake_server import FakeJob, FakeServer
 
@@ -46,6 +47,20 @@ async def test_a_job_is_streamed_to_the_engine_sealed_and_completed(
     assert complete.result_size == len(job.result)
     assert complete.result_sha256 == sha256_hex(job.result)
     assert not job.failures
+
+
+async def test_the_engine_does_not_see_the_processor_token(
+    fake: FakeServer, running_worker: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAP_TOKEN", "fap_processor_secret")
+    job = fake.add_job(b"x")
+    async with running_worker("tests.engines.analyzers:environment"):
+        await fake.until(lambda: job.state == "done", "the job to be done")
+    assert _result(fake, job) == {
+        "FAP_TOKEN": False,
+        "FAP_ENGINE_SOCKET": True,
+        "FAP_TEST_MARKERS": True,
+    }
 
 
 async def test_an_empty_file_has_no_chunks_and_is_analyzed(
@@ -180,12 +195,12 @@ async def test_waiting_for_the_uploader_does_not_count_against_the_timeout(
     data = _data(128 * KiB)
     job = fake.add_job(data, chunk_size=64 * KiB, stored=[0])
     async with running_worker(
-        "tests.engines.analyzers:record_first_byte", job_timeout=1.0
+        "tests.engines.analyzers:record_first_byte", job_timeout=0.5
     ) as running:
         await fake.until((markers / f"{job.id}.first-byte").exists, "the first chunk read")
         with suppress(TimeoutError):
-            await fake.until(lambda: job.state != "leased", "nothing to happen", timeout=1.5)
-        assert job.state == "leased"  # 1.5 s waiting for chunk 1 did not time the engine out
+            await fake.until(lambda: job.state != "leased", "nothing to happen", timeout=1.0)
+        assert job.state == "leased"  # 1 s waiting for chunk 1 did not time the engine out
         fake.store(job, 1)
         await fake.until(lambda: job.state == "done", "the job to be done")
         assert running.engine.generation == 1
