@@ -202,3 +202,37 @@ def test_a_heartbeat_not_shorter_than_the_lease_is_refused(tmp_path: Path) -> No
     )
     assert done.returncode == 3
     assert "must be shorter" in done.stderr
+
+
+def test_a_lease_long_poll_whose_worker_hung_up_takes_no_job(server: ServerProcess) -> None:
+    # A worker killed while waiting for work leaves its long-poll behind: the server must notice
+    # the hang-up rather than lease the next job to nobody (which could only come back by lapsing).
+    body = msgspec.json.encode({"worker_id": "dead", "engines": ["size@1"], "timeout": 20})
+    with socket.create_connection(("127.0.0.1", server.port)) as dead:
+        dead.sendall(
+            b"POST " + LEASE.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+            b"Authorization: Bearer " + server.processor_token.encode() + b"\r\n"
+            b"Content-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        time.sleep(0.5)  # the long-poll is waiting on the server now
+    owner = {"Authorization": f"Bearer {server.owner_token}"}
+    processor = {"Authorization": f"Bearer {server.processor_token}"}
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        recipient = DeviceIdentity.generate().recipient
+        assert http.post(
+            DEVICES, json={"name": "d", "recipient": recipient}, headers=owner
+        ).is_success
+        empty = UploadCreate(name="empty.txt", size=0, sha256=hashlib.sha256(b"").hexdigest())
+        created = http.post(UPLOADS, content=msgspec.json.encode(empty), headers=owner)
+        upload_id = msgspec.json.decode(created.content, type=UploadCreated).upload.id
+
+        leased = http.post(
+            LEASE,
+            json={"worker_id": "alive", "engines": ["size@1"], "timeout": 10},
+            headers=processor,
+        )
+
+    assert leased.status_code == 200, server.log()
+    assert leased.json()["job_id"] == upload_id
+    assert leased.json()["attempt"] == 1

@@ -51,6 +51,17 @@ class JobQueue:
             await self._notifier.publish(upload_topic(job.id))
         return job
 
+    async def undeliver(self, job: Upload) -> None:
+        """The worker hung up before its lease was answered: the job goes to another worker.
+
+        Without this a long-poll held by a worker that died (say, killed while waiting) would take
+        the next job, which could then only come back by lapsing — one attempt lost for nothing.
+        """
+        assert job.lease_token is not None
+        if await self._store.jobs.unlease(job.id, job.lease_token, self._clock()):
+            logger.info("job %s: %s hung up before its lease was answered", job.id, job.worker_id)
+            await self._announce(job, True)
+
     async def holding(self, org_id: str, job_id: str, token: str) -> Upload:
         """The job, if ``token`` holds its current, unexpired lease (the fencing check)."""
         job = await self._store.jobs.holder_view(org_id, job_id)

@@ -6,7 +6,12 @@ unexpired (see :meth:`JobQueue.holding`): a worker whose lease lapsed gets 409 f
 
 from __future__ import annotations
 
-from litestar import Response, post
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from typing import Any
+
+from litestar import Request, Response, post
 from litestar.params import FromPath, JSONBody
 
 from fap.api import (
@@ -33,9 +38,10 @@ from fap.server.auth import ACCESS
 from fap.server.blobs import chunk_key, result_key
 from fap.server.notify import chunks_topic, long_poll, upload_topic
 from fap.server.problems import BadRequest, Conflict, TooLarge
+from fap.server.queue import JobQueue
 from fap.server.routes.deps import ProcessorDep, ServicesDep, route
 from fap.server.routes.validation import check_engine, check_sha256, check_text, check_timeout
-from fap.server.store import Chunk
+from fap.server.store import Chunk, Upload
 
 __all__ = (
     "MAX_RESULT_SIZE",
@@ -57,7 +63,10 @@ _PROCESS = {ACCESS: "process"}
 
 @post(LEASE, opt=_PROCESS, status_code=200)
 async def lease(
-    data: JSONBody[LeaseRequest], processor: ProcessorDep, services: ServicesDep
+    request: Request[Any, Any, Any],
+    data: JSONBody[LeaseRequest],
+    processor: ProcessorDep,
+    services: ServicesDep,
 ) -> Response[Lease | None]:
     """Long-poll for the oldest queued job whose engine the worker runs; 204 if none came."""
     worker_id = check_text(data.worker_id, "worker id", 200)
@@ -67,7 +76,9 @@ async def lease(
         raise BadRequest(f"A worker may name at most {_MAX_ENGINES} engines.")
     engines = [check_engine(engine) for engine in dict.fromkeys(data.engines)]
     timeout = check_timeout(data.timeout, services.settings.long_poll_seconds)
-    job = await services.queue.lease(processor.org.id, worker_id, engines, timeout)
+    job = await _lease_while_connected(
+        request, services.queue, services.queue.lease(processor.org.id, worker_id, engines, timeout)
+    )
     if job is None:
         return Response(None, status_code=204)
     assert job.lease_token is not None  # a leased job has its token
@@ -85,6 +96,44 @@ async def lease(
             recipients=await services.store.accounts.recipients(job.user_id),
         )
     )
+
+
+async def _lease_while_connected(
+    request: Request[Any, Any, Any], queue: JobQueue, leasing: Awaitable[Upload | None]
+) -> Upload | None:
+    """Run a lease long-poll, giving up when the worker hangs up (it died while waiting).
+
+    A job leased just as the worker hung up is handed back at once rather than left to lapse,
+    which would cost the job one of its attempts for nothing.
+    """
+    gone = asyncio.ensure_future(_hung_up(request))
+    lease_task = asyncio.ensure_future(leasing)
+    try:
+        await asyncio.wait({gone, lease_task}, return_when=asyncio.FIRST_COMPLETED)
+        if lease_task.done():
+            await asyncio.sleep(0)  # a hang-up that landed meanwhile gets its turn to show
+        else:
+            lease_task.cancel()
+        job = await lease_task
+    except asyncio.CancelledError:
+        if not gone.done():
+            raise  # the request itself was cancelled (shutdown)
+        return None
+    finally:
+        for task in (gone, lease_task):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await gone
+    if job is not None and gone.done() and not gone.cancelled():
+        await queue.undeliver(job)
+        return None
+    return job
+
+
+async def _hung_up(request: Request[Any, Any, Any]) -> None:
+    """Return once the client has disconnected (the body was read already: nothing else comes)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 @post(route(JOB_HEARTBEAT), opt=_PROCESS, status_code=204)

@@ -156,6 +156,21 @@ class Jobs:
             return None
         return "queued" if requeue else "failed"
 
+    async def unlease(self, job_id: str, token: str, now: float) -> bool:
+        """Take back a lease its worker never received: queued again, the attempt not counted."""
+        async with self._db.write() as session:
+            changed = await update_rows(
+                session,
+                _current(job_id, token, now).values(
+                    state="queued",
+                    lease_token=None,
+                    lease_expires=None,
+                    worker_id=None,
+                    attempts=Upload.attempts - 1,
+                ),
+            )
+        return changed == 1
+
     async def sweep(self, max_attempts: int, now: float) -> list[Lapse]:
         """End every lease whose deadline passed: requeue the job, or fail it after the last
         attempt with the reason."""
