@@ -9,7 +9,7 @@ from stat import S_ISDIR, S_ISREG
 from typing import Literal, Protocol
 
 from fap.api import UploadInfo
-from fap.client.results import ResultWaiter, open_result, write_atomic
+from fap.client.results import ResultWaiter, failure_reason, open_result, write_atomic
 from fap.client.runtime import Runtime
 from fap.client.tasks import first_error
 from fap.client.uploader import UploadListener
@@ -182,7 +182,7 @@ async def _receive(runtime: Runtime, info: UploadInfo, target: Path, outcome: Fi
     """Record a finished upload: write its decrypted result, or the reason it failed."""
     if info.state == "failed":
         outcome.status = "failed"
-        outcome.error = f"The analysis failed: {info.error or 'no reason given'}."
+        outcome.error = failure_reason(info)
         return
     try:
         plaintext = await open_result(

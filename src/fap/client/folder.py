@@ -20,7 +20,7 @@ from typing import Protocol
 from fap.api import UploadInfo
 from fap.client.batch import FILES_IN_FLIGHT, FileOutcome, Status, result_path
 from fap.client.journal import FileRecord, Journal
-from fap.client.results import ResultWaiter, open_result, write_atomic
+from fap.client.results import ResultWaiter, failure_reason, open_result, write_atomic
 from fap.client.rules import ignore_reason
 from fap.client.runtime import Runtime
 from fap.client.tasks import first_error
@@ -324,7 +324,7 @@ class FolderSync:
 
     async def _receive(self, key: str, info: UploadInfo) -> None:
         if info.state == "failed":
-            error = f"The analysis failed: {info.error or 'no reason given'}."
+            error = failure_reason(info)
             await self.journal.record_failed(key, error)
             self._finish(key, info.id, error)
             return

@@ -25,12 +25,18 @@ from fap.crypto import DeviceIdentity, open_sealed
 from fap.errors import IntegrityError, ServerUnreachable
 from fap.transfer import get_bytes
 
-__all__ = ("ResultWaiter", "download_sealed", "open_result", "write_atomic")
+__all__ = ("ResultWaiter", "download_sealed", "failure_reason", "open_result", "write_atomic")
 
 OnFinished = Callable[[UploadInfo], Awaitable[None]]
 
 # A server that answers a long-poll at once with nothing finished must not make the client spin.
 _MIN_POLL_INTERVAL = 1.0
+
+
+def failure_reason(info: UploadInfo) -> str:
+    """The sentence a user sees for an upload whose analysis failed."""
+    reason = (info.error or "no reason given").rstrip(".")
+    return f"The analysis failed: {reason}."
 
 
 async def download_sealed(session: ApiSession, blobs: httpx.AsyncClient, upload_id: str) -> bytes:
