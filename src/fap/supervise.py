@@ -150,6 +150,7 @@ async def run_local_pipeline(pipeline: LocalPipeline) -> None:
                 "server",
                 fap_command(
                     "serve",
+                    "--quiet",
                     "--host",
                     pipeline.host,
                     "--port",
@@ -165,7 +166,7 @@ async def run_local_pipeline(pipeline: LocalPipeline) -> None:
         await supervisor.start(
             Child(
                 "worker",
-                fap_command("work", "--server", pipeline.url),
+                fap_command("work", "--quiet", "--server", pipeline.url),
                 env={"FAP_TOKEN": processor_token},
             )
         )

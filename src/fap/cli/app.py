@@ -9,8 +9,7 @@ from __future__ import annotations
 import typer
 
 from fap import __version__
-from fap.cli import engine, keys, results, serve, status, upload, watch, work
-from fap.cli import up as up_command
+from fap.cli import engine, keys, results, serve, status, up, upload, watch, work
 
 app = typer.Typer(
     name="fap",
@@ -36,16 +35,16 @@ def _root(
     """File Analysis Pipeline."""
 
 
-# Each command group registers itself here, one line per module.
+# Each command group registers itself here, one line per module, in the order --help shows.
+app.command("up")(up.up)
 app.command("upload")(upload.upload)
 app.command("watch")(watch.watch)
-app.command("status")(status.status)
 app.add_typer(results.app, name="results")
+app.command("status")(status.status)
 app.add_typer(keys.app, name="keys")
-app.command("engine")(engine.engine)
-app.command("work")(work.work)
-app.command()(up_command.up)
 app.command("serve")(serve.serve)
+app.command("work")(work.work)
+app.command("engine")(engine.engine)
 
 
 def main() -> None:

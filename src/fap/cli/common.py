@@ -15,9 +15,11 @@ from fap.errors import EXIT_INTERRUPTED, FapError
 
 __all__ = (
     "JsonOption",
+    "QuietOption",
     "RetryForOption",
     "ServerOption",
     "TokenOption",
+    "VerboseOption",
     "die",
     "err_console",
     "run",
@@ -76,9 +78,19 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
-def setup_logging(verbose: bool = False) -> None:
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """INFO to stderr by default; ``quiet`` keeps warnings only, ``verbose`` adds debug detail."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:
+        # One line per HTTP call or migration plugin is debug detail for fap's own commands.
+        for noisy in ("httpx", "alembic"):
+            logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -53,6 +54,8 @@ def engine(
             )
         )
     setup_logging(verbose)
+    if not verbose:  # the engine says itself when it listens and stops; uvicorn's lines repeat it
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     try:
         serve_engine(socket, load_analyzer(analyzer), check_engine_name(name))
     except EngineSetupError as error:

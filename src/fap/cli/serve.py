@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fap.cli.common import die, run, setup_logging
+from fap.cli.common import QuietOption, VerboseOption, die, run, setup_logging
 
 __all__ = ("serve",)
 
@@ -82,7 +82,8 @@ def serve(
             show_default=False,
         ),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False,
+    verbose: VerboseOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Run the fap server.
 
@@ -93,7 +94,7 @@ def serve(
     from fap.errors import EXIT_INTERRUPTED, ConfigError, FapError
     from fap.server import serve as serve_forever
 
-    setup_logging(verbose)
+    setup_logging(verbose, quiet)
     try:
         settings = build(
             ServerSettings,

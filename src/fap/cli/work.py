@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import shlex
 from typing import Annotated
 
 import typer
 
-from fap.cli.common import TokenOption, die, run, setup_logging
+from fap.cli.common import QuietOption, TokenOption, VerboseOption, die, run, setup_logging
 from fap.errors import EXIT_INTERRUPTED, ConfigError
 
 __all__ = ("work",)
@@ -65,7 +64,8 @@ def work(
             show_default=False,
         ),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False,
+    verbose: VerboseOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Lease jobs from the server, analyse them with the engine, and send back sealed results.
 
@@ -76,9 +76,7 @@ def work(
     from fap.errors import FapError
     from fap.worker import run_worker
 
-    setup_logging(verbose)
-    if not verbose:  # one line per request (leases, heartbeats, chunks) is debug detail here
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    setup_logging(verbose, quiet)
     try:
         command = shlex.split(engine_command) if engine_command is not None else None
     except ValueError as error:
