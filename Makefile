@@ -12,7 +12,8 @@ install: $(STAMP)
 
 # Re-sync only when the lock or the project definition changed: `make install` stays idempotent and fast.
 $(STAMP): pyproject.toml uv.lock
-	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || $(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv
+	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || $(PYTHON) -m pip install --quiet --user uv \
+		|| $(PYTHON) -m pip install --quiet --user --break-system-packages uv
 	@uv_bin=$$(command -v uv || echo "$(UV)"); "$$uv_bin" sync --locked --python $(PYTHON)
 	@bash scripts/install-system-deps.sh
 	@touch $(STAMP)

@@ -221,6 +221,17 @@ def test_a_second_signal_stops_at_once_and_leaves_no_engine(
     assert all(_gone(pid) for pid in engines)
 
 
+def test_an_engine_dies_with_its_worker_even_on_kill_9(
+    server: ServerProcess, start_worker: Callable[..., FapProcess]
+) -> None:
+    worker = start_worker(server.url, server.processor_token, concurrency=2)
+    engines = _engine_pids(worker)
+
+    os.kill(worker.pid, signal.SIGKILL)  # the worker alone, not its process group
+
+    wait_until(lambda: all(_gone(pid) for pid in engines), 10, "the orphaned engines to die")
+
+
 def test_an_unreachable_server_is_retried_until_sigterm(
     start_worker: Callable[..., FapProcess],
 ) -> None:

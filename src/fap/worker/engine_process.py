@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -167,7 +170,10 @@ class EngineProcess:
         env[SOCKET_ENV] = str(self.socket_path)
         try:
             process = await asyncio.create_subprocess_exec(
-                *self.command, env=env, stdin=asyncio.subprocess.DEVNULL
+                *self.command,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
             )
         except OSError as error:
             raise EngineError(
@@ -277,3 +283,25 @@ async def _terminate(process: asyncio.subprocess.Process, timeout: float) -> Non
         with contextlib.suppress(ProcessLookupError):
             process.kill()
     await process.wait()
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+    prctl: Callable[..., int] | None = getattr(libc, "prctl", None)
+    return prctl
+
+
+# Resolved once, before any fork: the child may only make the one system call.
+_PRCTL = _load_prctl() if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the engine's process, between fork and exec: have the kernel SIGKILL it when the
+    worker dies, even by ``kill -9`` — an engine must never outlive its worker and hold a job's
+    bytes with nobody to answer to."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
