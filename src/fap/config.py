@@ -53,6 +53,12 @@ class ServerSettings:
     default_engine: str = "size@1"
     long_poll_seconds: float = 20.0
     sweep_seconds: float = 1.0
+    # Where state lives: "" is SQLite in the data dir; or sqlite:///PATH, postgresql+asyncpg://…
+    db: str = ""
+    # Where blobs live: "" is the data dir's blobs/; or file:///PATH, s3://BUCKET[/PREFIX]?endpoint=…
+    storage: str = ""
+    # Where server secrets come from besides env/file: "" or aws-sm://SECRET_ID[?region=…]
+    secrets: str = ""
 
     @property
     def base_url(self) -> str:

@@ -52,6 +52,36 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="FAP_DB",
+            help="The state store: sqlite:///PATH or postgresql+asyncpg://USER@HOST/DB "
+            "(default: SQLite in the data dir).",
+            show_default=False,
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            envvar="FAP_STORAGE",
+            help="The object store: file:///PATH or s3://BUCKET[/PREFIX]?endpoint=URL&region=R, "
+            "credentials from the standard AWS chain (default: blobs/ in the data dir).",
+            show_default=False,
+        ),
+    ] = None,
+    secrets: Annotated[
+        str | None,
+        typer.Option(
+            "--secrets",
+            envvar="FAP_SECRETS",
+            help="Also read server secrets from aws-sm://SECRET_ID[?region=R] "
+            "(AWS Secrets Manager).",
+            show_default=False,
+        ),
+    ] = None,
     lease_seconds: Annotated[
         float | None,
         typer.Option(
@@ -102,6 +132,9 @@ def serve(
             port=port,
             data_dir=data_dir,
             public_url=public_url,
+            db=db,
+            storage=storage,
+            secrets=secrets,
             lease_seconds=lease_seconds,
             heartbeat_seconds=heartbeat_seconds,
             max_attempts=max_attempts,

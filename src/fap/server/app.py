@@ -32,7 +32,7 @@ def create_app(
     settings: ServerSettings, *, clock: Clock = time.time, services: Services | None = None
 ) -> Litestar:
     """The fap server for ``settings``: embedded services unless others are given."""
-    services = services or Services.embedded(settings, clock)
+    services = services or Services.from_settings(settings, clock)
     handlers: list[ControllerRouterHandler] = [healthz, api_router(services)]
     if isinstance(services.blobs, LocalBlobStore):
         handlers.append(blob_router(services.blobs))

@@ -36,14 +36,14 @@ class Services:
         self.queue = JobQueue(self.store, self.notifier, self.settings, self.clock)
 
     @classmethod
-    def embedded(cls, settings: ServerSettings, clock: Clock = time.time) -> Services:
-        """The embedded default: SQLite and blobs in the data directory, in-process wake-ups."""
-        data = settings.data_dir
+    def from_settings(cls, settings: ServerSettings, clock: Clock = time.time) -> Services:
+        """The store, blobs and wake-ups the settings name; the embedded defaults where they
+        name none (SQLite and blobs in the data directory, in-process wake-ups)."""
         return cls(
             settings=settings,
-            store=Store.connect(sqlite_url(data / DATABASE_FILE)),
-            blobs=LocalBlobStore(data / "blobs", data / BLOB_SECRET_FILE, settings.base_url, clock),
-            notifier=LocalNotifier(),
+            store=_store_for(settings),
+            blobs=_blobs_for(settings, clock),
+            notifier=_notifier_for(settings),
             clock=clock,
         )
 
@@ -65,3 +65,20 @@ class Services:
         await self.queue.stop_sweeper()
         await self.blobs.close()
         await self.store.close()
+
+
+def _store_for(settings: ServerSettings) -> Store:
+    if not settings.db:
+        return Store.connect(sqlite_url(settings.data_dir / DATABASE_FILE))
+    raise ConfigError(f"The state store {settings.db!r} is not supported.")
+
+
+def _blobs_for(settings: ServerSettings, clock: Clock) -> BlobStore:
+    if not settings.storage:
+        data = settings.data_dir
+        return LocalBlobStore(data / "blobs", data / BLOB_SECRET_FILE, settings.base_url, clock)
+    raise ConfigError(f"The object store {settings.storage!r} is not supported.")
+
+
+def _notifier_for(settings: ServerSettings) -> Notifier:
+    return LocalNotifier()
