@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import (
+    PostgresUnreachable,
+    admin_url,
+    async_url,
+    create_database,
+    drop_database,
+)
 from tests.support.processes import ServerProcess, fap_argv, free_port
+from tests.support.seaweedfs import S3Storage, SeaweedFS, SeaweedFSError, running_seaweedfs
 
 
 @pytest.fixture
@@ -55,3 +64,35 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 def server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
     """One running ``fap serve`` with its data dir, URL and local tokens."""
     return start_server()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[SeaweedFS]:
+    """One S3 server (SeaweedFS) for the whole run, started by the first test that needs it."""
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(running_seaweedfs())
+        except SeaweedFSError as error:
+            pytest.fail(f"SeaweedFS could not start: {error}", pytrace=False)
+        yield server
+
+
+@pytest.fixture
+def s3_storage(seaweedfs: SeaweedFS) -> Iterator[S3Storage]:
+    """A fresh bucket: ``.url`` for ``--storage``, ``.env`` for the server, the keys for tests."""
+    storage = seaweedfs.new_bucket()
+    yield storage
+    seaweedfs.drop_bucket(storage)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test (``--db``), dropped after it. No PostgreSQL is a
+    failure, never a skip: run scripts/ensure-postgres.sh, or set FAP_TEST_POSTGRES."""
+    admin = admin_url()
+    try:
+        name = create_database(admin)
+    except PostgresUnreachable as error:
+        pytest.fail(str(error), pytrace=False)
+    yield async_url(admin, name)
+    drop_database(admin, name)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import platformdirs
 
+from fap.durations import parse_duration
 from fap.errors import ConfigError
 
 __all__ = (
@@ -59,6 +60,11 @@ class ServerSettings:
     storage: str = ""
     # Where server secrets come from besides env/file: "" or aws-sm://SECRET_ID[?region=…]
     secrets: str = ""
+    # The clean-up (server/cleanup.py): how often it runs; how long an upload may go without a
+    # chunk before it counts as abandoned; how long sealed results are kept. 0 turns each off.
+    cleanup_seconds: float = 300.0
+    abandon_after: float = 24 * 3600.0
+    keep_results: float = 30 * 24 * 3600.0
 
     @property
     def base_url(self) -> str:
@@ -100,6 +106,9 @@ _SECTIONS: dict[type[Any], str] = {
 }
 
 
+_DURATIONS = ("cleanup_seconds", "abandon_after", "keep_results")
+
+
 def load_config_file(path: Path | None = None) -> dict[str, Any]:
     path = path or fap_home() / "config.toml"
     if not path.is_file():
@@ -128,6 +137,9 @@ def build(cls: type[S], config_file: Path | None = None, **overrides: Any) -> S:
             values[name] = Path(values[name]).expanduser()
     if "engine_command" in values:
         values["engine_command"] = tuple(values["engine_command"])
+    for name in _DURATIONS:
+        if name in values:  # the config file may write durations as "24h", "30d"
+            values[name] = parse_duration(values[name], f"{_SECTIONS[cls]}.{name}")
     try:
         return cls(**values)
     except TypeError as error:

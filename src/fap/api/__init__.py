@@ -6,6 +6,7 @@ from fap.api.messages import (
     ChunkListRequest,
     ChunkRef,
     ChunkReport,
+    ChunkSpec,
     ChunkUrl,
     ChunkUrlsRequest,
     CompleteRequest,
@@ -53,7 +54,7 @@ from fap.api.paths import (
     UPLOADS,
     UPLOADS_WAIT,
 )
-from fap.api.session import ApiSession
+from fap.api.session import ApiSession, parse_servers
 
 __all__ = (
     "API_VERSION",
@@ -81,6 +82,7 @@ __all__ = (
     "ChunkListRequest",
     "ChunkRef",
     "ChunkReport",
+    "ChunkSpec",
     "ChunkUrl",
     "ChunkUrlsRequest",
     "CompleteRequest",
@@ -106,4 +108,5 @@ __all__ = (
     "UploadList",
     "UploadWait",
     "WorkerInfo",
+    "parse_servers",
 )

@@ -16,6 +16,7 @@ __all__ = (
     "ChunkListRequest",
     "ChunkRef",
     "ChunkReport",
+    "ChunkSpec",
     "ChunkUrl",
     "ChunkUrlsRequest",
     "CompleteRequest",
@@ -100,10 +101,21 @@ class UploadCreate(Struct):
     chunk_size: int = 8 * 1024 * 1024
 
 
+class ChunkSpec(Struct):
+    """An encoded chunk a client is about to PUT: the URL is signed for exactly these bytes."""
+
+    seq: int
+    size: int  # of the stored (possibly compressed) bytes
+    sha256: str  # of the stored bytes
+
+
 class ChunkUrl(Struct):
+    """A presigned PUT for one chunk: it stores exactly ``size`` bytes with the signed SHA-256."""
+
     seq: int
     url: str
-    max_size: int  # the signed Content-Length bound: a larger PUT is refused
+    size: int  # the signed Content-Length: a PUT of any other size is refused
+    headers: dict[str, str]  # sent as they are with the PUT (Content-Length, a checksum)
 
 
 class UploadInfo(Struct):
@@ -124,11 +136,12 @@ class UploadInfo(Struct):
 
 class UploadCreated(Struct):
     upload: UploadInfo
-    chunk_urls: list[ChunkUrl]
 
 
 class ChunkUrlsRequest(Struct):
-    seqs: list[int]
+    """Presigned PUTs for chunks already encoded: the store binds each to its size and checksum."""
+
+    chunks: list[ChunkSpec]
 
 
 class ChunkReport(Struct):

@@ -3,11 +3,23 @@
 It speaks the wire messages of :mod:`fap.api.messages`, sends the API version and the bearer token,
 turns error answers into the :mod:`fap.errors` tree, and rides out a server that is briefly away:
 connection failures and 502/503/504 are retried with jittered backoff for ``retry_for`` seconds.
+
+The server may be several replicas, comma-separated (``http://a:8700,http://b:8700``). Requests
+go to one of them and stay with it while it answers; a connection failure or a 502/503/504 moves
+on to the next, round robin, at once, and only a whole round of failures waits before the next
+round. The first round always runs, even with a zero budget: failover is what the list is for.
+
+Sending a request again, to the same replica or another, is safe because every route is idempotent
+or fenced by its lease token, with two known costs when an answer is lost on the way back:
+``POST /v1/uploads`` sent again creates a second upload, and the first, which never gets a chunk,
+is never queued (clean-up deletes it as aborted); a ``POST /v1/lease`` whose job never reached the
+worker holds that job until the lease lapses (``lease_seconds``), which costs the job one attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from types import TracebackType
@@ -18,13 +30,28 @@ import msgspec
 
 from fap.api.messages import ErrorBody, Struct
 from fap.api.paths import API_VERSION, API_VERSION_HEADER
-from fap.errors import AuthError, ConflictError, ServerError, ServerUnreachable
+from fap.errors import AuthError, ConfigError, ConflictError, ServerError, ServerUnreachable
 
-__all__ = ("ApiSession",)
+__all__ = ("ApiSession", "parse_servers")
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 _RETRYABLE_STATUS = frozenset({502, 503, 504})
+
+
+def parse_servers(text: str) -> tuple[str, ...]:
+    """The replicas ``--server`` / ``FAP_SERVER`` names: one URL, or several comma-separated."""
+    servers = tuple(
+        dict.fromkeys(part.strip().rstrip("/") for part in text.split(",") if part.strip())
+    )
+    if not servers:
+        raise ConfigError("No server address was given; name one, as http://HOST:PORT.")
+    for server in servers:
+        if not server.startswith(("http://", "https://")):
+            raise ConfigError(f"The server address {server!r} must start with http:// or https://.")
+    return servers
 
 
 class ApiSession:
@@ -37,19 +64,25 @@ class ApiSession:
         user_agent: str = "fap",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.server = server.rstrip("/")
+        self.servers = parse_servers(server)
+        self._current = 0
         self.retry_for = retry_for
         headers = {API_VERSION_HEADER: API_VERSION, "User-Agent": user_agent}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         # Long-polls hold a request open for ~20 s; the read timeout leaves them room.
+        # No base URL: each request names its replica. httpx pools connections per origin.
         self.http = httpx.AsyncClient(
-            base_url=self.server,
             headers=headers,
             timeout=httpx.Timeout(60.0, connect=10.0),
             transport=transport,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )
+
+    @property
+    def server(self) -> str:
+        """The replica requests go to now."""
+        return self.servers[self._current]
 
     async def __aenter__(self) -> ApiSession:
         return self
@@ -122,11 +155,17 @@ class ApiSession:
         headers = {"Content-Type": "application/json"} if content is not None else {}
         budget = self.retry_for if retry_for is None else retry_for
         deadline = time.monotonic() + budget
-        attempt = 0
+        replicas = len(self.servers)
+        failures = 0
         while True:
+            index = self._current
             try:
                 response = await self.http.request(
-                    method, path, content=content, params=params, headers=headers
+                    method,
+                    self.servers[index] + path,
+                    content=content,
+                    params=params,
+                    headers=headers,
                 )
             except httpx.TransportError as error:
                 problem = f"{type(error).__name__}"
@@ -135,14 +174,48 @@ class ApiSession:
                     _raise_for_status(method, path, response)
                     return response
                 problem = f"status {response.status_code}"
-            attempt += 1
-            delay = min(5.0, 0.2 * 2**attempt) * (0.5 + random.random())  # noqa: S311
+            failures += 1
+            self._move_on(index, problem)
+            rounds, rest = divmod(failures, replicas)
+            if rest and rounds == 0:
+                continue  # the first round: every replica gets its try, whatever the budget
+            # Within a round, on to the next replica at once; after a whole round, a pause.
+            delay = 0.0 if rest else _backoff(rounds)
             if time.monotonic() + delay > deadline:
-                raise ServerUnreachable(
-                    f"The server at {self.server} did not answer ({problem}) for {budget:g} s; "
-                    "check that it is running and that the address is right."
-                )
+                raise ServerUnreachable(self._unreachable(problem, budget))
             await asyncio.sleep(delay)
+
+    def _move_on(self, failed: int, problem: str) -> None:
+        """Send later requests to the replica after ``failed``.
+
+        Only the first of several requests failing on the same replica moves the pointer; the
+        others find it moved already, so that concurrent failures do not skip a live replica.
+        """
+        if len(self.servers) == 1 or self._current != failed:
+            return
+        self._current = (failed + 1) % len(self.servers)
+        logger.warning(
+            "The server at %s did not answer (%s); trying %s.",
+            self.servers[failed],
+            problem,
+            self.server,
+        )
+
+    def _unreachable(self, problem: str, budget: float) -> str:
+        if len(self.servers) == 1:
+            return (
+                f"The server at {self.server} did not answer ({problem}) for {budget:g} s; "
+                "check that it is running and that the address is right."
+            )
+        return (
+            f"None of the servers {', '.join(self.servers)} answered (last: {problem}) for "
+            f"{budget:g} s; check that they are running and that the addresses are right."
+        )
+
+
+def _backoff(rounds: int) -> float:
+    # Jittered, so that clients cut off together do not come back together.
+    return float(min(5.0, 0.2 * 2**rounds) * (0.5 + random.random()))  # noqa: S311
 
 
 def _raise_for_status(method: str, path: str, response: httpx.Response) -> None:

@@ -35,7 +35,8 @@ ServerOption = Annotated[
     typer.Option(
         "--server",
         envvar="FAP_SERVER",
-        help="The fap server's URL (default: the server last used).",
+        help="The fap server's URL, or its replicas' URLs comma-separated, tried in turn when "
+        "one does not answer (default: the server last used).",
         show_default=False,
     ),
 ]

@@ -112,6 +112,35 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    cleanup_every: Annotated[
+        str | None,
+        typer.Option(
+            "--cleanup-every",
+            envvar="FAP_CLEANUP_EVERY",
+            help="How often the clean-up runs: 90s, 15m, 1h… (default: 5m; 0 turns it off).",
+            show_default=False,
+        ),
+    ] = None,
+    abandon_after: Annotated[
+        str | None,
+        typer.Option(
+            "--abandon-after",
+            envvar="FAP_ABANDON_AFTER",
+            help="Fail an unfinished upload once no chunk came for this long: 12h, 3d… "
+            "(default: 24h; 0 never).",
+            show_default=False,
+        ),
+    ] = None,
+    keep_results: Annotated[
+        str | None,
+        typer.Option(
+            "--keep-results",
+            envvar="FAP_KEEP_RESULTS",
+            help="Delete sealed results this long after the analysis: 7d, 90d… "
+            "(default: 30d; 0 keeps them).",
+            show_default=False,
+        ),
+    ] = None,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -138,6 +167,9 @@ def serve(
             lease_seconds=lease_seconds,
             heartbeat_seconds=heartbeat_seconds,
             max_attempts=max_attempts,
+            cleanup_seconds=_duration(cleanup_every, "--cleanup-every"),
+            abandon_after=_duration(abandon_after, "--abandon-after"),
+            keep_results=_duration(keep_results, "--keep-results"),
         )
     except FapError as error:
         die(error)
@@ -150,3 +182,9 @@ def serve(
         )
     if run(serve_forever(settings)):
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _duration(text: str | None, flag: str) -> float | None:
+    from fap.durations import parse_duration
+
+    return None if text is None else parse_duration(text, flag)

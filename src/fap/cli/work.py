@@ -17,7 +17,11 @@ def work(
     server: Annotated[
         str | None,
         typer.Option(
-            "--server", envvar="FAP_SERVER", help="The fap server's URL.", show_default=False
+            "--server",
+            envvar="FAP_SERVER",
+            help="The fap server's URL, or its replicas' URLs comma-separated, tried in turn "
+            "when one does not answer.",
+            show_default=False,
         ),
     ] = None,
     token: TokenOption = None,

@@ -1,7 +1,8 @@
 """From settings to a live :class:`~fap.api.ApiSession`: which server, which token.
 
 The token comes from ``FAP_TOKEN`` (or ``--token``), else from the OS keyring under service
-``fap`` with the server URL as user name, so a desktop keeps it out of shell history.
+``fap`` with the server URL as user name, so a desktop keeps it out of shell history. For several
+replicas the keyring entry is the whole list's, else the first replica's that has one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import keyring
 import keyring.errors
 
 from fap import __version__
-from fap.api import ApiSession
+from fap.api import ApiSession, parse_servers
 from fap.client.state import remember_server, resolve_server
 from fap.config import ClientSettings, build
 from fap.errors import AuthError, ServerUnreachable
@@ -38,8 +39,12 @@ def load_settings(*, server: str | None, **overrides: Any) -> ClientSettings:
 def resolve_token(settings: ClientSettings) -> str:
     if settings.token:
         return settings.token
+    names = dict.fromkeys([settings.server, *parse_servers(settings.server)])
+    token = None
     try:
-        token = keyring.get_password(KEYRING_SERVICE, settings.server)
+        for name in names:
+            if token := keyring.get_password(KEYRING_SERVICE, name):
+                break
     except (keyring.errors.KeyringError, RuntimeError, OSError) as error:
         log.debug("no keyring to read the token from: %s", error)
         token = None

@@ -1,7 +1,8 @@
 """The client's small remembered state: the server last used.
 
 Kept as one line in ``last-server`` in the fap home, so ``fap results list`` after a
-``fap upload --server URL`` needs no ``--server``.
+``fap upload --server URL`` needs no ``--server``. A server of several replicas is kept as the
+whole comma-separated list, so later commands fail over just as the first one did.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import contextlib
 import os
 from pathlib import Path
 
+from fap.api import parse_servers
 from fap.errors import ConfigError
 
 __all__ = ("last_server", "remember_server", "resolve_server")
@@ -35,13 +37,14 @@ def remember_server(home: Path, server: str) -> None:
 
 
 def resolve_server(given: str | None, home: Path) -> str:
-    """The server to talk to: the one given (flag or ``FAP_SERVER``), else the last one used."""
+    """The server to talk to: the one given (flag or ``FAP_SERVER``), else the last one used.
+
+    Several replicas come back in one normal form (``URL,URL``) that names them in the journal.
+    """
     server = (given or "").strip() or last_server(home)
     if not server:
         raise ConfigError(
             "No server is known: pass --server URL or set FAP_SERVER "
             "(later commands then default to it)."
         )
-    if not server.startswith(("http://", "https://")):
-        raise ConfigError(f"The server address {server!r} must start with http:// or https://.")
-    return server.rstrip("/")
+    return ",".join(parse_servers(server))

@@ -2,8 +2,10 @@
 
 One file goes like this: hash it (sha256, in a thread); create the upload (or look up the one to
 resume and skip the chunks the server already stores); then read the file once in chunk order,
-compress each chunk on the thread pool, and PUT it to its presigned URL while later chunks are
-still compressing; report each stored chunk. Memory stays bounded: a chunk takes a buffer slot
+compress each chunk on the thread pool, ask for its presigned URL — signed for the exact size and
+SHA-256 of the encoded bytes, so it can only be had once the chunk is encoded; the chunks encoded
+while one request is out go together in the next — and PUT it while later chunks are still
+compressing; report each stored chunk. Memory stays bounded: a chunk takes a buffer slot
 before it is read and gives it back once it is stored, and there are ``cores + parallel_puts``
 slots — enough to keep every core compressing while every PUT is in flight, and no more.
 """
@@ -12,12 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import httpx
 
@@ -29,6 +30,7 @@ from fap.api import (
     UPLOADS,
     ApiSession,
     ChunkReport,
+    ChunkSpec,
     ChunkUrl,
     ChunkUrlsRequest,
     UploadCreate,
@@ -41,7 +43,6 @@ from fap.errors import InputError, ServerError
 from fap.transfer import EncodedChunk, encode_chunk, file_sha256, put_bytes, read_chunk
 
 __all__ = (
-    "URL_BATCH",
     "FileChanged",
     "LocalFile",
     "Sent",
@@ -49,9 +50,6 @@ __all__ = (
     "Uploader",
     "raw_chunk_size",
 )
-
-# The server signs at most 64 URLs per answer; asking for as many keeps round trips rare.
-URL_BATCH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +147,7 @@ class Uploader:
     ) -> Sent:
         """Send ``file``; with ``resume``, continue that upload from the chunks already stored."""
         listener = listener or UploadListener()
-        info, urls = await self._start(file, engine, resume)
+        info = await self._start(file, engine, resume)
         await listener.on_upload(info)
         if info.state in TERMINAL_STATES:  # answered from an identical earlier upload
             listener.on_bytes(file.size)
@@ -159,11 +157,9 @@ class Uploader:
         listener.on_bytes(sum(raw_chunk_size(seq, file.size, info.chunk_size) for seq in stored))
         if not missing:
             return Sent(info, 0)
-        return await self._send(file, info, missing, urls, listener)
+        return await self._send(file, info, missing, listener)
 
-    async def _start(
-        self, file: LocalFile, engine: str | None, resume: str | None
-    ) -> tuple[UploadInfo, list[ChunkUrl]]:
+    async def _start(self, file: LocalFile, engine: str | None, resume: str | None) -> UploadInfo:
         if resume is not None:
             try:
                 info = await self.session.call(
@@ -174,7 +170,7 @@ class Uploader:
                     raise
             else:
                 if info.size == file.size and info.sha256 == file.sha256:
-                    return info, []
+                    return info
         body = UploadCreate(
             name=file.name,
             size=file.size,
@@ -183,25 +179,28 @@ class Uploader:
             chunk_size=self.settings.chunk_size,
         )
         created = await self.session.call("POST", UPLOADS, body, returns=UploadCreated)
-        return created.upload, created.chunk_urls
+        return created.upload
 
     async def _send(
         self,
         file: LocalFile,
         info: UploadInfo,
         missing: list[int],
-        urls: list[ChunkUrl],
         listener: UploadListener,
     ) -> Sent:
         loop = asyncio.get_running_loop()
-        book = _UrlBook(self.session, info.id, missing, urls)
-        queue: asyncio.Queue[asyncio.Future[EncodedChunk] | None] = asyncio.Queue()
+        book = _UrlBook(self.session, info.id)
+        queue: asyncio.Queue[asyncio.Task[_Ready] | None] = asyncio.Queue()
         senders = min(self._parallel_puts, len(missing))
         latest = info
         sent = 0
         held = 0  # buffer slots this file holds: given back whatever happens
 
-        async def read_and_compress(handle: BinaryIO) -> None:
+        async def encode_and_sign(encoding: asyncio.Future[EncodedChunk]) -> _Ready:
+            chunk = await encoding
+            return _Ready(chunk, await book.take(chunk))
+
+        async def read_and_compress(handle: BinaryIO, group: asyncio.TaskGroup) -> None:
             nonlocal held
             for seq in missing:
                 await self._slots.acquire()
@@ -211,23 +210,24 @@ class Uploader:
                 )
                 if len(raw) != raw_chunk_size(seq, file.size, info.chunk_size):
                     raise _changed(file)
-                queue.put_nowait(loop.run_in_executor(self.executor, encode_chunk, seq, raw))
+                encoding = loop.run_in_executor(self.executor, encode_chunk, seq, raw)
+                queue.put_nowait(group.create_task(encode_and_sign(encoding)))
             for _ in range(senders):
                 queue.put_nowait(None)
 
         async def send() -> None:
             nonlocal held, latest, sent
-            while (encoding := await queue.get()) is not None:
-                chunk = await encoding
-                await self._put(book, chunk)
-                sent += chunk.stored_size
-                answer = await self._report(info.id, chunk)
+            while (preparing := await queue.get()) is not None:
+                ready = await preparing
+                await self._put(book, ready)
+                sent += ready.chunk.stored_size
+                answer = await self._report(info.id, ready.chunk)
                 held -= 1
                 self._slots.release()
                 # Reports may come back out of order: keep the answer that knows the most.
                 if len(answer.chunks_stored) > len(latest.chunks_stored):
                     latest = answer
-                listener.on_bytes(chunk.raw_size)
+                listener.on_bytes(ready.chunk.raw_size)
                 await listener.on_chunk(answer)
 
         try:
@@ -236,7 +236,7 @@ class Uploader:
             raise InputError(f"{file.path} cannot be read: {error.strerror}.") from error
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(read_and_compress(handle))
+                group.create_task(read_and_compress(handle, group))
                 for _ in range(senders):
                     group.create_task(send())
         except BaseExceptionGroup as errors:
@@ -250,19 +250,19 @@ class Uploader:
             raise _changed(file)
         return Sent(latest, sent)
 
-    async def _put(self, book: _UrlBook, chunk: EncodedChunk) -> None:
-        url = await book.take(chunk.seq)
+    async def _put(self, book: _UrlBook, ready: _Ready) -> None:
+        chunk, url = ready
         async with self._puts:
             if self._pacer is not None:
                 await self._pacer.take(chunk.stored_size)
             try:
-                await put_bytes(self.blobs, url.url, chunk.data)
+                await put_bytes(self.blobs, url.url, chunk.data, url.headers)
             except ServerError as error:
                 # 403: the URL expired while the chunk waited (a slow link, a long resume).
                 if error.status_code != 403:
                     raise
-                url = await book.renew(chunk.seq)
-                await put_bytes(self.blobs, url.url, chunk.data)
+                url = await book.renew(chunk)
+                await put_bytes(self.blobs, url.url, chunk.data, url.headers)
         self.bytes_sent += chunk.stored_size
 
     async def _report(self, upload_id: str, chunk: EncodedChunk) -> UploadInfo:
@@ -293,45 +293,56 @@ class _Pacer:
             await asyncio.sleep(start - now)
 
 
-class _UrlBook:
-    """Presigned PUT URLs for one upload, asked for in batches as the sending reaches them."""
+class _Ready(NamedTuple):
+    """An encoded chunk with the URL signed for its bytes."""
 
-    def __init__(
-        self, session: ApiSession, upload_id: str, missing: Sequence[int], first: list[ChunkUrl]
-    ) -> None:
+    chunk: EncodedChunk
+    url: ChunkUrl
+
+
+class _UrlBook:
+    """Presigned PUT URLs for one upload's encoded chunks, asked for in batches.
+
+    A URL is signed for the exact size and SHA-256 of the bytes it stores, so a chunk asks for
+    its URL once it is encoded. One request is out at a time: every chunk encoded meanwhile
+    waits for it and goes in the next request, so round trips stay few while the cores are busy.
+    The batches stay small: a chunk holds a buffer slot until it is stored.
+    """
+
+    def __init__(self, session: ApiSession, upload_id: str) -> None:
         self._session = session
         self._path = CHUNK_URLS.format(upload_id=upload_id)
-        self._order = list(missing)
-        self._position = {seq: index for index, seq in enumerate(self._order)}
-        self._urls = {url.seq: url for url in first}
-        self._taken: set[int] = set()
-        self._lock = asyncio.Lock()  # one batch request at a time; the others wait for it
+        self._wanted: dict[int, ChunkSpec] = {}
+        self._urls: dict[int, ChunkUrl] = {}
+        self._lock = asyncio.Lock()
 
-    async def take(self, seq: int) -> ChunkUrl:
+    async def take(self, chunk: EncodedChunk) -> ChunkUrl:
+        spec = _spec(chunk)
+        self._wanted[chunk.seq] = spec
         async with self._lock:
-            if seq not in self._urls:
-                start = self._position[seq]
-                wanted = [
-                    s
-                    for s in self._order[start : start + URL_BATCH]
-                    if s not in self._urls and s not in self._taken
-                ]
-                await self._fetch(wanted)
-            self._taken.add(seq)
-            return self._urls.pop(seq)
+            if chunk.seq not in self._urls:
+                # Everything encoded while the previous request was out, this chunk among them.
+                batch = {**self._wanted, chunk.seq: spec}
+                self._wanted.clear()
+                await self._fetch(list(batch.values()))
+            return self._urls.pop(chunk.seq)
 
-    async def renew(self, seq: int) -> ChunkUrl:
+    async def renew(self, chunk: EncodedChunk) -> ChunkUrl:
         async with self._lock:
-            await self._fetch([seq])
-            return self._urls.pop(seq)
+            await self._fetch([_spec(chunk)])
+            return self._urls.pop(chunk.seq)
 
-    async def _fetch(self, seqs: list[int]) -> None:
+    async def _fetch(self, specs: list[ChunkSpec]) -> None:
         urls = await self._session.call(
-            "POST", self._path, ChunkUrlsRequest(seqs=seqs), returns=list[ChunkUrl]
+            "POST", self._path, ChunkUrlsRequest(chunks=specs), returns=list[ChunkUrl]
         )
         self._urls.update((url.seq, url) for url in urls)
-        if missing := set(seqs) - self._urls.keys():
+        if missing := {spec.seq for spec in specs} - self._urls.keys():
             raise ServerError(f"The server gave no upload URL for chunk {min(missing)}.")
+
+
+def _spec(chunk: EncodedChunk) -> ChunkSpec:
+    return ChunkSpec(seq=chunk.seq, size=chunk.stored_size, sha256=chunk.sha256)
 
 
 def _open(file: LocalFile) -> BinaryIO:

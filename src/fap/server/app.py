@@ -16,6 +16,7 @@ from fap import __version__
 from fap.api import API_VERSION, API_VERSION_HEADER
 from fap.config import ServerSettings
 from fap.server.blobs import LocalBlobStore, blob_router
+from fap.server.metrics import metrics_route
 from fap.server.problems import exception_handlers
 from fap.server.queue import Clock
 from fap.server.routes import api_router, dependencies, healthz
@@ -33,16 +34,22 @@ def create_app(
 ) -> Litestar:
     """The fap server for ``settings``: embedded services unless others are given."""
     services = services or Services.from_settings(settings, clock)
-    handlers: list[ControllerRouterHandler] = [healthz, api_router(services)]
+    handlers: list[ControllerRouterHandler] = [
+        healthz,
+        metrics_route(services.metrics),
+        api_router(services),
+    ]
     if isinstance(services.blobs, LocalBlobStore):
         handlers.append(blob_router(services.blobs))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await services.start()
+        services.metrics.start()
         try:
             yield
         finally:
+            await services.metrics.stop()
             await services.stop()
 
     return Litestar(
@@ -51,6 +58,7 @@ def create_app(
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         lifespan=[lifespan],
         before_send=[_api_version_header],
+        middleware=[services.metrics.middleware()],
         openapi_config=OpenAPIConfig(
             title="fap",
             version=__version__,

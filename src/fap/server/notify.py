@@ -4,8 +4,8 @@ A long-poll subscribes to its topics *before* it reads the state it waits on, th
 subscription; a publish between the read and the sleep is therefore never lost (the event stays
 set). Wake-ups are hints, not messages: after each one the waiter reads the store again.
 
-:class:`LocalNotifier` serves one process. A PostgreSQL deployment with several replicas implements
-the same :class:`Notifier` with LISTEN/NOTIFY, one channel per topic.
+:class:`LocalNotifier` serves one process. Several replicas on one PostgreSQL database share
+wake-ups through LISTEN/NOTIFY (:class:`fap.server.notify_pg.PgNotifier`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ __all__ = (
     "LocalNotifier",
     "Notifier",
     "chunks_topic",
+    "leases_topic",
     "long_poll",
     "queue_topic",
     "upload_topic",
@@ -45,18 +46,30 @@ def chunks_topic(upload_id: str) -> str:
     return f"chunks:{upload_id}"
 
 
+def leases_topic() -> str:
+    """Published when a job was leased: the sweeper learns there is a deadline to wait for."""
+    return "leases"
+
+
 class Listener(Protocol):
-    async def wait(self, timeout: float) -> None:
-        """Return on the next publish to one of the topics, or after ``timeout`` seconds."""
+    async def wait(self, timeout: float | None) -> bool:
+        """Return True on the next publish to one of the topics, False after ``timeout`` seconds
+        (None: no timeout)."""
 
 
 class Notifier(Protocol):
     @property
     def stopped(self) -> bool: ...
 
+    async def open(self) -> None:
+        """Connect whatever carries wake-ups between processes (nothing, for one process)."""
+
+    async def close(self) -> None: ...
+
     def listen(self, *topics: str) -> AbstractAsyncContextManager[Listener]: ...
 
-    async def publish(self, *topics: str) -> None: ...
+    async def publish(self, *topics: str) -> None:
+        """Wake the waiters of ``topics``; call it after the change they wait for committed."""
 
     def stop(self) -> None:
         """Wake every waiter and end waits at once from now on: the server is shutting down."""
@@ -66,13 +79,14 @@ class _LocalListener:
     def __init__(self) -> None:
         self.event = asyncio.Event()
 
-    async def wait(self, timeout: float) -> None:
+    async def wait(self, timeout: float | None) -> bool:
         try:
             await asyncio.wait_for(self.event.wait(), timeout)
         except TimeoutError:
-            return
+            return False
         finally:
             self.event.clear()
+        return True
 
 
 class LocalNotifier:
@@ -85,6 +99,12 @@ class LocalNotifier:
     @property
     def stopped(self) -> bool:
         return self._stopped
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
 
     @asynccontextmanager
     async def _listen(self, topics: tuple[str, ...]) -> AsyncIterator[Listener]:
@@ -107,8 +127,18 @@ class LocalNotifier:
         return self._listen(topics)
 
     async def publish(self, *topics: str) -> None:
+        self.wake(*topics)
+
+    def wake(self, *topics: str) -> None:
+        """Wake the waiters of ``topics`` in this process (what ``publish`` does here)."""
         for topic in topics:
             for listener in self._listeners.get(topic, ()):
+                listener.event.set()
+
+    def wake_all(self) -> None:
+        """Wake every waiter once, to read the store again: wake-ups may have been missed."""
+        for listeners in self._listeners.values():
+            for listener in listeners:
                 listener.event.set()
 
     def waiting(self, topic: str) -> int:
@@ -117,9 +147,7 @@ class LocalNotifier:
 
     def stop(self) -> None:
         self._stopped = True
-        for listeners in self._listeners.values():
-            for listener in listeners:
-                listener.event.set()
+        self.wake_all()
 
 
 async def long_poll(

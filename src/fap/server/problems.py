@@ -2,7 +2,8 @@
 
 Route and store code raise a :class:`Problem` subclass named after its status; Litestar's own
 exceptions (a malformed body, an unknown route, a wrong method) get their detail rewritten into one
-sentence; anything else is a bug, logged with its traceback and answered 500 without details.
+sentence; a database out of reach (``StoreUnavailable``) is 503, which clients and workers retry;
+anything else is a bug, logged with its traceback and answered 500 without details.
 
     Problem          the caller asked for something the server refuses
     ├── BadRequest   400  a malformed body or parameter
@@ -10,6 +11,7 @@ sentence; anything else is a bug, logged with its traceback and answered 500 wit
     ├── Forbidden    403  a role that may not do this
     ├── NotFound     404  no such object in the caller's organisation
     ├── Conflict     409  a lost race, a stale lease, a finished job
+    ├── Gone         410  an object deleted for good (a result past its retention)
     └── TooLarge     413  over the plan's size limit
 """
 
@@ -29,11 +31,13 @@ from litestar.exceptions import (
 )
 
 from fap.api import ErrorBody
+from fap.server.store.outages import StoreUnavailable
 
 __all__ = (
     "BadRequest",
     "Conflict",
     "Forbidden",
+    "Gone",
     "NotFound",
     "Problem",
     "TooLarge",
@@ -70,6 +74,10 @@ class NotFound(Problem):
 
 class Conflict(Problem):
     status_code = 409
+
+
+class Gone(Problem):
+    status_code = 410
 
 
 class TooLarge(Problem):
@@ -160,8 +168,21 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
 
+def _store_unavailable(
+    request: Request[Any, Any, Any], error: StoreUnavailable
+) -> Response[ErrorBody]:
+    # The reason (an address, a driver's words) is for the log; callers only need to retry.
+    logger.warning("%s %s: %s", request.method, request.url.path, error)
+    return error_response(
+        503,
+        "The server cannot reach its database right now; try again shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
 exception_handlers = {
     Problem: _problem,
+    StoreUnavailable: _store_unavailable,
     HTTPException: _http_exception,
     Exception: _unexpected,
 }

@@ -7,15 +7,23 @@ job — and completion exactly once: only the current, unexpired lease token can
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from fap.config import ServerSettings
-from fap.server.notify import Notifier, chunks_topic, long_poll, queue_topic, upload_topic
+from fap.server.metrics import Metrics
+from fap.server.notify import (
+    Notifier,
+    chunks_topic,
+    leases_topic,
+    long_poll,
+    queue_topic,
+    upload_topic,
+)
 from fap.server.problems import Conflict, NotFound, shown_id
 from fap.server.store import Store, Upload
+from fap.server.sweeper import Sweeper
 
 __all__ = ("Clock", "JobQueue")
 
@@ -26,13 +34,20 @@ Clock = Callable[[], float]
 
 class JobQueue:
     def __init__(
-        self, store: Store, notifier: Notifier, settings: ServerSettings, clock: Clock
+        self,
+        store: Store,
+        notifier: Notifier,
+        settings: ServerSettings,
+        clock: Clock,
+        *,
+        metrics: Metrics,
     ) -> None:
         self._store = store
+        self._metrics = metrics
         self._notifier = notifier
         self._settings = settings
         self._clock = clock
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = Sweeper(store.jobs, notifier, self.sweep, settings.sweep_seconds, clock)
 
     async def lease(
         self, org_id: str, worker_id: str, engines: Sequence[str], timeout: float
@@ -48,7 +63,7 @@ class JobQueue:
         job = await long_poll(self._notifier, [queue_topic(org_id)], attempt, timeout)
         if job is not None:
             logger.info("job %s leased by %s (attempt %d)", job.id, worker_id, job.attempts)
-            await self._notifier.publish(upload_topic(job.id))
+            await self._notifier.publish(upload_topic(job.id), leases_topic())
         return job
 
     async def undeliver(self, job: Upload) -> None:
@@ -96,6 +111,8 @@ class JobQueue:
         )
         if not done:
             await self._lost(org_id, job_id, token)
+        since = job.queued_at if job.queued_at is not None else job.created_at
+        self._metrics.job_done(job.engine, self._clock() - since)
         logger.info("job %s done", job_id)
         await self._notifier.publish(upload_topic(job_id))
 
@@ -129,22 +146,10 @@ class JobQueue:
         return len(lapses)
 
     def start_sweeper(self) -> None:
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="fap-sweeper")
+        self._sweeper.start()
 
     async def stop_sweeper(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
-            self._sweeper = None
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                # One failed sweep (say, a database locked too long) must not end sweeping for good.
-                logger.exception("sweeping lapsed leases failed; trying again")
-            await asyncio.sleep(self._settings.sweep_seconds)
+        await self._sweeper.stop()
 
     async def _announce(self, upload: Upload, queued: bool) -> None:
         topics = [upload_topic(upload.id), chunks_topic(upload.id)]

@@ -41,6 +41,8 @@ async def serve(settings: ServerSettings) -> bool:
     _prepare_data_dir(settings)
     sock = _bind(settings.host, settings.port)
     app = create_app(settings)
+    # Before uvicorn: a failed start-up there is a traceback, and a missing secret is a sentence.
+    await services_of(app).load_secrets()
     loop = asyncio.get_running_loop()
     notifier = services_of(app).notifier
     config = uvicorn.Config(

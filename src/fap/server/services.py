@@ -10,10 +10,14 @@ from dataclasses import dataclass, field
 from fap.config import ServerSettings
 from fap.errors import ConfigError
 from fap.server.auth import bootstrap_local
-from fap.server.blobs import BlobStore, LocalBlobStore
+from fap.server.blobs import BlobStore, LocalBlobStore, blob_store_for
+from fap.server.cleanup import Cleanup
+from fap.server.metrics import Metrics
 from fap.server.notify import LocalNotifier, Notifier
+from fap.server.notify_pg import PgNotifier
 from fap.server.queue import Clock, JobQueue
-from fap.server.store import Store, sqlite_url
+from fap.server.secrets import ServerSecrets
+from fap.server.store import Store, database_url, is_postgresql, libpq_dsn
 
 __all__ = ("BLOB_SECRET_FILE", "DATABASE_FILE", "Services")
 
@@ -30,10 +34,17 @@ class Services:
     blobs: BlobStore
     notifier: Notifier
     clock: Clock
+    secrets: ServerSecrets = field(default_factory=lambda: ServerSecrets({}))
+    metrics: Metrics = field(init=False)
     queue: JobQueue = field(init=False)
+    cleanup: Cleanup = field(init=False)
 
     def __post_init__(self) -> None:
-        self.queue = JobQueue(self.store, self.notifier, self.settings, self.clock)
+        self.metrics = Metrics(self.store.jobs, self.clock)
+        self.queue = JobQueue(
+            self.store, self.notifier, self.settings, self.clock, metrics=self.metrics
+        )
+        self.cleanup = Cleanup(self.store, self.blobs, self.notifier, self.settings, self.clock)
 
     @classmethod
     def from_settings(cls, settings: ServerSettings, clock: Clock = time.time) -> Services:
@@ -45,6 +56,7 @@ class Services:
             blobs=_blobs_for(settings, clock),
             notifier=_notifier_for(settings),
             clock=clock,
+            secrets=ServerSecrets.from_settings(settings),
         )
 
     async def start(self) -> None:
@@ -54,31 +66,53 @@ class Services:
             await asyncio.to_thread(data.mkdir, mode=0o700, parents=True, exist_ok=True)
         except OSError as error:
             raise ConfigError(f"The data directory {data} cannot be created: {error}.") from error
+        await self.load_secrets()
         await self.blobs.open()
         await self.store.open()
+        await self.notifier.open()
         await bootstrap_local(self.store, self.settings, self.clock())
         self.queue.start_sweeper()
+        self.cleanup.start()
         logger.info("fap server ready; data in %s", data)
+
+    async def load_secrets(self) -> None:
+        """Read the server's secrets and hand them to the services that sign with them.
+
+        ``fap serve`` calls it before the server starts, so that a secret that cannot be read is
+        one sentence rather than a failed start-up's traceback; ``start`` calls it again (cheap).
+        """
+        await self.secrets.load()
+        if isinstance(self.blobs, LocalBlobStore):
+            key = await self.secrets.blob_signing_key()
+            if key is not None:
+                self.blobs.use_signing_key(key)
 
     async def stop(self) -> None:
         self.notifier.stop()
         await self.queue.stop_sweeper()
+        await self.cleanup.stop()
+        await self.notifier.close()
         await self.blobs.close()
         await self.store.close()
 
 
 def _store_for(settings: ServerSettings) -> Store:
-    if not settings.db:
-        return Store.connect(sqlite_url(settings.data_dir / DATABASE_FILE))
-    raise ConfigError(f"The state store {settings.db!r} is not supported.")
+    return Store.connect(database_url(settings.db, settings.data_dir / DATABASE_FILE))
 
 
 def _blobs_for(settings: ServerSettings, clock: Clock) -> BlobStore:
-    if not settings.storage:
-        data = settings.data_dir
-        return LocalBlobStore(data / "blobs", data / BLOB_SECRET_FILE, settings.base_url, clock)
-    raise ConfigError(f"The object store {settings.storage!r} is not supported.")
+    data = settings.data_dir
+    return blob_store_for(
+        settings.storage,
+        default_root=data / "blobs",
+        secret_path=data / BLOB_SECRET_FILE,
+        base_url=settings.base_url,
+        clock=clock,
+    )
 
 
 def _notifier_for(settings: ServerSettings) -> Notifier:
-    return LocalNotifier()
+    """In-process wake-ups for SQLite (one server); LISTEN/NOTIFY shared by every replica on
+    PostgreSQL."""
+    url = database_url(settings.db, settings.data_dir / DATABASE_FILE)
+    return PgNotifier(libpq_dsn(url)) if is_postgresql(url) else LocalNotifier()

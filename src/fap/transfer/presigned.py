@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Mapping
 
 import httpx
 
@@ -23,21 +24,31 @@ def _backoff(attempt: int) -> float:
     return float(min(8.0, 0.25 * 2**attempt) * (0.5 + random.random()))  # noqa: S311
 
 
-async def put_bytes(http: httpx.AsyncClient, url: str, data: bytes) -> None:
-    await _send(http, "PUT", url, data)
+async def put_bytes(
+    http: httpx.AsyncClient, url: str, data: bytes, headers: Mapping[str, str] | None = None
+) -> None:
+    """PUT ``data``, with the ``headers`` its URL was signed for (a checksum, the length)."""
+    sent = httpx.Headers({"Content-Length": str(len(data))})
+    sent.update(headers or {})  # case-insensitive: the signed headers win
+    await _send(http, "PUT", url, data, sent)
 
 
 async def get_bytes(http: httpx.AsyncClient, url: str) -> bytes:
-    return await _send(http, "GET", url, None)
+    return await _send(http, "GET", url, None, {})
 
 
-async def _send(http: httpx.AsyncClient, method: str, url: str, data: bytes | None) -> bytes:
+async def _send(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    data: bytes | None,
+    headers: Mapping[str, str] | httpx.Headers,
+) -> bytes:
     last: str = ""
     for attempt in range(_ATTEMPTS):
         if attempt:
             await asyncio.sleep(_backoff(attempt))
         try:
-            headers = {"Content-Length": str(len(data))} if data is not None else {}
             response = await http.request(method, url, content=data, headers=headers)
         except httpx.TransportError as error:
             last = f"{type(error).__name__}: {error}"

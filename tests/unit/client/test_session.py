@@ -60,3 +60,27 @@ def test_without_fap_token_the_keyring_holds_the_token_per_server(
     )
     with pytest.raises(AuthError):
         resolve_token(ClientSettings(server="http://other.test", home=fap_home))
+
+
+async def test_several_replicas_are_kept_as_one_list_for_later_commands(fap_home: Path) -> None:
+    settings = load_settings(server=" http://a.test/, http://b.test ", token="fap_user_x")
+    assert settings.server == "http://a.test,http://b.test"
+    async with connect(settings) as session:
+        assert session.servers == ("http://a.test", "http://b.test")
+    assert last_server(fap_home) == "http://a.test,http://b.test"
+    assert load_settings(server=None).server == "http://a.test,http://b.test"
+
+
+def test_every_replica_address_needs_a_scheme(fap_home: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'b\.test' must start with http://"):
+        load_settings(server="http://a.test,b.test")
+
+
+def test_for_several_replicas_the_keyring_entry_of_the_list_or_of_a_replica_serves(
+    fap_home: Path, memory_keyring: MemoryKeyring
+) -> None:
+    both = "http://a.test,http://b.test"
+    memory_keyring.set_password("fap", "http://b.test", "fap_user_of_b")
+    assert resolve_token(ClientSettings(server=both, home=fap_home)) == "fap_user_of_b"
+    memory_keyring.set_password("fap", both, "fap_user_of_both")
+    assert resolve_token(ClientSettings(server=both, home=fap_home)) == "fap_user_of_both"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,14 +14,19 @@ from typing import Any, TypeVar
 
 import httpx
 import msgspec
+import pytest
 from litestar import Litestar
 
 from fap.api import (
+    CHUNK_URLS,
     CHUNKS,
     DEVICES,
     LEASE,
     UPLOADS,
     ChunkReport,
+    ChunkSpec,
+    ChunkUrl,
+    ChunkUrlsRequest,
     DeviceRegistration,
     ErrorBody,
     Lease,
@@ -35,8 +40,9 @@ from fap.config import ServerSettings
 from fap.crypto import DeviceIdentity
 from fap.server import Services, create_app, services_of
 from fap.server.auth import hash_token, new_token
-from fap.server.notify import LocalNotifier
-from fap.transfer import encode_chunk
+from fap.server.notify import LocalNotifier, leases_topic
+from fap.server.notify_pg import PgNotifier
+from fap.transfer import EncodedChunk, encode_chunk
 
 T = TypeVar("T")
 
@@ -59,12 +65,22 @@ class FakeClock:
 
     def __init__(self) -> None:
         self.now = time.time()
+        # Called after each move: the server's timers (the sweeper's) read the clock again.
+        self.on_advance: list[Callable[[], object]] = []
 
     def __call__(self) -> float:
         return self.now
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+        for moved in self.on_advance:
+            moved()
+
+
+BACKENDS = ("sqlite", "postgresql")
+# For a module whose tests exercise the store: each runs on SQLite and on PostgreSQL (the
+# ``backend`` fixture of conftest.py; other modules run on SQLite alone).
+both_backends = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 
 def settings_for_tests(data_dir: Path, **overrides: Any) -> ServerSettings:
@@ -96,8 +112,8 @@ class Server:
         return self.services.settings
 
     @property
-    def notifier(self) -> LocalNotifier:
-        assert isinstance(self.services.notifier, LocalNotifier)
+    def notifier(self) -> LocalNotifier | PgNotifier:
+        assert isinstance(self.services.notifier, LocalNotifier | PgNotifier)
         return self.services.notifier
 
     # -- raw HTTP ------------------------------------------------------------------------------
@@ -190,13 +206,25 @@ class Server:
             returns=UploadCreated,
         )
 
+    async def chunk_url(self, token: str, upload_id: str, chunk: EncodedChunk) -> ChunkUrl:
+        """The presigned PUT for one encoded chunk, signed for its size and SHA-256."""
+        spec = ChunkSpec(seq=chunk.seq, size=chunk.stored_size, sha256=chunk.sha256)
+        (url,) = await self.ok(
+            "POST",
+            CHUNK_URLS.format(upload_id=upload_id),
+            token,
+            ChunkUrlsRequest(chunks=[spec]),
+            returns=list[ChunkUrl],
+        )
+        return url
+
     async def send_chunk(
         self, token: str, created: UploadCreated, data: bytes, seq: int
     ) -> httpx.Response:
         """PUT chunk ``seq`` of ``data`` to its presigned URL and report it."""
         encoded = encode_chunk(seq, data[seq * CHUNK : (seq + 1) * CHUNK])
-        url = next(u.url for u in created.chunk_urls if u.seq == seq)
-        put = await self.http.put(url, content=encoded.data)
+        url = await self.chunk_url(token, created.upload.id, encoded)
+        put = await self.http.put(url.url, content=encoded.data, headers=url.headers)
         assert put.status_code == 200, put.text
         return await self.call(
             "POST",
@@ -272,11 +300,21 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
 async def running_server(data_dir: Path, **overrides: Any) -> AsyncIterator[Server]:
     clock = FakeClock()
     app = create_app(settings_for_tests(data_dir, **overrides), clock=clock)
+    services = services_of(app)
+    publishing: set[asyncio.Task[None]] = set()
+
+    def clock_moved() -> None:
+        # The sweeper sleeps in real time towards a deadline on this clock: it must look again.
+        task = asyncio.get_running_loop().create_task(services.notifier.publish(leases_topic()))
+        publishing.add(task)
+        task.add_done_callback(publishing.discard)
+
+    clock.on_advance.append(clock_moved)
     transport = httpx.ASGITransport(app=app)
     async with lifespan(app), httpx.AsyncClient(transport=transport, base_url=BASE) as http:
         yield Server(
             app=app,
-            services=services_of(app),
+            services=services,
             clock=clock,
             http=http,
             owner=(data_dir / "local-owner.token").read_text().strip(),

@@ -95,6 +95,10 @@ async def test_admins_and_members_may_upload(server: Server, role: str) -> None:
     assert info.state == "queued"
 
 
+# A chunk-URL request any upload of these tests could take.
+ONE_CHUNK = {"seq": 0, "size": 5, "sha256": "0" * 64}
+
+
 async def test_another_organisations_upload_is_404_everywhere(server: Server) -> None:
     created = await server.create_upload(server.owner, b"secret" * 100)
     upload_id = created.upload.id
@@ -103,7 +107,7 @@ async def test_another_organisations_upload_is_404_everywhere(server: Server) ->
     for method, path, body in [
         ("GET", UPLOAD.format(upload_id=upload_id), None),
         ("GET", UPLOAD_RESULT.format(upload_id=upload_id), None),
-        ("POST", CHUNK_URLS.format(upload_id=upload_id), {"seqs": [0]}),
+        ("POST", CHUNK_URLS.format(upload_id=upload_id), {"chunks": [ONE_CHUNK]}),
         (
             "POST",
             CHUNKS.format(upload_id=upload_id),
@@ -140,7 +144,7 @@ async def test_only_the_uploader_sends_chunks_and_fetches_results(server: Server
     colleague = await server.new_user(None, "colin", "member")
     upload_id = created.upload.id
     urls = await server.call(
-        "POST", CHUNK_URLS.format(upload_id=upload_id), colleague, {"seqs": [0]}
+        "POST", CHUNK_URLS.format(upload_id=upload_id), colleague, {"chunks": [ONE_CHUNK]}
     )
     assert urls.status_code == 403
     # Reading it is fine: it is their organisation's upload.

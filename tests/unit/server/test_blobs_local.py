@@ -1,7 +1,9 @@
-"""The local blob store: signed, expiring, size-bounded URLs; a refused PUT stores nothing."""
+"""The local blob store: signed, expiring URLs for an exact size and checksum; a refused PUT
+stores nothing. (What every BlobStore must do is in tests/integration/test_s3_blob_contract.py.)"""
 
 from __future__ import annotations
 
+import hashlib
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +16,8 @@ from fap.server.blobs import LocalBlobStore, chunk_key, result_key
 from fap.server.problems import BadRequest
 
 KEY = "uploads/0123456789abcdef0123456789abcdef/chunks/00000007"
+TEN = b"0123456789"
+TEN_SHA = hashlib.sha256(TEN).hexdigest()
 
 
 def blobs_of(server: Server) -> LocalBlobStore:
@@ -37,22 +41,24 @@ async def test_keys_are_laid_out_as_documented() -> None:
     assert result_key("abc") == "uploads/abc/result.age"
 
 
-async def test_a_presigned_put_stores_and_a_presigned_get_reads(server: Server) -> None:
+async def test_a_presigned_put_is_served_here_and_names_its_size_and_checksum(
+    server: Server,
+) -> None:
     blobs = blobs_of(server)
-    put = await blobs.presign_put(KEY, 10, 60)
-    assert put.startswith("http://127.0.0.1:8700/blobs/uploads/")
-    assert (await server.http.put(put, content=b"0123456789")).status_code == 200
-    assert await blobs.size(KEY) == 10
-    response = await server.http.get(await blobs.presign_get(KEY, 60))
-    assert response.status_code == 200
-    assert response.content == b"0123456789"
+    put = await blobs.presign_put(KEY, 10, 60, sha256=TEN_SHA)
+    assert put.url.startswith("http://127.0.0.1:8700/blobs/uploads/")
+    assert dict(parse_qsl(urlsplit(put.url).query)).keys() == {"exp", "size", "sha256", "sig"}
+    assert put.headers == {"Content-Length": "10"}
+    assert (await server.http.put(put.url, content=TEN)).status_code == 200
+    assert (await server.http.get(await blobs.presign_get(KEY, 60))).content == TEN
 
 
 @pytest.mark.parametrize(
     "tamper",
     [
         {"sig": "0" * 64},
-        {"max": "1000000"},
+        {"size": "11"},
+        {"sha256": hashlib.sha256(b"01234567890").hexdigest()},
         {"exp": "9999999999"},
     ],
 )
@@ -60,8 +66,8 @@ async def test_a_tampered_url_is_403_and_stores_nothing(
     server: Server, tamper: dict[str, str]
 ) -> None:
     blobs = blobs_of(server)
-    url = with_query(await blobs.presign_put(KEY, 10, 60), **tamper)
-    response = await server.http.put(url, content=b"x")
+    url = with_query((await blobs.presign_put(KEY, 10, 60, sha256=TEN_SHA)).url, **tamper)
+    response = await server.http.put(url, content=b"01234567890"[: int(tamper.get("size", 10))])
     assert response.status_code == 403
     assert "altered" in error_body(response).detail
     assert await blobs.size(KEY) is None
@@ -69,18 +75,18 @@ async def test_a_tampered_url_is_403_and_stores_nothing(
 
 async def test_a_url_for_another_key_or_method_is_403(server: Server) -> None:
     blobs = blobs_of(server)
-    put = await blobs.presign_put(KEY, 10, 60)
+    put = (await blobs.presign_put(KEY, 10, 60)).url
     other_key = put.replace("00000007", "00000008")
-    assert (await server.http.put(other_key, content=b"x")).status_code == 403
-    (await server.http.put(put, content=b"x")).raise_for_status()
+    assert (await server.http.put(other_key, content=TEN)).status_code == 403
+    (await server.http.put(put, content=TEN)).raise_for_status()
     assert (await server.http.get(put)).status_code == 403  # a PUT URL does not read
 
 
 async def test_an_expired_url_is_403(server: Server) -> None:
     blobs = blobs_of(server)
-    url = await blobs.presign_put(KEY, 10, 60)
+    url = (await blobs.presign_put(KEY, 10, 60)).url
     server.clock.advance(61)
-    response = await server.http.put(url, content=b"x")
+    response = await server.http.put(url, content=TEN)
     assert response.status_code == 403
     assert "expired" in error_body(response).detail
     assert await blobs.size(KEY) is None
@@ -90,30 +96,44 @@ async def test_an_unsigned_url_is_400(server: Server) -> None:
     response = await server.http.put(f"/blobs/{KEY}", content=b"x")
     assert response.status_code == 400
     error_body(response)
-    garbled = await server.http.put(f"/blobs/{KEY}?exp=soon&max=1&sig=00", content=b"x")
+    garbled = await server.http.put(f"/blobs/{KEY}?exp=soon&size=1&sig=00", content=b"x")
     assert garbled.status_code == 400
 
 
-async def test_a_content_length_over_the_bound_is_refused_before_reading(server: Server) -> None:
+@pytest.mark.parametrize("body", [b"12345", b"123"], ids=["larger", "smaller"])
+async def test_a_content_length_other_than_signed_is_refused_before_reading(
+    server: Server, body: bytes
+) -> None:
     blobs = blobs_of(server)
-    response = await server.http.put(await blobs.presign_put(KEY, 4, 60), content=b"12345")
+    response = await server.http.put((await blobs.presign_put(KEY, 4, 60)).url, content=body)
     assert response.status_code == 400
     assert "nothing was stored" in error_body(response).detail
     assert stored_files(blobs) == []
 
 
-async def test_a_streamed_body_over_the_bound_is_cut_off_and_leaves_nothing(
-    server: Server,
+@pytest.mark.parametrize("pieces", [10, 4], ids=["larger", "smaller"])
+async def test_a_streamed_body_of_another_size_is_refused_and_leaves_nothing(
+    server: Server, pieces: int
 ) -> None:
     blobs = blobs_of(server)
 
     async def body() -> AsyncIterator[bytes]:
-        for _ in range(10):
+        for _ in range(pieces):
             yield b"x" * 1000
 
     # No Content-Length: the bytes are counted as they come.
-    response = await server.http.put(await blobs.presign_put(KEY, 5000, 60), content=body())
+    response = await server.http.put((await blobs.presign_put(KEY, 5000, 60)).url, content=body())
     assert response.status_code == 400
+    assert "nothing was stored" in error_body(response).detail
+    assert stored_files(blobs) == []
+
+
+async def test_bytes_that_do_not_match_the_signed_sha256_are_refused(server: Server) -> None:
+    blobs = blobs_of(server)
+    put = await blobs.presign_put(KEY, 10, 60, sha256=TEN_SHA)
+    response = await server.http.put(put.url, content=b"0123456788", headers=put.headers)
+    assert response.status_code == 400
+    assert "SHA-256" in error_body(response).detail
     assert stored_files(blobs) == []
 
 
@@ -126,7 +146,7 @@ async def test_receive_writes_nothing_visible_until_complete(tmp_path: Path) -> 
         assert await blobs.size(KEY) is None  # half-way: not there yet
         yield b"b" * 700_000
 
-    assert await blobs.receive(KEY, pieces(), 2_000_000) == 1_400_000
+    assert await blobs.receive(KEY, pieces(), 1_400_000) == 1_400_000
     assert await blobs.size(KEY) == 1_400_000
 
     async def too_much() -> AsyncIterator[bytes]:
@@ -134,6 +154,8 @@ async def test_receive_writes_nothing_visible_until_complete(tmp_path: Path) -> 
 
     with pytest.raises(BadRequest):
         await blobs.receive(KEY, too_much(), 5)
+    with pytest.raises(BadRequest):
+        await blobs.receive(KEY, too_much(), 10, sha256=TEN_SHA)
     assert await blobs.size(KEY) == 1_400_000  # the earlier object is untouched
     assert stored_files(blobs) == [blobs.path(KEY)]
 
@@ -156,6 +178,13 @@ async def test_a_key_that_could_escape_is_refused(tmp_path: Path, key: str) -> N
         await blobs.presign_put(key, 1, 60)
 
 
+async def test_a_checksum_that_is_not_a_sha256_is_a_bug_of_the_caller(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs", tmp_path / "secret", "http://x")
+    await blobs.open()
+    with pytest.raises(ValueError, match="SHA-256"):
+        await blobs.presign_put(KEY, 1, 60, sha256=TEN_SHA.upper())
+
+
 async def test_delete_prefix_removes_an_uploads_objects(tmp_path: Path) -> None:
     blobs = LocalBlobStore(tmp_path / "blobs", tmp_path / "secret", "http://x")
     await blobs.open()
@@ -164,7 +193,7 @@ async def test_delete_prefix_removes_an_uploads_objects(tmp_path: Path) -> None:
         yield data
 
     for key in (chunk_key("a", 0), chunk_key("a", 1), result_key("a"), chunk_key("b", 0)):
-        await blobs.receive(key, one(b"x"), 10)
+        await blobs.receive(key, one(b"x"), 1)
     await blobs.delete_prefix("uploads/a/")
     assert [await blobs.size(chunk_key("a", 0)), await blobs.size(result_key("a"))] == [None, None]
     assert await blobs.size(chunk_key("b", 0)) == 1
@@ -173,7 +202,7 @@ async def test_delete_prefix_removes_an_uploads_objects(tmp_path: Path) -> None:
 async def test_the_signing_secret_is_private_and_survives_a_restart(tmp_path: Path) -> None:
     data = tmp_path / "data"
     async with running_server(data) as first:
-        url = await blobs_of(first).presign_put(KEY, 3, 3600)
+        url = (await blobs_of(first).presign_put(KEY, 3, 3600)).url
     secret = data / "blob-signing.key"
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     async with running_server(data) as second:

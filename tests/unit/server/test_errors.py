@@ -83,7 +83,8 @@ async def test_a_malformed_body_is_400_on_every_route(
         (JOB_CHUNKS, {"lease_token": "t", "after": 2**63 + 5}),
         (JOB_RESULT_URL, {"lease_token": "t", "size": 2**64 - 1}),
         (JOB_COMPLETE, {"lease_token": "t", "result_size": 2**64 - 1, "result_sha256": "0" * 64}),
-        (CHUNK_URLS, {"seqs": [2**64 - 1]}),
+        (CHUNK_URLS, {"chunks": [{"seq": 2**64 - 1, "size": 1, "sha256": "0" * 64}]}),
+        (CHUNK_URLS, {"chunks": [{"seq": 0, "size": 2**64 - 1, "sha256": "0" * 64}]}),
         (
             CHUNKS,
             {

@@ -43,7 +43,7 @@ async def test_migrating_again_changes_nothing(tmp_path: Path) -> None:
                 await connection.exec_driver_sql("SELECT version_num FROM alembic_version")
             ).all()
         assert {"orgs", "users", "tokens", "devices", "uploads", "chunks", "workers"} <= tables
-        assert version == [("0001",)]
+        assert version == [("0002",)]
     finally:
         await store.close()
 

@@ -65,9 +65,7 @@ async def test_create_needs_a_registered_device(server: Server) -> None:
     assert "Register a device key" in error_body(response).detail
 
 
-async def test_create_answers_201_with_the_first_64_urls_bounded_by_raw_size(
-    server: Server,
-) -> None:
+async def test_create_answers_201_with_the_upload_and_no_urls_yet(server: Server) -> None:
     await server.register_device(server.owner)
     size = 100 * CHUNK + 10
     response = await server.call("POST", UPLOADS, server.owner, create_body(size=size))
@@ -76,27 +74,45 @@ async def test_create_answers_201_with_the_first_64_urls_bounded_by_raw_size(
     assert created.upload.chunk_count == 101
     assert created.upload.state == "pending"
     assert created.upload.engine == "size@1"
-    assert [url.seq for url in created.chunk_urls] == list(range(64))
-    assert {url.max_size for url in created.chunk_urls} == {CHUNK}
-    rest = await server.ok(
-        "POST",
-        CHUNK_URLS.format(upload_id=created.upload.id),
-        server.owner,
-        {"seqs": [100, 99]},
-        returns=list[ChunkUrl],
-    )
-    assert [(url.seq, url.max_size) for url in rest] == [(100, 10), (99, CHUNK)]
+    # URLs are signed for encoded bytes, so they are asked for once a chunk is encoded.
+    assert "chunk_urls" not in msgspec.json.decode(response.content)
 
 
 async def test_an_empty_file_has_no_chunks_and_is_queued_at_once(server: Server) -> None:
     created = await server.create_upload(server.owner, b"", engine="size@1")
-    assert (created.upload.chunk_count, created.upload.state, created.chunk_urls) == (
-        0,
-        "queued",
-        [],
-    )
+    assert (created.upload.chunk_count, created.upload.state) == (0, "queued")
     lease = await server.lease()
     assert lease is not None and lease.job_id == created.upload.id and lease.chunk_count == 0
+
+
+async def test_chunk_urls_are_signed_for_the_exact_size_and_checksum_of_each_chunk(
+    server: Server,
+) -> None:
+    data = bytes(range(256)) * (CHUNK // 256) * 3 + b"tail"
+    created = await server.create_upload(server.owner, data)
+    last = encode_chunk(3, b"tail")
+    middle = encode_chunk(1, data[CHUNK : 2 * CHUNK])
+    urls = await server.ok(
+        "POST",
+        CHUNK_URLS.format(upload_id=created.upload.id),
+        server.owner,
+        {
+            "chunks": [
+                {"seq": 3, "size": last.stored_size, "sha256": last.sha256},
+                {"seq": 1, "size": middle.stored_size, "sha256": middle.sha256.upper()},
+            ]
+        },
+        returns=list[ChunkUrl],
+    )
+    assert [(url.seq, url.size) for url in urls] == [(3, 4), (1, middle.stored_size)]
+    assert [url.headers["Content-Length"] for url in urls] == ["4", str(middle.stored_size)]
+    assert middle.sha256 in urls[1].url  # normalised to lower case, as signed
+    put = await server.http.put(urls[1].url, content=middle.data, headers=urls[1].headers)
+    assert put.status_code == 200, put.text
+    corrupt = b"\x00" + last.data[1:] if last.data[0] else b"\x01" + last.data[1:]
+    refused = await server.http.put(urls[0].url, content=corrupt, headers=urls[0].headers)
+    assert refused.status_code == 400
+    assert "SHA-256" in error_body(refused).detail
 
 
 async def test_the_first_stored_chunk_queues_the_job(server: Server) -> None:
@@ -125,7 +141,8 @@ async def test_a_chunk_report_is_checked_against_the_stored_blob(server: Server)
     assert missing.status_code == 400
     assert "PUT it" in error_body(missing).detail
 
-    await server.http.put(created.chunk_urls[0].url, content=encoded.data)
+    url = await server.chunk_url(server.owner, created.upload.id, encoded)
+    await server.http.put(url.url, content=encoded.data, headers=url.headers)
     wrong_size = await server.call("POST", path, server.owner, {**report, "stored_size": 5})
     assert wrong_size.status_code == 400
     assert "holds" in error_body(wrong_size).detail
@@ -143,18 +160,43 @@ async def test_a_chunk_report_is_checked_against_the_stored_blob(server: Server)
     error_body(other)
 
 
+def spec(seq: int, size: int = 10, sha256: str = SHA) -> dict[str, Any]:
+    return {"seq": seq, "size": size, "sha256": sha256}
+
+
 async def test_chunk_urls_refuse_a_stored_chunk_and_a_chunk_out_of_range(server: Server) -> None:
     data = b"z" * (CHUNK + 1)
     created = await server.create_upload(server.owner, data)
     await server.send_chunk(server.owner, created, data, 0)
     path = CHUNK_URLS.format(upload_id=created.upload.id)
-    stored = await server.call("POST", path, server.owner, {"seqs": [1, 0]})
+    stored = await server.call("POST", path, server.owner, {"chunks": [spec(1, 1), spec(0)]})
     assert stored.status_code == 409
     assert "already stored" in error_body(stored).detail
-    out = await server.call("POST", path, server.owner, {"seqs": [2]})
+    out = await server.call("POST", path, server.owner, {"chunks": [spec(2)]})
     assert out.status_code == 400
-    negative = await server.call("POST", path, server.owner, {"seqs": [-1]})
+    negative = await server.call("POST", path, server.owner, {"chunks": [spec(-1)]})
     assert negative.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("chunks", "words"),
+    [
+        ([spec(0, size=CHUNK + 1)], "never larger than its raw bytes"),
+        ([spec(1, size=2)], "never larger than its raw bytes"),  # the last chunk holds 1 byte
+        ([spec(0, size=-1)], "never larger"),
+        ([spec(0, sha256="abc")], "64 hexadecimal"),
+        ([spec(0), spec(0)], "more than once"),
+        ([spec(0)] * 1025, "at most 1024"),
+    ],
+)
+async def test_chunk_urls_refuse_a_size_or_checksum_no_chunk_can_have(
+    server: Server, chunks: list[dict[str, Any]], words: str
+) -> None:
+    created = await server.create_upload(server.owner, b"z" * (CHUNK + 1))
+    path = CHUNK_URLS.format(upload_id=created.upload.id)
+    response = await server.call("POST", path, server.owner, {"chunks": chunks})
+    assert response.status_code == 400
+    assert words in error_body(response).detail
 
 
 async def test_get_shows_the_chunks_stored_so_far_for_resuming(server: Server) -> None:
@@ -260,6 +302,9 @@ async def test_no_chunk_is_taken_once_an_upload_failed(server: Server) -> None:
         server.processor,
         {"lease_token": lease.lease_token, "error": "no", "retryable": False},
     )
-    late = await server.send_chunk(server.owner, created, data, 1)
-    assert late.status_code == 409
-    error_body(late)
+    late = encode_chunk(1, data[CHUNK:])
+    path = CHUNK_URLS.format(upload_id=created.upload.id)
+    body = {"chunks": [spec(1, late.stored_size, late.sha256)]}
+    refused = await server.call("POST", path, server.owner, body)
+    assert refused.status_code == 409
+    assert "failed" in error_body(refused).detail

@@ -1,15 +1,19 @@
 """The object store seam: presigned URLs for clients and workers, sizes and deletes for the server.
 
 Clients and workers never hold storage credentials; every byte they move goes through a URL signed
-here for one object, one method, a bounded size and a short time. Implementations: the local
-directory served by this server (:mod:`fap.server.blobs.local`); S3 comes as a second one.
+here for one object, one method and a short time — for a PUT, for an exact size and, where the
+caller knows it, the SHA-256 of the bytes, so the store itself refuses a corrupted body.
+Implementations: the local directory served by this server (:mod:`fap.server.blobs.local`) and
+any S3 API (:mod:`fap.server.blobs.s3`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ("BlobStore", "chunk_key", "result_key", "upload_prefix")
+__all__ = ("BlobStore", "SignedPut", "chunk_key", "result_key", "upload_prefix")
 
 
 def upload_prefix(upload_id: str) -> str:
@@ -24,14 +28,25 @@ def result_key(upload_id: str) -> str:
     return f"uploads/{upload_id}/result.age"
 
 
+@dataclass(frozen=True, slots=True)
+class SignedPut:
+    """A presigned PUT: its URL, and the headers the request must carry exactly as given."""
+
+    url: str
+    headers: Mapping[str, str]
+
+
 class BlobStore(Protocol):
     async def open(self) -> None:
         """Prepare the store (directories, secrets, clients) before the first request."""
 
     async def close(self) -> None: ...
 
-    async def presign_put(self, key: str, max_size: int, ttl: float) -> str:
-        """A URL that stores one object of at most ``max_size`` bytes at ``key`` for ``ttl`` s."""
+    async def presign_put(
+        self, key: str, size: int, ttl: float, *, sha256: str | None = None
+    ) -> SignedPut:
+        """A PUT that stores one object of exactly ``size`` bytes at ``key`` for ``ttl`` seconds;
+        with ``sha256`` (hex), only bytes with that digest."""
         ...
 
     async def presign_get(self, key: str, ttl: float) -> str:

@@ -6,12 +6,12 @@ No bearer token here: the signed query string is the whole authority, as with S3
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request, Router, get, put
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import InternalServerException
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery
 from litestar.response import File
 
 from fap.api import BLOBS
@@ -27,23 +27,23 @@ async def put_blob(
     key: FromPath[str],
     blobs: NamedDependency[LocalBlobStore],
     exp: FromQuery[str | None] = None,
+    size: FromQuery[str | None] = None,
+    sha256: FromQuery[str | None] = None,
     sig: FromQuery[str | None] = None,
-    bound: Annotated[str | None, QueryParameter(name="max")] = None,
 ) -> None:
     key = key.lstrip("/")
-    max_size = blobs.authorize("PUT", key, exp, bound, sig)
-    assert max_size is not None  # authorize() answers the bound of a PUT
+    exact, checksum = blobs.authorize_put(key, exp, size, sha256, sig)
     announced = request.headers.get("content-length")
     if announced is not None:
         if not announced.isdigit():
             raise BadRequest("The Content-Length header is not a number.")
-        if int(announced) > max_size:
+        if int(announced) != exact:
             raise BadRequest(
-                f"The upload's {announced} bytes exceed the {max_size} this URL allows; "
-                "nothing was stored."
+                f"The upload's {announced} bytes differ from the {exact} this URL was signed "
+                "for; nothing was stored."
             )
     try:
-        await blobs.receive(key, request.stream(), max_size)
+        await blobs.receive(key, request.stream(), exact, checksum)
     except InternalServerException:
         # Litestar's word for a client that went away half-way through its body.
         raise BadRequest("The upload was cut short; nothing was stored.") from None
@@ -57,7 +57,7 @@ async def get_blob(
     sig: FromQuery[str | None] = None,
 ) -> File:
     key = key.lstrip("/")
-    blobs.authorize("GET", key, exp, None, sig)
+    blobs.authorize_get(key, exp, sig)
     path = blobs.path(key)
     try:
         stat = await asyncio.to_thread(path.stat)

@@ -1,7 +1,8 @@
 """HMAC-SHA256 signatures of the local blob store's URLs.
 
-A URL grants one method on one key until ``exp`` (UNIX seconds), and for a PUT at most ``max``
-bytes; ``sig`` covers all four, so changing any of them breaks it. The secret is made once per data
+A URL grants one method on one key until ``exp`` (UNIX seconds), and for a PUT exactly ``size``
+bytes with, when given, the SHA-256 ``sha256``; ``sig`` covers them all, so changing any of them
+breaks it. The secret is made once per data
 directory and kept there, readable by the server's user alone.
 """
 
@@ -42,12 +43,31 @@ class UrlSigner:
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
 
-    def sign(self, method: str, key: str, expires: int, max_size: int | None) -> str:
-        bound = "" if max_size is None else str(max_size)
-        message = f"{method.upper()}\n{key}\n{expires}\n{bound}".encode()
+    def sign(
+        self,
+        method: str,
+        key: str,
+        expires: int,
+        size: int | None = None,
+        sha256: str | None = None,
+    ) -> str:
+        fields = (
+            method.upper(),
+            key,
+            str(expires),
+            "" if size is None else str(size),
+            sha256 or "",
+        )
+        message = "\n".join(fields).encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
     def verify(
-        self, signature: str, method: str, key: str, expires: int, max_size: int | None
+        self,
+        signature: str,
+        method: str,
+        key: str,
+        expires: int,
+        size: int | None = None,
+        sha256: str | None = None,
     ) -> bool:
-        return hmac.compare_digest(signature, self.sign(method, key, expires, max_size))
+        return hmac.compare_digest(signature, self.sign(method, key, expires, size, sha256))

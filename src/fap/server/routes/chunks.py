@@ -5,13 +5,21 @@ from __future__ import annotations
 from litestar import post
 from litestar.params import FromPath, JSONBody
 
-from fap.api import CHUNK_URLS, CHUNKS, ChunkReport, ChunkUrl, ChunkUrlsRequest, UploadInfo
+from fap.api import (
+    CHUNK_URLS,
+    CHUNKS,
+    ChunkReport,
+    ChunkSpec,
+    ChunkUrl,
+    ChunkUrlsRequest,
+    UploadInfo,
+)
 from fap.server.auth import ACCESS, Caller
 from fap.server.blobs import chunk_key
 from fap.server.notify import chunks_topic, upload_topic
 from fap.server.problems import BadRequest, Conflict, Forbidden
 from fap.server.routes.deps import CallerDep, ServicesDep, route
-from fap.server.routes.uploads import chunk_urls_for, load_upload
+from fap.server.routes.uploads import load_upload
 from fap.server.routes.validation import check_sha256
 from fap.server.routes.views import expected_raw_size, upload_info
 from fap.server.services import Services
@@ -29,17 +37,28 @@ async def chunk_urls(
     caller: CallerDep,
     services: ServicesDep,
 ) -> list[ChunkUrl]:
-    """Presigned PUT URLs for the given chunks; 409 for a chunk already stored."""
+    """Presigned PUTs for encoded chunks, each signed for its exact size and SHA-256; 409 for a
+    chunk already stored."""
     upload = await _own_open_upload(services, caller, upload_id)
-    seqs = list(dict.fromkeys(data.seqs))
-    if len(seqs) > _MAX_URLS:
+    if len(data.chunks) > _MAX_URLS:
         raise BadRequest(f"Ask for at most {_MAX_URLS} chunk URLs at once.")
-    for seq in seqs:
-        _check_seq(upload, seq)
+    seqs = [spec.seq for spec in data.chunks]
+    if len(set(seqs)) != len(seqs):
+        repeated = next(seq for seq in seqs if seqs.count(seq) > 1)
+        raise BadRequest(f"Chunk {repeated} is asked for more than once.")
+    specs = [_check_spec(upload, spec) for spec in data.chunks]
     stored = set((await services.store.uploads.stored_seqs([upload.id])).get(upload.id, []))
     if already := [seq for seq in seqs if seq in stored]:
         raise Conflict(f"Chunk {already[0]} of upload {upload.id} is already stored.")
-    return await chunk_urls_for(services, upload, seqs)
+    ttl = services.settings.url_ttl_seconds
+    urls = []
+    for spec in specs:
+        key = chunk_key(upload.id, spec.seq)
+        signed = await services.blobs.presign_put(key, spec.size, ttl, sha256=spec.sha256)
+        urls.append(
+            ChunkUrl(seq=spec.seq, url=signed.url, size=spec.size, headers=dict(signed.headers))
+        )
+    return urls
 
 
 @post(route(CHUNKS), opt={ACCESS: "upload"}, status_code=200)
@@ -57,11 +76,7 @@ async def report_chunk(
     expected = expected_raw_size(upload, seq)
     if data.raw_size != expected:
         raise BadRequest(f"Chunk {seq} holds {expected} raw bytes, not {data.raw_size}.")
-    if not 0 <= data.stored_size <= data.raw_size:
-        raise BadRequest(
-            f"Chunk {seq} cannot be stored in {data.stored_size} bytes: a stored chunk is never "
-            "larger than its raw bytes."
-        )
+    _check_stored_size(upload, seq, data.stored_size)
     if data.codec == "raw" and data.stored_size != data.raw_size:
         raise BadRequest(f"Chunk {seq} is stored raw, so its stored and raw sizes must be equal.")
     chunk = Chunk(
@@ -83,6 +98,8 @@ async def report_chunk(
         )
     if outcome is ChunkOutcome.CLOSED:
         raise Conflict(f"Upload {upload.id} is finished; it takes no more chunks.")
+    if outcome in (ChunkOutcome.QUEUED, ChunkOutcome.STORED):
+        services.metrics.chunk_stored(chunk.stored_size, chunk.raw_size)
     if outcome is ChunkOutcome.QUEUED:
         await services.queue.queued(upload)
     elif outcome is ChunkOutcome.STORED:
@@ -107,6 +124,21 @@ def _check_seq(upload: Upload, seq: int) -> None:
             raise BadRequest(f"Upload {upload.id} is an empty file; it has no chunks.")
         raise BadRequest(
             f"Upload {upload.id} has chunks 0 to {upload.chunk_count - 1}; there is no chunk {seq}."
+        )
+
+
+def _check_spec(upload: Upload, spec: ChunkSpec) -> ChunkSpec:
+    _check_seq(upload, spec.seq)
+    _check_stored_size(upload, spec.seq, spec.size)
+    sha256 = check_sha256(spec.sha256, f"sha256 of chunk {spec.seq}")
+    return ChunkSpec(seq=spec.seq, size=spec.size, sha256=sha256)
+
+
+def _check_stored_size(upload: Upload, seq: int, size: int) -> None:
+    if not 0 <= size <= expected_raw_size(upload, seq):
+        raise BadRequest(
+            f"Chunk {seq} cannot be stored in {size} bytes: a stored chunk is never larger than "
+            "its raw bytes."
         )
 
 

@@ -196,7 +196,7 @@ async def job_result_url(
     processor: ProcessorDep,
     services: ServicesDep,
 ) -> ResultUrl:
-    """A presigned PUT for the sealed result, bounded by ``size``."""
+    """A presigned PUT for the sealed result, of exactly ``size`` bytes."""
     if data.size < 0:
         raise BadRequest("The result size must be 0 or more bytes.")
     if data.size > MAX_RESULT_SIZE:
@@ -204,10 +204,10 @@ async def job_result_url(
             f"A result of {data.size} bytes is over the {MAX_RESULT_SIZE}-byte limit for results."
         )
     await services.queue.holding(processor.org.id, job_id, data.lease_token)
-    url = await services.blobs.presign_put(
+    signed = await services.blobs.presign_put(
         result_key(job_id), data.size, services.settings.url_ttl_seconds
     )
-    return ResultUrl(upload_id=job_id, url=url, size=data.size)
+    return ResultUrl(upload_id=job_id, url=signed.url, size=data.size)
 
 
 @post(route(JOB_COMPLETE), opt=_PROCESS, status_code=204)

@@ -13,7 +13,6 @@ from fap.api import (
     UPLOAD_RESULT,
     UPLOADS,
     UPLOADS_WAIT,
-    ChunkUrl,
     ResultUrl,
     UploadCreate,
     UploadCreated,
@@ -22,7 +21,8 @@ from fap.api import (
     UploadWait,
 )
 from fap.server.auth import ACCESS, Caller
-from fap.server.blobs import chunk_key, result_key
+from fap.server.blobs import result_key
+from fap.server.cleanup import check_result_kept
 from fap.server.notify import long_poll, upload_topic
 from fap.server.problems import BadRequest, Conflict, Forbidden, NotFound, TooLarge, shown_id
 from fap.server.routes.deps import CallerDep, ServicesDep, route
@@ -34,13 +34,11 @@ from fap.server.routes.validation import (
     check_timeout,
     check_upload_name,
 )
-from fap.server.routes.views import expected_raw_size, upload_info
+from fap.server.routes.views import upload_info
 from fap.server.services import Services
 from fap.server.store import NewUpload, Upload
 
 __all__ = (
-    "FIRST_BATCH",
-    "chunk_urls_for",
     "create_upload",
     "get_upload",
     "list_uploads",
@@ -49,8 +47,6 @@ __all__ = (
     "wait_uploads",
 )
 
-# Presigned PUT URLs handed out with a new upload; the client asks for the rest as it goes.
-FIRST_BATCH = 64
 _MAX_LIST = 1000
 _MAX_WAIT_IDS = 1000
 
@@ -59,7 +55,8 @@ _MAX_WAIT_IDS = 1000
 async def create_upload(
     data: JSONBody[UploadCreate], caller: CallerDep, services: ServicesDep
 ) -> UploadCreated:
-    """Authorise an upload and hand out the first presigned PUT URLs."""
+    """Authorise an upload. Its chunk URLs come later, one batch of encoded chunks at a time
+    (POST chunk-urls): a presigned PUT is signed for the exact size and checksum of its bytes."""
     name = check_upload_name(data.name)
     sha256 = check_sha256(data.sha256, "sha256 of the file")
     engine = check_engine(data.engine) if data.engine is not None else caller.org.default_engine
@@ -93,8 +90,7 @@ async def create_upload(
     )
     if upload.state == "queued":
         await services.queue.queued(upload)
-    urls = await chunk_urls_for(services, upload, list(range(min(FIRST_BATCH, upload.chunk_count))))
-    return UploadCreated(upload=upload_info(upload, []), chunk_urls=urls)
+    return UploadCreated(upload=upload_info(upload, []))
 
 
 @get(UPLOADS, opt={ACCESS: "read"})
@@ -165,6 +161,7 @@ async def upload_result(
         raise Conflict(f"Upload {upload.id} failed, so it has no result: {upload.error}")
     if upload.state != "done" or upload.result_size is None:
         raise Conflict(f"Upload {upload.id} is not done yet; it is {upload.state}.")
+    check_result_kept(upload, services.settings, services.clock())
     url = await services.blobs.presign_get(result_key(upload.id), services.settings.url_ttl_seconds)
     return ResultUrl(upload_id=upload.id, url=url, size=upload.result_size)
 
@@ -174,17 +171,6 @@ async def load_upload(services: Services, caller: Caller, upload_id: str) -> Upl
     if upload is None:
         raise NotFound(f"There is no upload {shown_id(upload_id)} in your organisation.")
     return upload
-
-
-async def chunk_urls_for(services: Services, upload: Upload, seqs: list[int]) -> list[ChunkUrl]:
-    """Presigned PUTs, each bounded by its chunk's raw size: a stored chunk is never larger."""
-    ttl = services.settings.url_ttl_seconds
-    urls = []
-    for seq in seqs:
-        max_size = expected_raw_size(upload, seq)
-        url = await services.blobs.presign_put(chunk_key(upload.id, seq), max_size, ttl)
-        urls.append(ChunkUrl(seq=seq, url=url, max_size=max_size))
-    return urls
 
 
 async def _upload_list(services: Services, uploads: list[Upload]) -> UploadList:

@@ -1,6 +1,7 @@
 """The state store: SQLAlchemy 2 (async) tables, Alembic migrations, and repositories over them.
 
-SQLite is the embedded default; the SQL stays portable so a PostgreSQL store needs a URL, not code.
+SQLite is the embedded default; the SQL stays portable so a PostgreSQL store needs a URL, not code
+(the few statements whose spelling differs, ``INSERT … ON CONFLICT``, come from ``Database.insert``).
 """
 
 from __future__ import annotations
@@ -8,13 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fap.server.store.accounts import Accounts, NewOrg, TokenOwner
-from fap.server.store.database import Database, sqlite_url
-from fap.server.store.jobs import Jobs, Lapse, WorkerSeen
+from fap.server.store.database import Database
+from fap.server.store.jobs import Backlog, Jobs, Lapse, WorkerSeen
 from fap.server.store.models import Chunk, Device, Org, Upload, User
+from fap.server.store.outages import StoreUnavailable
 from fap.server.store.uploads import ChunkOutcome, NewUpload, Uploads
+from fap.server.store.urls import database_url, is_postgresql, libpq_dsn, sqlite_url
 
 __all__ = (
     "Accounts",
+    "Backlog",
     "Chunk",
     "ChunkOutcome",
     "Database",
@@ -25,11 +29,15 @@ __all__ = (
     "NewUpload",
     "Org",
     "Store",
+    "StoreUnavailable",
     "TokenOwner",
     "Upload",
     "Uploads",
     "User",
     "WorkerSeen",
+    "database_url",
+    "is_postgresql",
+    "libpq_dsn",
     "sqlite_url",
 )
 

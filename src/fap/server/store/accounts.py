@@ -6,11 +6,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fap.server.store.database import Database
 from fap.server.store.ids import new_id
 from fap.server.store.models import Device, Org, Token, User
+from fap.server.store.outages import retried
 
 __all__ = ("Accounts", "NewOrg", "TokenOwner")
 
@@ -38,6 +40,7 @@ class Accounts:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @retried
     async def token_owner(self, token_hash: str) -> TokenOwner | None:
         async with self._db.read() as session:
             token = await session.get(Token, token_hash)
@@ -55,8 +58,20 @@ class Accounts:
         """Create the organisation, its owner and both tokens, unless it exists; True if created.
 
         ``before_commit`` runs inside the transaction (it writes the token files): when it fails,
-        nothing is created, and the next start tries again.
+        nothing is created, and the next start tries again. Of servers starting together on one
+        database, one creates it; the others find it there, or lose the race on its unique name.
         """
+        try:
+            return await self._create_org(new, now, before_commit)
+        except IntegrityError:
+            async with self._db.read() as session:
+                if await self._org_named(session, new.name) is not None:
+                    return False
+            raise
+
+    async def _create_org(
+        self, new: NewOrg, now: float, before_commit: Callable[[], Awaitable[None]]
+    ) -> bool:
         async with self._db.write() as session:
             if await self._org_named(session, new.name) is not None:
                 return False
@@ -126,18 +141,23 @@ class Accounts:
         self, user_id: str, name: str, recipient: str, now: float
     ) -> tuple[Device, bool]:
         """The user's device with this key, registered now unless it was already; True if new."""
+        device_id = new_id()
         async with self._db.write() as session:
-            existing = await session.scalar(
+            # One statement: the same key registered twice at once is registered once.
+            await session.execute(
+                self._db.insert(Device)
+                .values(
+                    id=device_id, user_id=user_id, name=name, recipient=recipient, created_at=now
+                )
+                .on_conflict_do_nothing(index_elements=[Device.user_id, Device.recipient])
+            )
+            device = await session.scalar(
                 select(Device).where(Device.user_id == user_id, Device.recipient == recipient)
             )
-            if existing is not None:
-                return existing, False
-            device = Device(
-                id=new_id(), user_id=user_id, name=name, recipient=recipient, created_at=now
-            )
-            session.add(device)
-        return device, True
+        assert device is not None  # inserted now, or the conflicting row
+        return device, device.id == device_id
 
+    @retried
     async def recipients(self, user_id: str) -> list[str]:
         async with self._db.read() as session:
             rows = await session.scalars(
@@ -147,6 +167,7 @@ class Accounts:
             )
             return list(rows)
 
+    @retried
     async def device_count(self, user_id: str) -> int:
         async with self._db.read() as session:
             count = await session.scalar(

@@ -4,7 +4,12 @@ SQLite (aiosqlite) is the embedded default. Two choices keep it safe under concu
 WAL, so readers never block the writer, and ``BEGIN IMMEDIATE`` for every transaction that writes,
 so it takes the write lock up front. A deferred transaction that reads, then writes, would instead
 fail at once with "database is locked" whenever another writer committed in between — the busy
-timeout does not cover that upgrade. PostgreSQL needs neither and gets plain transactions.
+timeout does not cover that upgrade.
+
+PostgreSQL (asyncpg) gets plain READ COMMITTED transactions: every state change is a conditional
+UPDATE or an ``INSERT … ON CONFLICT``, and rows are picked with ``FOR UPDATE SKIP LOCKED``, so
+concurrent replicas never need more. Its pool checks each connection before use (a server restart
+leaves only dead ones), and a database out of reach surfaces as :class:`StoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -15,27 +20,36 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, Update, event
+from sqlalchemy import Connection, CursorResult, Update, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 
-__all__ = ("Database", "sqlite_url", "update_rows")
+from fap.server.store.outages import StoreUnavailable, is_outage
+from fap.server.store.urls import is_postgresql, sqlite_url
+
+__all__ = ("Database", "Insert", "sqlite_url", "update_rows")
 
 logger = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _BUSY_TIMEOUT_MS = 10_000
 _IMMEDIATE = "fap_immediate"
+# Any constant of our own: replicas that start together on one PostgreSQL database take this
+# advisory lock around the migrations, so one migrates and the others find the schema current.
+_MIGRATION_LOCK = 0x66_61_70_5F_6D_69_67  # "fap_mig"
+# Seen in pg_stat_activity, so an operator can tell fap's connections from others'.
+APPLICATION_NAME = "fap-serve"
 
-
-def sqlite_url(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path}"
+Insert = postgresql.Insert | sqlite.Insert
 
 
 class Database:
@@ -43,30 +57,43 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: AsyncEngine = create_async_engine(url)
-        self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self._writer = self.engine
+        self.is_sqlite = not is_postgresql(url)
         if self.is_sqlite:
+            self.engine: AsyncEngine = create_async_engine(url)
             _configure_sqlite(self.engine)
             self._writer = self.engine.execution_options(**{_IMMEDIATE: True})
+        else:
+            self.engine = create_async_engine(
+                url,
+                pool_pre_ping=True,
+                connect_args={"server_settings": {"application_name": APPLICATION_NAME}},
+            )
+            self._writer = self.engine
         self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writes = async_sessionmaker(self._writer, expire_on_commit=False)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self._reads() as session, session.begin():
+        async with _outages_reported(), self._reads() as session, session.begin():
             yield session
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """One transaction that commits on exit, or rolls back if the block raises."""
-        async with self._writes() as session, session.begin():
+        async with _outages_reported(), self._writes() as session, session.begin():
             yield session
+
+    def insert(self, model: type[DeclarativeBase]) -> Insert:
+        """An INSERT with this database's ``on_conflict_do_…`` (both dialects spell it alike)."""
+        return sqlite.insert(model) if self.is_sqlite else postgresql.insert(model)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic, packaged with the server)."""
-        # One write transaction: two servers starting on the same store migrate one after the other.
-        async with self._writer.begin() as connection:
+        # One write transaction: servers starting together on one store migrate one after the
+        # other (SQLite: its write lock; PostgreSQL: the advisory lock, released at commit).
+        async with _outages_reported(), self._writer.begin() as connection:
+            if not self.is_sqlite:
+                await _lock_for_migrations(connection)
             await connection.run_sync(_upgrade)
 
     async def dispose(self) -> None:
@@ -77,6 +104,23 @@ async def update_rows(session: AsyncSession, statement: Update) -> int:
     """Run a conditional UPDATE; answer how many rows it changed (the race's verdict)."""
     result = await session.execute(statement.execution_options(synchronize_session=False))
     return cast("CursorResult[Any]", result).rowcount
+
+
+@asynccontextmanager
+async def _outages_reported() -> AsyncIterator[None]:
+    """A database out of reach becomes StoreUnavailable (503); every other error stays itself."""
+    try:
+        yield
+    except StoreUnavailable:
+        raise
+    except Exception as error:
+        if is_outage(error):
+            raise StoreUnavailable.from_error(error) from error
+        raise
+
+
+async def _lock_for_migrations(connection: AsyncConnection) -> None:
+    await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
 
 
 def _upgrade(connection: Connection) -> None:

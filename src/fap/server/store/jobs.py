@@ -4,6 +4,10 @@ Every state change is one conditional UPDATE that names the state (and the lease
 and checks that it changed exactly one row: two workers racing for a job, or a stale holder racing
 the sweeper, cannot both win, on SQLite or on PostgreSQL. Candidate rows are picked with
 ``FOR UPDATE SKIP LOCKED`` where the database has it (SQLite ignores it; its writers are serial).
+
+A lease picks and locks exactly one row. Locking several candidates to take one would hide the
+others from concurrent leases until the commit: woken by the same wake-up, they would find nothing
+and go back to sleep with jobs still queued.
 """
 
 from __future__ import annotations
@@ -17,12 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fap.server.store.database import Database, update_rows
 from fap.server.store.models import Upload, Worker
+from fap.server.store.outages import retried
 
-__all__ = ("Jobs", "Lapse", "WorkerSeen")
+__all__ = ("Backlog", "Jobs", "Lapse", "WorkerSeen")
 
-# How many queued candidates one lease attempt tries before it reports "none"; more than one, so a
-# candidate another replica just took does not end the attempt.
-_CANDIDATES = 8
 _SWEEP_BATCH = 100
 
 
@@ -42,35 +44,56 @@ class Lapse:
     state: str
 
 
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Across every organisation, per engine: jobs queued, jobs leased, processors online."""
+
+    queued: dict[str, int]
+    leased: dict[str, int]
+    processors: dict[str, int]
+
+
 class Jobs:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    @retried
     async def see_worker(
         self, org_id: str, worker_id: str, engines: list[str] | None, now: float
     ) -> None:
         """Record that a worker asked for work now (with the engines it runs, if given)."""
-        values: dict[str, object] = {"last_seen": now}
-        if engines is not None:
-            values["engines"] = engines
         async with self._db.write() as session:
-            changed = await update_rows(
-                session,
-                update(Worker)
-                .where(Worker.org_id == org_id, Worker.worker_id == worker_id)
-                .values(**values),
-            )
-            if changed == 0 and engines is not None:
-                session.add(
-                    Worker(org_id=org_id, worker_id=worker_id, engines=engines, last_seen=now)
+            if engines is None:
+                await update_rows(
+                    session,
+                    update(Worker)
+                    .where(Worker.org_id == org_id, Worker.worker_id == worker_id)
+                    .values(last_seen=now),
                 )
+                return
+            # One statement, so two first requests of a new worker (on two replicas, say) cannot
+            # both find no row and both insert one.
+            insert = self._db.insert(Worker).values(
+                org_id=org_id, worker_id=worker_id, engines=engines, last_seen=now
+            )
+            await session.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[Worker.org_id, Worker.worker_id],
+                    set_={
+                        "engines": insert.excluded.engines,
+                        "last_seen": insert.excluded.last_seen,
+                    },
+                )
+            )
 
     async def lease(
         self, org_id: str, engines: Sequence[str], worker_id: str, lease_seconds: float, now: float
     ) -> Upload | None:
         """Lease the oldest queued job of the organisation whose engine is one of ``engines``."""
         async with self._db.write() as session:
-            candidates = await session.scalars(
+            # Rows other leases hold locked are skipped, not waited for: each concurrent lease
+            # takes the oldest job nobody else is taking.
+            upload_id = await session.scalar(
                 select(Upload.id)
                 .where(
                     Upload.org_id == org_id,
@@ -78,27 +101,26 @@ class Jobs:
                     Upload.engine.in_(list(engines)),
                 )
                 .order_by(Upload.created_at, Upload.id)
-                .limit(_CANDIDATES)
+                .limit(1)
                 .with_for_update(skip_locked=True)
             )
-            for upload_id in list(candidates):
-                token = secrets.token_urlsafe(24)
-                taken = await update_rows(
-                    session,
-                    update(Upload)
-                    .where(Upload.id == upload_id, Upload.state == "queued")
-                    .values(
-                        state="leased",
-                        lease_token=token,
-                        lease_expires=now + lease_seconds,
-                        attempts=Upload.attempts + 1,
-                        worker_id=worker_id,
-                    ),
-                )
-                if taken == 1:
-                    return await _reload(session, upload_id)
-        return None
+            if upload_id is None:
+                return None
+            taken = await update_rows(
+                session,
+                update(Upload)
+                .where(Upload.id == upload_id, Upload.state == "queued")
+                .values(
+                    state="leased",
+                    lease_token=secrets.token_urlsafe(24),
+                    lease_expires=now + lease_seconds,
+                    attempts=Upload.attempts + 1,
+                    worker_id=worker_id,
+                ),
+            )
+            return await _reload(session, upload_id) if taken == 1 else None
 
+    @retried
     async def holder_view(self, org_id: str, job_id: str) -> Upload | None:
         """The job as its lease holder sees it, if it belongs to the organisation."""
         async with self._db.read() as session:
@@ -107,6 +129,7 @@ class Jobs:
             return None
         return upload
 
+    @retried
     async def extend(self, job_id: str, token: str, lease_seconds: float, now: float) -> bool:
         async with self._db.write() as session:
             changed = await update_rows(
@@ -213,6 +236,17 @@ class Jobs:
                     lapses.append(Lapse(upload, "failed" if final else "queued"))
         return lapses
 
+    @retried
+    async def next_deadline(self) -> float | None:
+        """The earliest deadline of a live lease, if any job is leased (what the sweeper waits
+        for); one look at the (state, lease_expires) index."""
+        async with self._db.read() as session:
+            deadline: float | None = await session.scalar(
+                select(func.min(Upload.lease_expires)).where(Upload.state == "leased")
+            )
+            return deadline
+
+    @retried
     async def status(
         self, org_id: str, now: float, online_seconds: float
     ) -> tuple[list[WorkerSeen], dict[str, int]]:
@@ -246,6 +280,29 @@ class Jobs:
             for w in workers
         ]
         return seen, by_state
+
+    async def backlog(self, now: float, online_seconds: float) -> Backlog:
+        """Queued and leased jobs per engine, processors seen in the last ``online_seconds`` per
+        engine: one grouped count over the live rows (the state index), cheap enough to scrape."""
+        async with self._db.read() as session:
+            rows = await session.execute(
+                select(Upload.engine, Upload.state, func.count())
+                .where(Upload.state.in_(("queued", "leased")))
+                .group_by(Upload.engine, Upload.state)
+            )
+            counts = {(engine, state): count for engine, state, count in rows}
+            engines = await session.scalars(
+                select(Worker.engines).where(Worker.last_seen >= now - online_seconds)
+            )
+            processors: dict[str, int] = {}
+            for names in engines:
+                for name in set(names):
+                    processors[name] = processors.get(name, 0) + 1
+        return Backlog(
+            queued={engine: n for (engine, state), n in counts.items() if state == "queued"},
+            leased={engine: n for (engine, state), n in counts.items() if state == "leased"},
+            processors=processors,
+        )
 
 
 def _current(job_id: str, token: str, now: float) -> Update:

@@ -95,6 +95,9 @@ class Upload(Base):
         Index(None, "user_id", "created_at"),
         # The sweeper: leases whose deadline passed.
         Index(None, "state", "lease_expires"),
+        # The clean-up (migration 0002): finished uploads whose chunks or results are still stored.
+        Index(None, "chunks_deleted_at", "finished_at"),
+        Index(None, "expired_at", "finished_at"),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -118,6 +121,10 @@ class Upload(Base):
     created_at: Mapped[float] = mapped_column(Float)
     queued_at: Mapped[float | None] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float)
+    # When the clean-up deleted the chunk blobs of the finished upload (see server/cleanup.py).
+    chunks_deleted_at: Mapped[float | None] = mapped_column(Float)
+    # When the clean-up deleted every blob of the upload, its result too: past --keep-results.
+    expired_at: Mapped[float | None] = mapped_column(Float)
 
 
 class Chunk(Base):

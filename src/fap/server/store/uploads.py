@@ -6,12 +6,14 @@ import enum
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from fap.server.store.database import Database, update_rows
 from fap.server.store.ids import new_id
 from fap.server.store.models import Chunk, Upload
+from fap.server.store.outages import retried
 
 __all__ = ("ChunkOutcome", "NewUpload", "Uploads")
 
@@ -63,6 +65,7 @@ class Uploads:
             session.add(upload)
         return upload
 
+    @retried
     async def get(self, org_id: str, upload_id: str) -> Upload | None:
         """The upload if it belongs to the organisation: another's is as absent as a missing one."""
         async with self._db.read() as session:
@@ -71,6 +74,7 @@ class Uploads:
             return None
         return upload
 
+    @retried
     async def get_many(self, org_id: str, upload_ids: Iterable[str]) -> dict[str, Upload]:
         async with self._db.read() as session:
             rows = await session.scalars(
@@ -78,6 +82,7 @@ class Uploads:
             )
             return {upload.id: upload for upload in rows}
 
+    @retried
     async def list_for_user(self, user_id: str, limit: int) -> list[Upload]:
         async with self._db.read() as session:
             rows = await session.scalars(
@@ -88,6 +93,7 @@ class Uploads:
             )
             return list(rows)
 
+    @retried
     async def stored_seqs(self, upload_ids: Iterable[str]) -> dict[str, list[int]]:
         """Sequence numbers of the stored chunks of each upload, ascending."""
         ids = set(upload_ids)
@@ -104,6 +110,7 @@ class Uploads:
                 stored[upload_id].append(seq)
         return stored
 
+    @retried
     async def get_chunk(self, upload_id: str, seq: int) -> Chunk | None:
         async with self._db.read() as session:
             return await session.get(Chunk, (upload_id, seq))
@@ -114,8 +121,24 @@ class Uploads:
             upload = await session.get(Upload, upload_id)
             if upload is None or upload.state in ("done", "failed"):
                 return ChunkOutcome.CLOSED
-            known = await session.get(Chunk, (upload_id, chunk.seq))
-            if known is not None:
+            # Insert unless recorded already, in one statement: the same report arriving twice at
+            # once (a client retrying on another replica) records it once and answers SAME.
+            inserted = await session.execute(
+                self._db.insert(Chunk)
+                .values(
+                    upload_id=upload_id,
+                    seq=chunk.seq,
+                    raw_size=chunk.raw_size,
+                    stored_size=chunk.stored_size,
+                    codec=chunk.codec,
+                    sha256=chunk.sha256,
+                    stored_at=chunk.stored_at,
+                )
+                .on_conflict_do_nothing(index_elements=[Chunk.upload_id, Chunk.seq])
+            )
+            if cast("CursorResult[Any]", inserted).rowcount == 0:
+                known = await session.get(Chunk, (upload_id, chunk.seq))
+                assert known is not None  # the conflicting row, committed
                 same = (known.raw_size, known.stored_size, known.codec, known.sha256) == (
                     chunk.raw_size,
                     chunk.stored_size,
@@ -123,7 +146,6 @@ class Uploads:
                     chunk.sha256,
                 )
                 return ChunkOutcome.SAME if same else ChunkOutcome.DIFFERENT
-            session.add(chunk)
             queued = await update_rows(
                 session,
                 update(Upload)
@@ -132,6 +154,7 @@ class Uploads:
             )
         return ChunkOutcome.QUEUED if queued == 1 else ChunkOutcome.STORED
 
+    @retried
     async def chunks_after(self, upload_id: str, after: int, limit: int) -> list[Chunk]:
         async with self._db.read() as session:
             rows = await session.scalars(

@@ -1,0 +1,195 @@
+"""Wake-ups across server replicas: PostgreSQL LISTEN/NOTIFY on one channel.
+
+Every replica holds one connection of its own, outside the pool, that LISTENs on :data:`CHANNEL`.
+A publish wakes this replica's waiters at once and sends the topics as NOTIFY payloads for the
+others. One channel serves every topic: channel names are identifiers (63 bytes at most), and a
+LISTEN per long-poll would cost a round trip each. Publishes come after the change they announce
+committed, so a replica woken by one reads the change. Waiting costs nothing: an idle replica sends
+no query at all.
+
+Wake-ups are hints to read the store again, never messages. When the connection breaks (the
+database restarted, say) it is opened again with backoff; every waiter of this replica is then
+woken once, since notifications sent meanwhile are lost, and topics this replica could not send are
+sent after the reconnection.
+
+A connection that dies silently (a network partition without a reset) is not noticed until the
+kernel gives up on it; run PostgreSQL where the servers reach it reliably.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
+
+import asyncpg
+from asyncpg.connection import Connection
+from asyncpg.pool import PoolConnectionProxy
+
+from fap.server.notify import Listener, LocalNotifier
+from fap.server.store import StoreUnavailable
+
+__all__ = ("CHANNEL", "PgNotifier")
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "fap_wakeups"
+# A payload that wakes every waiter: sent instead of topics when too many piled up unsent.
+_EVERYONE = "*"
+_MAX_PENDING = 1000
+# PostgreSQL refuses payloads of 8000 bytes or more; topics are joined by spaces up to this.
+_MAX_PAYLOAD = 7000
+_SEND = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
+_CONNECT_TIMEOUT = 10.0
+_FIRST_BACKOFF = 0.1
+_MAX_BACKOFF = 5.0
+_APPLICATION_NAME = "fap-serve-wakeups"
+# Errors of a connection that broke or could not be made (TimeoutError is an OSError).
+_BROKEN = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class PgNotifier:
+    """Wake-ups shared by every replica on one PostgreSQL database."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._local = LocalNotifier()
+        self._connection: Connection | None = None
+        self._own_pid = 0
+        self._pending: set[str] = set()
+        # Set by a publish and by a broken connection: the task below has something to do.
+        self._attention = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self._local.stopped
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None
+
+    async def open(self) -> None:
+        """Connect and LISTEN; raises StoreUnavailable if the database is out of reach."""
+        await self._connect()
+        self._task = asyncio.create_task(self._run(), name="fap-wakeups")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.remove_termination_listener(self._on_terminated)
+            try:
+                await asyncio.wait_for(connection.close(), _CONNECT_TIMEOUT)
+            except _BROKEN:
+                connection.terminate()
+
+    def listen(self, *topics: str) -> AbstractAsyncContextManager[Listener]:
+        return self._local.listen(*topics)
+
+    async def publish(self, *topics: str) -> None:
+        self._local.wake(*topics)
+        self._pending.update(topics)
+        if len(self._pending) > _MAX_PENDING:
+            self._pending = {_EVERYONE}
+        self._attention.set()
+
+    def waiting(self, topic: str) -> int:
+        """How many long-polls of this replica wait on ``topic`` now (for tests and metrics)."""
+        return self._local.waiting(topic)
+
+    def stop(self) -> None:
+        self._local.stop()
+
+    async def _run(self) -> None:
+        """Send what was published; open the connection again whenever it breaks."""
+        failures = 0
+        while True:
+            if self._connection is None:
+                await asyncio.sleep(min(_MAX_BACKOFF, _FIRST_BACKOFF * 2**failures))
+                try:
+                    await self._connect()
+                except StoreUnavailable as error:
+                    failures += 1
+                    log = logger.warning if failures == 1 else logger.debug
+                    log("wake-ups: %s; trying again", error)
+                    continue
+                failures = 0
+                logger.info("wake-ups: connected again; every waiter reads the store once more")
+                self._local.wake_all()
+                continue
+            await self._attention.wait()
+            self._attention.clear()
+            if self._connection is not None and self._pending:
+                await self._send(self._connection)
+
+    async def _send(self, connection: Connection) -> None:
+        topics, self._pending = self._pending, set()
+        try:
+            await connection.execute(_SEND, CHANNEL, list(_payloads(topics)))
+        except _BROKEN as error:
+            logger.warning("wake-ups: sending failed (%s); sending again once reconnected", error)
+            self._pending |= topics
+            self._drop()
+
+    async def _connect(self) -> None:
+        try:
+            connection = await asyncpg.connect(
+                self._dsn,
+                timeout=_CONNECT_TIMEOUT,
+                server_settings={"application_name": _APPLICATION_NAME},
+            )
+        except _BROKEN as error:
+            raise StoreUnavailable.from_error(error) from error
+        try:
+            await connection.add_listener(CHANNEL, self._on_notification)
+        except _BROKEN as error:
+            connection.terminate()
+            raise StoreUnavailable.from_error(error) from error
+        connection.add_termination_listener(self._on_terminated)
+        self._own_pid = connection.get_server_pid()
+        self._connection = connection
+
+    def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.remove_termination_listener(self._on_terminated)
+            # Closing politely would need the server; a broken connection just goes.
+            with contextlib.suppress(*_BROKEN):
+                connection.terminate()
+
+    def _on_terminated(self, connection: Connection | PoolConnectionProxy) -> None:
+        if connection is self._connection:
+            logger.warning("wake-ups: the connection to the database was lost; reconnecting")
+            self._drop()
+            self._attention.set()
+
+    def _on_notification(
+        self, connection: Connection | PoolConnectionProxy, pid: int, channel: str, payload: object
+    ) -> None:
+        if pid == self._own_pid:
+            return  # this replica's own publish: its waiters were woken already
+        text = str(payload)
+        if text == _EVERYONE:
+            self._local.wake_all()
+        else:
+            self._local.wake(*text.split())
+
+
+def _payloads(topics: Iterable[str]) -> Iterable[str]:
+    """``topics`` joined by spaces into payloads under PostgreSQL's limit (topics hold none)."""
+    batch: list[str] = []
+    size = 0
+    for topic in sorted(topics):
+        if batch and size + 1 + len(topic) > _MAX_PAYLOAD:
+            yield " ".join(batch)
+            batch, size = [], 0
+        batch.append(topic)
+        size += 1 + len(topic)
+    if batch:
+        yield " ".join(batch)

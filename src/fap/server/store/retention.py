@@ -1,0 +1,136 @@
+"""The clean-up's side of the store: abandoned uploads, and finished uploads whose blobs remain.
+
+Several replicas may clean at once. Each change is one conditional UPDATE that repeats the
+condition the row was chosen by, so exactly one replica makes it; the blobs are deleted before
+a row is marked, so a replica that dies in between leaves the row to be deleted (again,
+harmlessly) by the next pass rather than a blob that nobody deletes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, exists, func, select, update
+
+from fap.server.store.database import Database, update_rows
+from fap.server.store.models import Chunk, Upload
+
+__all__ = ("Finished", "Retention")
+
+# The states whose uploads may be waiting for chunks; a leased job is never abandoned.
+_OPEN = ("pending", "queued")
+_FINISHED = ("done", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A finished upload whose blobs the clean-up deletes."""
+
+    id: str
+    state: str
+
+
+class Retention:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def abandon(self, cutoff: float, error: str, now: float, limit: int) -> list[Upload]:
+        """Fail up to ``limit`` uploads abandoned since ``cutoff`` (see :func:`_abandoned`)."""
+        abandoned: list[Upload] = []
+        async with self._db.write() as session:
+            candidates = await session.scalars(
+                select(Upload)
+                .where(_abandoned(cutoff))
+                .order_by(Upload.created_at, Upload.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            for upload in list(candidates):
+                changed = await update_rows(
+                    session,
+                    update(Upload)
+                    .where(Upload.id == upload.id, _abandoned(cutoff))
+                    .values(state="failed", error=error, finished_at=now, worker_id=None),
+                )
+                if changed == 1:
+                    abandoned.append(upload)
+        return abandoned
+
+    async def with_chunks(self, cutoff: float, limit: int) -> list[Finished]:
+        """Uploads finished at or before ``cutoff`` whose chunk blobs were not deleted yet."""
+        async with self._db.read() as session:
+            rows = await session.execute(
+                select(Upload.id, Upload.state)
+                .where(
+                    Upload.chunks_deleted_at.is_(None),
+                    Upload.finished_at <= cutoff,
+                    Upload.state.in_(_FINISHED),
+                )
+                .order_by(Upload.finished_at, Upload.id)
+                .limit(limit)
+            )
+            return [Finished(upload_id, state) for upload_id, state in rows]
+
+    async def chunks_deleted(self, upload_id: str, now: float) -> bool:
+        """Record that the upload's chunk blobs are gone; False if another replica did first."""
+        async with self._db.write() as session:
+            changed = await update_rows(
+                session,
+                update(Upload)
+                .where(
+                    Upload.id == upload_id,
+                    Upload.chunks_deleted_at.is_(None),
+                    Upload.state.in_(_FINISHED),
+                )
+                .values(chunks_deleted_at=now),
+            )
+        return changed == 1
+
+    async def past_retention(self, cutoff: float, limit: int) -> list[Finished]:
+        """Uploads finished at or before ``cutoff`` whose blobs were not all deleted yet."""
+        async with self._db.read() as session:
+            rows = await session.execute(
+                select(Upload.id, Upload.state)
+                .where(
+                    Upload.expired_at.is_(None),
+                    Upload.finished_at <= cutoff,
+                    Upload.state.in_(_FINISHED),
+                )
+                .order_by(Upload.finished_at, Upload.id)
+                .limit(limit)
+            )
+            return [Finished(upload_id, state) for upload_id, state in rows]
+
+    async def expired(self, upload_id: str, now: float) -> bool:
+        """Record that every blob of the upload is gone; False if another replica did first."""
+        async with self._db.write() as session:
+            changed = await update_rows(
+                session,
+                update(Upload)
+                .where(
+                    Upload.id == upload_id,
+                    Upload.expired_at.is_(None),
+                    Upload.state.in_(_FINISHED),
+                )
+                .values(
+                    expired_at=now,
+                    chunks_deleted_at=func.coalesce(Upload.chunks_deleted_at, now),
+                ),
+            )
+        return changed == 1
+
+
+def _abandoned(cutoff: float) -> ColumnElement[bool]:
+    """An upload is abandoned when its chunks stopped coming: it is pending or queued (never
+    leased), not every chunk is stored, and neither it nor any chunk was reported after
+    ``cutoff``. A complete upload waiting in the queue is not abandoned, however long it waits."""
+    recent_chunk = exists().where(Chunk.upload_id == Upload.id, Chunk.stored_at > cutoff)
+    stored = (
+        select(func.count()).select_from(Chunk).where(Chunk.upload_id == Upload.id)
+    ).scalar_subquery()
+    return and_(
+        Upload.state.in_(_OPEN),
+        Upload.created_at <= cutoff,
+        ~recent_chunk,
+        stored < Upload.chunk_count,
+    )
