@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.moto import MotoServer, running_moto
 from tests.support.postgres import (
     PostgresUnreachable,
+    PrivateServer,
     admin_url,
     async_url,
     create_database,
@@ -96,3 +98,24 @@ def pg_url() -> Iterator[str]:
         pytest.fail(str(error), pytrace=False)
     yield async_url(admin, name)
     drop_database(admin, name)
+
+
+@pytest.fixture(scope="session")
+def aws_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """A real AWS API server (moto: Secrets Manager, IAM) for the run, standing in for LocalStack;
+    tests keep apart by the names they create."""
+    with running_moto(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivateServer]:
+    """A PostgreSQL server of this test's own, to restart at will or to measure alone: autovacuum
+    off (nothing of its own happens in it) and pg_stat_statements loaded (every statement counted
+    as it ends)."""
+    settings = {"autovacuum": "off", "shared_preload_libraries": "pg_stat_statements"}
+    try:
+        with PrivateServer.running(**settings) as server:
+            yield server
+    except PostgresUnreachable as error:
+        pytest.fail(str(error), pytrace=False)

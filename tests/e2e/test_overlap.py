@@ -14,11 +14,12 @@ import time
 import httpx
 import msgspec
 
-from fap.api import ChunkReport, Me, UploadCreate, UploadCreated, UploadInfo, UploadList
+from fap.api import Me, UploadCreate, UploadCreated, UploadInfo, UploadList
 from fap.crypto import DeviceIdentity, open_sealed
 from fap.transfer import encode_chunk
 from tests.e2e.conftest import Pipeline
 from tests.support.processes import wait_until
+from tests.support.uploads import send_chunk
 
 MiB = 1024 * 1024
 
@@ -47,19 +48,10 @@ def test_engine_reads_first_bytes_while_the_upload_goes_on(pipeline: Pipeline) -
             _json(api.post("/v1/uploads", content=msgspec.json.encode(create))), type=UploadCreated
         )
         upload_id = created.upload.id
-        urls = {u.seq: u.url for u in created.chunk_urls}
 
         def send(seq: int) -> float:
             chunk = encode_chunk(seq, data[seq * chunk_size : (seq + 1) * chunk_size])
-            assert blobs.put(urls[seq], content=chunk.data).status_code < 300
-            report = ChunkReport(
-                seq=seq,
-                raw_size=chunk.raw_size,
-                stored_size=chunk.stored_size,
-                codec=chunk.codec,  # type: ignore[arg-type]
-                sha256=chunk.sha256,
-            )
-            _json(api.post(f"/v1/uploads/{upload_id}/chunks", content=msgspec.json.encode(report)))
+            send_chunk(api, blobs, upload_id, chunk)  # its URL, the PUT, the report
             return time.time()
 
         first_sent_at = send(0)

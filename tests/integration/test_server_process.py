@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import msgspec
 from tests.support.processes import ServerProcess, fap_argv
+from tests.support.uploads import chunk_url, report_chunk
 
 from fap.api import (
     CHUNK_URLS,
@@ -37,6 +38,7 @@ from fap.api import (
     UploadCreated,
 )
 from fap.crypto import DeviceIdentity
+from fap.transfer import EncodedChunk
 
 SOME_ID = "0" * 32
 MALFORMED = [b"", b"{", b"[]", b'{"lease_token": 5, "seqs": "x", "ids": {}}', b"\xff"]
@@ -125,21 +127,13 @@ def test_an_upload_round_trip_over_real_sockets(server: ServerProcess) -> None:
             ).content,
             type=UploadCreated,
         )
-        url = created.chunk_urls[1]
-        chunk = data[64 * 1024 : 128 * 1024]
-        too_big = http.put(url.url, content=chunk + b"!")
+        raw = data[64 * 1024 : 128 * 1024]
+        chunk = EncodedChunk(1, len(raw), "raw", raw, hashlib.sha256(raw).hexdigest())
+        url = chunk_url(http, created.upload.id, chunk)
+        too_big = http.put(url.url, content=raw + b"!")
         assert too_big.status_code == 400
-        assert http.put(url.url, content=chunk).status_code == 200
-        report = http.post(
-            CHUNKS.format(upload_id=created.upload.id),
-            json={
-                "seq": 1,
-                "raw_size": len(chunk),
-                "stored_size": len(chunk),
-                "codec": "raw",
-                "sha256": hashlib.sha256(chunk).hexdigest(),
-            },
-        )
+        assert http.put(url.url, content=raw, headers=url.headers).status_code == 200
+        report = report_chunk(http, created.upload.id, chunk)
         assert report.json()["state"] == "queued"
     with client(server, server.processor_token) as http:
         lease = http.post(LEASE, json={"worker_id": "ci", "engines": ["size@1"], "timeout": 5})

@@ -15,8 +15,9 @@ import httpx
 import msgspec
 import pytest
 from tests.support.processes import FapProcess, ServerProcess, fap_argv, free_port, wait_until
+from tests.support.uploads import send_chunk
 
-from fap.api import ChunkReport, UploadCreate, UploadCreated, UploadInfo
+from fap.api import UploadCreate, UploadCreated, UploadInfo
 from fap.crypto import DeviceIdentity, open_sealed
 from fap.transfer import encode_chunk
 
@@ -108,18 +109,9 @@ class Uploader:
         answer = self.api.post("/v1/uploads", content=msgspec.json.encode(create))
         assert answer.status_code == 201, answer.text
         created = msgspec.json.decode(answer.content, type=UploadCreated)
-        for url in created.chunk_urls:
-            chunk = encode_chunk(url.seq, data[url.seq * chunk_size : (url.seq + 1) * chunk_size])
-            assert self.blobs.put(url.url, content=chunk.data).status_code < 300
-            report = ChunkReport(
-                seq=url.seq,
-                raw_size=chunk.raw_size,
-                stored_size=chunk.stored_size,
-                codec=chunk.codec,  # type: ignore[arg-type]
-                sha256=chunk.sha256,
-            )
-            path = f"/v1/uploads/{created.upload.id}/chunks"
-            assert self.api.post(path, content=msgspec.json.encode(report)).status_code < 300
+        for seq in range(created.upload.chunk_count):
+            chunk = encode_chunk(seq, data[seq * chunk_size : (seq + 1) * chunk_size])
+            send_chunk(self.api, self.blobs, created.upload.id, chunk)
         return created.upload.id
 
     def info(self, upload_id: str) -> UploadInfo:

@@ -35,6 +35,7 @@ __all__ = (
     "async_url",
     "create_database",
     "drop_database",
+    "statements",
     "statistics",
 )
 
@@ -135,6 +136,26 @@ def statistics(admin: str, name: str) -> dict[str, int]:
     return run(read())
 
 
+def statements(admin: str, name: str) -> dict[str, int]:
+    """Statements run on the database so far, by text, with how many times each ran
+    (pg_stat_statements, which counts each statement as it ends)."""
+
+    async def read() -> dict[str, int]:
+        connection = await _connect(admin)
+        try:
+            await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            rows = await connection.fetch(
+                "SELECT query, sum(calls)::bigint AS calls FROM pg_stat_statements "
+                "JOIN pg_database ON pg_database.oid = dbid WHERE datname = $1 GROUP BY query",
+                name,
+            )
+        finally:
+            await connection.close()
+        return {row["query"]: int(row["calls"]) for row in rows}
+
+    return run(read())
+
+
 def activity(admin: str, name: str) -> dict[int, tuple[str, str]]:
     """Every session on the database: pid -> (application, when its state last changed)."""
 
@@ -165,15 +186,17 @@ class PrivateServer:
     root: Path
     port: int
     bindir: Path
+    settings: dict[str, str]
 
     @classmethod
     @contextlib.contextmanager
-    def running(cls) -> Iterator[PrivateServer]:
+    def running(cls, **settings: str) -> Iterator[PrivateServer]:
+        """A new server with these settings (``-c NAME=VALUE``), stopped and deleted after."""
         bindir = _server_bindir()
         # Not under pytest's tmp_path: the server may run as another user (root may not run it),
         # who must reach the directory.
         root = Path(tempfile.mkdtemp(prefix="fap-pg-"))
-        server = cls(root=root, port=free_port(), bindir=bindir)
+        server = cls(root=root, port=free_port(), bindir=bindir, settings=settings)
         try:
             if os.geteuid() == 0:
                 shutil.chown(root, _OWNER)
@@ -181,7 +204,7 @@ class PrivateServer:
             server.start()
             yield server
         finally:
-            with contextlib.suppress(subprocess.CalledProcessError):
+            with contextlib.suppress(PostgresUnreachable):
                 server.stop()
             shutil.rmtree(root, ignore_errors=True)
 
@@ -190,9 +213,14 @@ class PrivateServer:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c full_page_writes=off"
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "fsync": "off",  # a throwaway server: speed over durability
+            "full_page_writes": "off",
+            **self.settings,
+        }
+        options = f"-p {self.port} -k {self.root} " + " ".join(
+            f"-c {name}={value}" for name, value in settings.items()
         )
         self._pg_ctl("start", "-w", "-t", "30", "-l", str(self.root / "log"), "-o", options)
 
@@ -223,7 +251,10 @@ class PrivateServer:
         command = list(argv)
         if os.geteuid() == 0:
             command = ["runuser", "-u", _OWNER, "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=60)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            said = (done.stderr or done.stdout).strip().replace("\n", " ")
+            raise PostgresUnreachable(f"{Path(argv[0]).name} {argv[1]} failed: {said}")
 
 
 def _server_bindir() -> Path:

@@ -201,3 +201,18 @@ def test_grafana_gets_the_datasource_and_dashboard_it_names(compose: dict[str, A
     mounted = {c["source"]: c["target"] for c in services(compose)["grafana"]["configs"]}
     assert mounted["grafana-dashboard"] == f"{folder}/fap.json"
     assert compose["configs"]["grafana-dashboard"]["file"] == "./grafana/fap.json"
+
+
+def test_the_image_copies_only_what_the_build_context_lets_through() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    allowed = {
+        line.removeprefix("!").rstrip("/")
+        for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    copies = re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, flags=re.MULTILINE)
+    sources = {source for line in copies for source in line.split()}
+    assert sources == allowed
+    for source in sources:
+        assert (DEPLOY.parent / source).exists(), source
+    assert re.search(r"uv sync --locked --no-dev --no-editable", dockerfile)

@@ -12,7 +12,7 @@ round. The first round always runs, even with a zero budget: failover is what th
 Sending a request again, to the same replica or another, is safe because every route is idempotent
 or fenced by its lease token, with two known costs when an answer is lost on the way back:
 ``POST /v1/uploads`` sent again creates a second upload, and the first, which never gets a chunk,
-is never queued (clean-up deletes it as aborted); a ``POST /v1/lease`` whose job never reached the
+is never queued (clean-up fails it as abandoned); a ``POST /v1/lease`` whose job never reached the
 worker holds that job until the lease lapses (``lease_seconds``), which costs the job one attempt.
 """
 

@@ -78,7 +78,7 @@ class Metrics:
         registry = self.registry
         self._requests = Counter(
             "fap_http_requests",
-            "HTTP requests answered, by route template, method and status class.",
+            "HTTP requests answered by a route, by its template, method and status class.",
             ("route", "method", "status"),
             registry=registry,
         )

@@ -80,8 +80,11 @@ class _LocalListener:
         self.event = asyncio.Event()
 
     async def wait(self, timeout: float | None) -> bool:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+        # arrives as the event is set (a shutdown does both), and the waiter would never end.
         try:
-            await asyncio.wait_for(self.event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self.event.wait()
         except TimeoutError:
             return False
         finally:

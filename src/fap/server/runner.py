@@ -43,6 +43,8 @@ async def serve(settings: ServerSettings) -> bool:
     app = create_app(settings)
     # Before uvicorn: a failed start-up there is a traceback, and a missing secret is a sentence.
     await services_of(app).load_secrets()
+    # So is a database out of reach (this migrates it; the start-up then finds it done).
+    await services_of(app).store.open()
     loop = asyncio.get_running_loop()
     notifier = services_of(app).notifier
     config = uvicorn.Config(

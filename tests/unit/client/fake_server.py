@@ -8,6 +8,7 @@ result sealed to the registered devices.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import re
@@ -21,6 +22,7 @@ import msgspec
 
 from fap.api import (
     ChunkReport,
+    ChunkSpec,
     ChunkUrl,
     ChunkUrlsRequest,
     DeviceInfo,
@@ -39,7 +41,6 @@ from fap.transfer import chunk_count, decode_chunk
 
 BASE = "http://fap.test"
 TOKEN = "fap_user_test"
-FIRST_BATCH = 64
 
 Analyze = Callable[[bytes], dict[str, Any]]
 
@@ -64,11 +65,14 @@ class FakeServer:
     fail_with: str | None = None  # every job fails with this error
     refuse_puts_from: int | None = None  # PUTs of chunks with seq >= this are refused (400)
     put_delay: float = 0.0  # seconds each blob PUT takes
+    url_delay: float = 0.0  # seconds each chunk-URL request takes
+    expire_first_url_of: set[int] = field(default_factory=set)  # seqs whose first URL is stale
     devices: dict[str, DeviceInfo] = field(default_factory=dict)
     uploads: dict[str, FakeUpload] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
-    url_requests: list[list[int]] = field(default_factory=list)
+    url_requests: list[list[ChunkSpec]] = field(default_factory=list)
+    refused_puts: list[tuple[int, int]] = field(default_factory=list)  # (seq, status)
     bytes_received: int = 0
     chunk_stored: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -132,9 +136,7 @@ class FakeServer:
             finished_at=None,
         )
         self.uploads[upload_id] = FakeUpload(info)
-        first = list(range(min(FIRST_BATCH, info.chunk_count)))
-        created = UploadCreated(upload=info, chunk_urls=[self._url(info, s) for s in first])
-        return _json(created, status=201)
+        return _json(UploadCreated(upload=info), status=201)
 
     async def _get(self, request: httpx.Request, upload_id: str) -> httpx.Response:
         if upload_id not in self.uploads:
@@ -159,10 +161,14 @@ class FakeServer:
     async def _chunk_urls(self, request: httpx.Request, upload_id: str) -> httpx.Response:
         upload = self.uploads[upload_id]
         body = msgspec.json.decode(request.content, type=ChunkUrlsRequest)
-        self.url_requests.append(body.seqs)
-        if any(seq in upload.reports for seq in body.seqs):
+        self.url_requests.append(body.chunks)
+        if self.url_delay:
+            await asyncio.sleep(self.url_delay)
+        if any(spec.seq in upload.reports for spec in body.chunks):
             return _error(409, "A chunk is already stored")
-        return _json([self._url(upload.info, seq) for seq in body.seqs])
+        if any(spec.size > upload.info.chunk_size for spec in body.chunks):
+            return _error(400, "A stored chunk is never larger than its raw bytes")
+        return _json([self._url(upload.info, spec) for spec in body.chunks])
 
     async def _report(self, request: httpx.Request, upload_id: str) -> httpx.Response:
         upload = self.uploads[upload_id]
@@ -237,11 +243,19 @@ class FakeServer:
 
     # -- the blob store --------------------------------------------------------------------
 
-    def _url(self, info: UploadInfo, seq: int) -> ChunkUrl:
+    def _url(self, info: UploadInfo, spec: ChunkSpec) -> ChunkUrl:
+        """A URL as S3 signs it: for the exact size, with a checksum header the PUT must carry."""
+        stale = spec.seq in self.expire_first_url_of
+        self.expire_first_url_of.discard(spec.seq)
+        query = f"size={spec.size}&sha256={spec.sha256}" + ("&expired=1" if stale else "")
         return ChunkUrl(
-            seq=seq,
-            url=f"{BASE}/blobs/{_chunk_key(info.id, seq)}?max={info.chunk_size}",
-            max_size=info.chunk_size,
+            seq=spec.seq,
+            url=f"{BASE}/blobs/{_chunk_key(info.id, spec.seq)}?{query}",
+            size=spec.size,
+            headers={
+                "Content-Length": str(spec.size),
+                "x-amz-checksum-sha256": _base64_sha256(spec.sha256),
+            },
         )
 
     async def _blob(self, request: httpx.Request, key: str) -> httpx.Response:
@@ -254,12 +268,28 @@ class FakeServer:
         if self.put_delay:
             await asyncio.sleep(self.put_delay)
         if self.refuse_puts_from is not None and seq >= self.refuse_puts_from:
-            return httpx.Response(400, text="refused by the test")
-        if len(data) > int(request.url.params["max"]):
-            return httpx.Response(400, text="too large")
+            return self._refuse(seq, 400, "refused by the test")
+        params = request.url.params
+        if "expired" in params:
+            return self._refuse(seq, 403, "Request has expired")
+        signed = _base64_sha256(params["sha256"])
+        if request.headers.get("x-amz-checksum-sha256") != signed:
+            return self._refuse(seq, 403, "SignatureDoesNotMatch: the checksum header is missing")
+        if len(data) != int(params["size"]):
+            return self._refuse(seq, 403, "SignatureDoesNotMatch: another Content-Length")
+        if hashlib.sha256(data).hexdigest() != params["sha256"]:
+            return self._refuse(seq, 400, "BadDigest")
         self.bytes_received += len(data)
         self.blobs[key] = data
         return httpx.Response(200)
+
+    def _refuse(self, seq: int, status: int, reason: str) -> httpx.Response:
+        self.refused_puts.append((seq, status))
+        return httpx.Response(status, text=reason)
+
+
+def _base64_sha256(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
 def _chunk_key(upload_id: str, seq: int) -> str:

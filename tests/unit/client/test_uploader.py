@@ -1,4 +1,5 @@
-"""The upload engine against an in-process fake server: chunks, URLs in batches, resume."""
+"""The upload engine against an in-process fake server: chunks, URLs signed per encoded chunk
+and asked for in batches, resume."""
 
 from __future__ import annotations
 
@@ -57,19 +58,54 @@ async def test_a_file_arrives_whole_in_compressed_chunks(
     assert listener.progress == len(data)
 
 
-async def test_urls_beyond_the_first_batch_are_asked_for_as_sending_reaches_them(
+async def test_each_url_is_asked_for_once_its_chunk_is_encoded_with_its_size_and_checksum(
     runtime: Runtime, fake: FakeServer, tmp_path: Path
 ) -> None:
-    data = os.urandom(100 * CHUNK + 5)  # 101 chunks: the first answer signs 64
-    path = _write(tmp_path / "random.bin", data)
+    data = os.urandom(20 * CHUNK + 5) + b"compressible " * 10_000
+    path = _write(tmp_path / "mixed.bin", data)
     await runtime.device()
 
     sent = await runtime.uploader.upload(await runtime.uploader.inspect(path))
 
     assert fake.file_bytes(sent.info.id) == data
-    asked = sorted(seq for batch in fake.url_requests for seq in batch)
-    assert asked == list(range(64, 101))
-    assert sent.bytes_sent == len(data)  # random data is stored raw
+    specs = sorted((spec for batch in fake.url_requests for spec in batch), key=lambda s: s.seq)
+    reports = fake.uploads[sent.info.id].reports
+    assert [spec.seq for spec in specs] == list(range(sent.info.chunk_count))
+    assert [(spec.size, spec.sha256) for spec in specs] == [
+        (reports[spec.seq].stored_size, reports[spec.seq].sha256) for spec in specs
+    ]
+    assert fake.refused_puts == []  # every PUT carried the headers its URL was signed with
+
+
+async def test_chunks_encoded_while_a_url_request_is_out_go_in_the_next_one(
+    runtime: Runtime, fake: FakeServer, tmp_path: Path
+) -> None:
+    data = os.urandom(30 * CHUNK)
+    path = _write(tmp_path / "random.bin", data)
+    await runtime.device()
+    fake.url_delay = 0.05  # a slow round trip: the encoders get ahead of it
+
+    sent = await runtime.uploader.upload(await runtime.uploader.inspect(path))
+
+    assert fake.file_bytes(sent.info.id) == data
+    sizes = [len(batch) for batch in fake.url_requests]
+    assert sum(sizes) == 30
+    assert max(sizes) > 1 and len(sizes) < 30
+
+
+async def test_a_url_that_expired_before_its_put_is_asked_for_again(
+    runtime: Runtime, fake: FakeServer, tmp_path: Path
+) -> None:
+    data = os.urandom(4 * CHUNK)
+    path = _write(tmp_path / "random.bin", data)
+    await runtime.device()
+    fake.expire_first_url_of = {2}
+
+    sent = await runtime.uploader.upload(await runtime.uploader.inspect(path))
+
+    assert fake.file_bytes(sent.info.id) == data
+    assert fake.refused_puts == [(2, 403)]
+    assert sum(spec.seq == 2 for batch in fake.url_requests for spec in batch) == 2
 
 
 async def test_an_interrupted_upload_resumes_with_only_the_missing_chunks(
@@ -95,7 +131,8 @@ async def test_an_interrupted_upload_resumes_with_only_the_missing_chunks(
     assert len(fake.uploads) == 1
     assert fake.file_bytes(upload_id) == data
     assert sent.bytes_sent == (10 - stored_before) * CHUNK < len(data)
-    assert sorted(s for batch in fake.url_requests for s in batch) == list(range(stored_before, 10))
+    asked = sorted(spec.seq for batch in fake.url_requests for spec in batch)
+    assert asked == list(range(stored_before, 10))
     assert listener.progress == len(data)  # stored earlier counts, so the bar starts part-way
 
 

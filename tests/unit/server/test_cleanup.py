@@ -240,7 +240,7 @@ async def test_a_second_pass_finds_nothing_left_to_do(server: Server) -> None:
     await finish(server, info.id)
     await server.create_upload(server.owner, TWO_CHUNKS)
     server.clock.advance(31 * DAY)
-    assert await clean(server) == Cleaned(abandoned=1, chunks_deleted=0, expired=1)
+    assert await clean(server) == Cleaned(abandoned=1, chunks_deleted=1, expired=1)
     server.clock.advance(LATE_PUTS)
     assert await clean(server) == Cleaned(chunks_deleted=1)
     assert await clean(server) == Cleaned()
@@ -276,7 +276,7 @@ async def test_a_result_older_than_keep_results_is_gone_with_410_and_then_delete
         f"The result of upload {info.id} expired and was deleted (results are kept for 30 d); "
         "send the file again to have it analysed anew."
     )
-    assert await clean(server) == Cleaned(chunks_deleted=0, expired=1)
+    assert await clean(server) == Cleaned(chunks_deleted=1, expired=1)
     assert not await stored(server, result_key(info.id))
     assert not await stored(server, chunk_key(info.id, 0))
     still = await server.call("GET", UPLOAD_RESULT.format(upload_id=info.id), server.owner)

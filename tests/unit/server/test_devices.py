@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from tests.unit.server.harness import Server, error_body
+from tests.unit.server.harness import Server, both_backends, error_body
 
 from fap.api import DEVICES, DeviceInfo
 from fap.crypto import DeviceIdentity
+
+pytestmark = both_backends
 
 
 async def test_registering_a_key_is_idempotent(server: Server) -> None:

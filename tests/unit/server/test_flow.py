@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from tests.unit.server.harness import CHUNK, Server
+from tests.unit.server.harness import CHUNK, Server, both_backends
 
 from fap.api import (
     JOB_CHUNKS,
@@ -22,6 +22,8 @@ from fap.api import (
 )
 from fap.crypto import open_sealed, seal
 from fap.transfer import decode_chunk
+
+pytestmark = both_backends
 
 
 async def test_an_upload_is_leased_streamed_sealed_and_fetched(server: Server) -> None:

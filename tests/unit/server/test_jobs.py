@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from tests.unit.server.harness import CHUNK, Server, error_body
+from tests.unit.server.harness import CHUNK, Server, both_backends, error_body
 
 from fap.api import (
     JOB_CHUNKS,
@@ -22,6 +22,8 @@ from fap.api import (
     ResultUrl,
     UploadInfo,
 )
+
+pytestmark = both_backends
 
 SEALED = b"age-encryption.org/v1 pretend ciphertext"
 

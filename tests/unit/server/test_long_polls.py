@@ -9,11 +9,13 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import TypeVar
 
-from tests.unit.server.harness import CHUNK, Server, running_server
+from tests.unit.server.harness import CHUNK, Server, both_backends, running_server
 
 from fap.api import JOB_CHUNKS, UPLOADS_WAIT, ChunkList, UploadList
 from fap.server.auth import hash_token
 from fap.server.notify import chunks_topic, queue_topic, upload_topic
+
+pytestmark = both_backends
 
 T = TypeVar("T")
 
@@ -54,8 +56,8 @@ async def test_a_lease_with_nothing_to_do_answers_204_after_its_timeout(server: 
     assert elapsed >= 0.19
 
 
-async def test_a_long_poll_is_capped_at_the_servers_limit(tmp_path: Path) -> None:
-    async with running_server(tmp_path / "data", long_poll_seconds=0.2) as server:
+async def test_a_long_poll_is_capped_at_the_servers_limit(tmp_path: Path, db_url: str) -> None:
+    async with running_server(tmp_path / "data", db=db_url, long_poll_seconds=0.2) as server:
         lease, elapsed = await timed(server.lease(timeout=3600))
         assert lease is None
         assert elapsed < 3

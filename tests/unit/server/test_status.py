@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from tests.unit.server.harness import Server
+from tests.unit.server.harness import Server, both_backends
 
 from fap.api import STATUS, StatusReport
+
+pytestmark = both_backends
 
 
 async def test_status_counts_jobs_and_lists_recent_workers(server: Server) -> None:

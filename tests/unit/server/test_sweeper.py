@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.unit.server.harness import Server, running_server
+from tests.unit.server.harness import Server, both_backends, running_server
 
 from fap.api import JOB_FAIL, JOB_HEARTBEAT, UPLOAD, UploadInfo
+
+pytestmark = both_backends
 
 
 async def state(server: Server, upload_id: str) -> UploadInfo:
@@ -83,8 +85,10 @@ async def test_a_heartbeat_after_the_sweep_is_409(server: Server) -> None:
     assert response.status_code == 409
 
 
-async def test_the_background_sweeper_requeues_and_wakes_a_waiting_worker(tmp_path: Path) -> None:
-    async with running_server(tmp_path / "data", sweep_seconds=0.02) as server:
+async def test_the_background_sweeper_requeues_and_wakes_a_waiting_worker(
+    tmp_path: Path, db_url: str
+) -> None:
+    async with running_server(tmp_path / "data", db=db_url, sweep_seconds=0.02) as server:
         await server.upload(server.owner, b"x")
         first = await server.lease(worker_id="gone")
         assert first is not None

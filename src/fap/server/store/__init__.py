@@ -50,6 +50,7 @@ class Store:
     accounts: Accounts = field(init=False)
     uploads: Uploads = field(init=False)
     jobs: Jobs = field(init=False)
+    _opened: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.accounts = Accounts(self.db)
@@ -61,7 +62,11 @@ class Store:
         return cls(Database(url))
 
     async def open(self) -> None:
-        await self.db.migrate()
+        """Migrate the schema, once: ``fap serve`` opens the store before the app's start-up, so
+        that a database out of reach is one sentence rather than a failed start-up's traceback."""
+        if not self._opened:
+            await self.db.migrate()
+            self._opened = True
 
     async def close(self) -> None:
         await self.db.dispose()

@@ -20,9 +20,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, Update, event, text
+import asyncpg
+from sqlalchemy import Connection, CursorResult, Update, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -33,7 +35,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from fap.server.store.outages import StoreUnavailable, is_outage
+from fap.errors import ConfigError
+from fap.server.store.outages import StoreUnavailable, is_outage, reason_of
 from fap.server.store.urls import is_postgresql, sqlite_url
 
 __all__ = ("Database", "Insert", "sqlite_url", "update_rows")
@@ -88,13 +91,30 @@ class Database:
         return sqlite.insert(model) if self.is_sqlite else postgresql.insert(model)
 
     async def migrate(self) -> None:
-        """Bring the schema to the newest revision (Alembic, packaged with the server)."""
-        # One write transaction: servers starting together on one store migrate one after the
-        # other (SQLite: its write lock; PostgreSQL: the advisory lock, released at commit).
-        async with _outages_reported(), self._writer.begin() as connection:
-            if not self.is_sqlite:
-                await _lock_for_migrations(connection)
-            await connection.run_sync(_upgrade)
+        """Bring the schema to the newest revision (Alembic, packaged with the server).
+
+        The server's first contact with its database, so its errors say which database: raises
+        StoreUnavailable if it is out of reach, ConfigError if it refuses us (no such database,
+        a wrong password).
+        """
+        shown = make_url(self.url).render_as_string(hide_password=True)
+        try:
+            # One write transaction: servers starting together on one store migrate one after the
+            # other (SQLite: its write lock; PostgreSQL: the advisory lock, released at commit).
+            async with _outages_reported(), self._writer.begin() as connection:
+                if not self.is_sqlite:
+                    await _lock_for_migrations(connection)
+                await connection.run_sync(_upgrade)
+        except StoreUnavailable as error:
+            raise StoreUnavailable(
+                f"The state store {shown} cannot be reached: {reason_of(error.__cause__ or error)}; "
+                "is the database running?",
+                lost_connection=False,
+            ) from error
+        except (DBAPIError, asyncpg.PostgresError) as error:
+            raise ConfigError(
+                f"The state store {shown} cannot be used: {reason_of(error)}."
+            ) from error
 
     async def dispose(self) -> None:
         await self.engine.dispose()

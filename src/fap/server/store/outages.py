@@ -19,7 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from fap.errors import FapError
 
-__all__ = ("StoreUnavailable", "is_outage", "retried")
+__all__ = ("StoreUnavailable", "is_outage", "reason_of", "retried")
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +49,7 @@ class StoreUnavailable(FapError):
     @classmethod
     def from_error(cls, error: BaseException) -> StoreUnavailable:
         lost = isinstance(error, DBAPIError) and error.connection_invalidated
-        return cls(
-            f"The state store cannot be reached ({_reason(error)}); try again shortly.",
-            lost_connection=lost,
-        )
+        return cls(f"The state store cannot be reached: {reason_of(error)}.", lost_connection=lost)
 
 
 def is_outage(error: BaseException) -> bool:
@@ -91,6 +88,7 @@ def retried(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any
     return run
 
 
-def _reason(error: BaseException) -> str:
+def reason_of(error: BaseException) -> str:
+    """The driver's first line about ``error``, to end a sentence with."""
     text = str(getattr(error, "orig", None) or error).strip().splitlines()
     return (text[0] if text else type(error).__name__).rstrip(".")
