@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint bench clean
+.PHONY: install up test lint services bench clean
 
 install: $(STAMP)
 
@@ -26,7 +26,12 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: lint
+# Services the tests use beside their own: PostgreSQL on 127.0.0.1:5432 (started, or installed
+# from Debian, when it does not answer).
+services:
+	@bash scripts/ensure-postgres.sh
+
+test: lint services
 	$(BIN)/pytest
 
 # Throughput and memory of the whole path on this machine; results in bench/results/.

@@ -105,26 +105,30 @@ async def test_idle_long_polls_cost_no_database_queries(replicas: Replicas) -> N
     workers = {f"worker-{n}": (a, b)[n % 2] for n in range(4)}
     polls = [asyncio.create_task(api.lease(w, LONG_POLL)) for w, api in workers.items()]
     client = asyncio.create_task(a.wait([client_job], LONG_POLL))
-    async with asyncio.timeout(10):
-        while not set(workers) <= await a.workers():
-            await asyncio.sleep(0.05)
+    try:
+        async with asyncio.timeout(10):
+            while not set(workers) <= await a.workers():
+                await asyncio.sleep(0.05)
+        before = await until_quiet(replicas)
+        sessions_before = replicas.sessions()
+        await asyncio.sleep(WINDOW)  # the measurement itself: nothing may happen in it
+        after = replicas.statements()
+        assert ran(before, after) == {}
+        assert replicas.sessions() == sessions_before
+        assert not any(poll.done() for poll in [*polls, client])
 
-    before = await until_quiet(replicas)
-    sessions_before = replicas.sessions()
-    await asyncio.sleep(WINDOW)  # the measurement itself: nothing may happen in it
-    after = replicas.statements()
-    assert ran(before, after) == {}
-    assert replicas.sessions() == sessions_before
-    assert not any(poll.done() for poll in [*polls, client])
-
-    # The waiting was real: work arriving now reaches every one of them at once.
-    started = time.monotonic()
-    jobs = {await a.queue_empty_file(f"file-{n}") for n in range(len(workers))}
-    leases = await asyncio.gather(*polls)
-    assert {lease["job_id"] for lease in leases if lease is not None} == jobs
-    other = await b.lease("other-worker", 0, engine=OTHER_ENGINE)
-    assert other is not None
-    await b.finish(other)
-    (finished,) = await client
-    assert finished["state"] == "done"
-    assert time.monotonic() - started < 5
+        # The waiting was real: work arriving now reaches every one of them at once.
+        started = time.monotonic()
+        jobs = {await a.queue_empty_file(f"file-{n}") for n in range(len(workers))}
+        leases = await asyncio.gather(*polls)
+        assert {lease["job_id"] for lease in leases if lease is not None} == jobs
+        other = await b.lease("other-worker", 0, engine=OTHER_ENGINE)
+        assert other is not None
+        await b.finish(other)
+        (finished,) = await client
+        assert finished["state"] == "done"
+        assert time.monotonic() - started < 5
+    finally:
+        for task in [*polls, client]:
+            task.cancel()  # only those a failed assertion left waiting
+        await asyncio.gather(*polls, client, return_exceptions=True)

@@ -134,7 +134,7 @@ class S3Storage:
         """A botocore S3 client with the admin key, for tests that look into the bucket."""
         return s3_client(self.endpoint, self.access_key, self.secret_key)
 
-    def keys(self) -> list[str]:
+    def stored_keys(self) -> list[str]:
         """Every key stored in the bucket."""
         client = self.client()
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)

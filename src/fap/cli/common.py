@@ -10,6 +10,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fap.errors import EXIT_INTERRUPTED, FapError
 
@@ -64,7 +65,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable outpu
 
 def die(error: FapError) -> NoReturn:
     """The CLI's only exit for a failure: one sentence on stderr, the error's exit code."""
-    err_console.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+    # The sentence is text, not markup: a message may quote "[/PREFIX]" or a user's file name.
+    err_console.print(f"[bold red]error:[/] {escape(str(error))}", markup=True, highlight=False)
     raise typer.Exit(error.exit_code)
 
 
@@ -89,7 +91,7 @@ def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
     )
     if not verbose:
         # One line per HTTP call or migration plugin is debug detail for fap's own commands.
-        for noisy in ("httpx", "alembic"):
+        for noisy in ("httpx", "alembic", "aiobotocore", "botocore"):
             logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

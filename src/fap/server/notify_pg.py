@@ -117,7 +117,7 @@ class PgNotifier:
                 except StoreUnavailable as error:
                     failures += 1
                     log = logger.warning if failures == 1 else logger.debug
-                    log("wake-ups: %s; trying again", error)
+                    log("wake-ups: %s Trying again.", error)
                     continue
                 failures = 0
                 logger.info("wake-ups: connected again; every waiter reads the store once more")

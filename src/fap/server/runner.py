@@ -45,6 +45,8 @@ async def serve(settings: ServerSettings) -> bool:
     await services_of(app).load_secrets()
     # So is a database out of reach (this migrates it; the start-up then finds it done).
     await services_of(app).store.open()
+    # And an object store out of reach, a bucket that is not there, credentials it refuses.
+    await services_of(app).blobs.open()
     loop = asyncio.get_running_loop()
     notifier = services_of(app).notifier
     config = uvicorn.Config(

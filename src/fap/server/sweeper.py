@@ -71,7 +71,7 @@ class Sweeper:
                     except StoreUnavailable as error:
                         failures += 1
                         log = logger.warning if failures == 1 else logger.debug
-                        log("sweeping lapsed leases: %s; trying again", error)
+                        log("sweeping lapsed leases: %s Trying again.", error)
                         due = self._clock() + _retry_after(failures)
                     except Exception:
                         # Any other failure (SQLite busy for too long, say) must not end sweeping

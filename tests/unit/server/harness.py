@@ -310,8 +310,10 @@ async def running_server(data_dir: Path, **overrides: Any) -> AsyncIterator[Serv
         task.add_done_callback(publishing.discard)
 
     clock.on_advance.append(clock_moved)
-    transport = httpx.ASGITransport(app=app)
-    async with lifespan(app), httpx.AsyncClient(transport=transport, base_url=BASE) as http:
+    # The app answers its own URLs (the API, the local blob store's); any other URL, an S3
+    # server's presigned one, goes out on the network as a client's would.
+    mounts = {BASE: httpx.ASGITransport(app=app)}
+    async with lifespan(app), httpx.AsyncClient(mounts=mounts, base_url=BASE) as http:
         yield Server(
             app=app,
             services=services,

@@ -1,12 +1,21 @@
 """Retention: abandoned uploads fail, finished uploads' chunks and expired results are deleted —
-never a blob a live job still needs — and several replicas may clean at once."""
+never a blob a live job still needs — and several replicas may clean at once.
+
+Every test runs on the embedded stores (SQLite, local blobs) and on the scaled-out ones
+(PostgreSQL, S3 on SeaweedFS).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
+import pytest
+from tests.support.seaweedfs import S3Storage
 from tests.unit.server.harness import CHUNK, Server, error_body, running_server
 
 from fap.api import (
@@ -39,6 +48,36 @@ LATE_PUTS = 900 + 60
 
 TWO_CHUNKS = b"a" * CHUNK + b"b" * 10
 THREE_CHUNKS = b"x" * (2 * CHUNK + 1)
+
+Start = Callable[..., AbstractAsyncContextManager[Server]]
+
+
+@pytest.fixture(params=["sqlite+local", "postgresql+s3"])
+def stores(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """``--db`` and ``--storage`` for the stores under test."""
+    if request.param == "sqlite+local":
+        return {}
+    pg_url: str = request.getfixturevalue("pg_url")
+    s3: S3Storage = request.getfixturevalue("s3_storage")
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    return {"db": pg_url, "storage": s3.url}
+
+
+@pytest.fixture
+def start(tmp_path: Path, stores: dict[str, str]) -> Start:
+    """A server on the stores under test, with settings of the test's own."""
+
+    def start(**overrides: Any) -> AbstractAsyncContextManager[Server]:
+        return running_server(tmp_path / "data", **stores, **overrides)
+
+    return start
+
+
+@pytest.fixture
+async def server(start: Start) -> AsyncIterator[Server]:
+    async with start() as running:
+        yield running
 
 
 async def state(server: Server, upload_id: str) -> UploadInfo:
@@ -154,12 +193,10 @@ async def test_a_complete_upload_waiting_in_the_queue_is_never_abandoned(server:
 
 
 async def test_a_leased_job_is_never_touched_even_when_its_chunks_stopped_coming(
-    tmp_path: Path,
+    start: Start,
 ) -> None:
     # Leases long enough that this one is still live a day and more later.
-    async with running_server(
-        tmp_path / "data", lease_seconds=10 * DAY, heartbeat_seconds=HOUR
-    ) as server:
+    async with start(lease_seconds=10 * DAY, heartbeat_seconds=HOUR) as server:
         created = await server.create_upload(server.owner, THREE_CHUNKS)
         assert (await server.send_chunk(server.owner, created, THREE_CHUNKS, 0)).status_code == 200
         await lease_of(server, created.upload.id)
@@ -176,8 +213,8 @@ async def test_an_empty_file_is_never_abandoned(server: Server) -> None:
     assert (await state(server, info.id)).state == "queued"
 
 
-async def test_a_client_waiting_on_an_abandoned_upload_learns_it_failed(tmp_path: Path) -> None:
-    async with running_server(tmp_path / "data", cleanup_seconds=0.02) as server:
+async def test_a_client_waiting_on_an_abandoned_upload_learns_it_failed(start: Start) -> None:
+    async with start(cleanup_seconds=0.02) as server:
         created = await server.create_upload(server.owner, TWO_CHUNKS)
         server.clock.advance(DAY)
         # Answered by the background clean-up's wake-up, long before the 5 s timeout.
@@ -192,8 +229,8 @@ async def test_a_client_waiting_on_an_abandoned_upload_learns_it_failed(tmp_path
         assert (info.state, info.error) == ("failed", ABANDONED)
 
 
-async def test_abandon_after_0_never_abandons(tmp_path: Path) -> None:
-    async with running_server(tmp_path / "data", abandon_after=0.0) as server:
+async def test_abandon_after_0_never_abandons(start: Start) -> None:
+    async with start(abandon_after=0.0) as server:
         created = await server.create_upload(server.owner, TWO_CHUNKS)
         server.clock.advance(365 * DAY)
         assert (await clean(server)).abandoned == 0
@@ -247,6 +284,7 @@ async def test_a_second_pass_finds_nothing_left_to_do(server: Server) -> None:
 
 
 async def test_no_empty_directories_are_left_behind(tmp_path: Path) -> None:
+    # The local store's own concern: S3 has no directories.
     async with running_server(tmp_path / "data") as server:
         info = await server.upload(server.owner, TWO_CHUNKS)
         await finish(server, info.id)
@@ -284,8 +322,8 @@ async def test_a_result_older_than_keep_results_is_gone_with_410_and_then_delete
     assert (await state(server, info.id)).state == "done"
 
 
-async def test_keep_results_0_keeps_results(tmp_path: Path) -> None:
-    async with running_server(tmp_path / "data", keep_results=0.0) as server:
+async def test_keep_results_0_keeps_results(start: Start) -> None:
+    async with start(keep_results=0.0) as server:
         info = await server.upload(server.owner, TWO_CHUNKS)
         await finish(server, info.id)
         server.clock.advance(365 * DAY)

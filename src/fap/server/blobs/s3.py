@@ -46,7 +46,10 @@ class S3BlobStore:
         self._client: S3Client | None = None
 
     async def open(self) -> None:
-        """Connect, and check the bucket is there and ours before the server takes requests."""
+        """Connect, and check the bucket is there and ours before the server takes requests.
+        Opening an open store does nothing (the runner checks before its ASGI start-up)."""
+        if self._client is not None:
+            return
         where = self.location
         config = AioConfig(
             signature_version="s3v4",

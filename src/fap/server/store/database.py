@@ -8,8 +8,14 @@ timeout does not cover that upgrade.
 
 PostgreSQL (asyncpg) gets plain READ COMMITTED transactions: every state change is a conditional
 UPDATE or an ``INSERT … ON CONFLICT``, and rows are picked with ``FOR UPDATE SKIP LOCKED``, so
-concurrent replicas never need more. Its pool checks each connection before use (a server restart
-leaves only dead ones), and a database out of reach surfaces as :class:`StoreUnavailable`.
+concurrent replicas never need more.
+
+A PostgreSQL restart must not need a server restart. A pooled connection the database closed is
+replaced when it is checked out, at no cost: asyncpg noticed the close already. (SQLAlchemy's
+``pool_pre_ping`` would cost three round trips on every checkout.) A connection that breaks in use
+makes SQLAlchemy recycle the whole pool; the store then retries work that is safe to repeat
+(``outages.retried``), and anything else, or a database out of reach, is :class:`StoreUnavailable`,
+which requests answer 503 and callers retry.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import asyncpg
 from sqlalchemy import Connection, CursorResult, Update, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -33,7 +39,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from fap.errors import ConfigError
 from fap.server.store.outages import StoreUnavailable, is_outage, reason_of
@@ -67,10 +73,9 @@ class Database:
             self._writer = self.engine.execution_options(**{_IMMEDIATE: True})
         else:
             self.engine = create_async_engine(
-                url,
-                pool_pre_ping=True,
-                connect_args={"server_settings": {"application_name": APPLICATION_NAME}},
+                url, connect_args={"server_settings": {"application_name": APPLICATION_NAME}}
             )
+            _configure_postgresql(self.engine)
             self._writer = self.engine
         self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writes = async_sessionmaker(self._writer, expire_on_commit=False)
@@ -152,6 +157,18 @@ def _upgrade(connection: Connection) -> None:
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+
+
+def _configure_postgresql(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(
+        dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+    ) -> None:
+        # A database that restarted closed its end of every pooled connection, and asyncpg saw
+        # it close: the pool replaces such a connection (up to three times) instead of using it.
+        driver: asyncpg.Connection | None = record.driver_connection
+        if driver is not None and driver.is_closed():
+            raise DisconnectionError("the database closed this connection")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -1,0 +1,127 @@
+"""What every BlobStore does, run against each one: the local store (served by the real app) and
+S3 (a real SeaweedFS). A presigned PUT stores exactly the bytes it was signed for — their size and
+SHA-256 — or nothing; a presigned GET reads them back; sizes and deletes work by key and prefix."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+from aiobotocore.session import get_session
+from tests.support.seaweedfs import S3Storage
+from tests.unit.server.harness import running_server
+
+from fap.server.blobs import (
+    BlobStore,
+    S3BlobStore,
+    S3Location,
+    chunk_key,
+    parse_storage_url,
+    result_key,
+)
+
+UPLOAD = "0123456789abcdef0123456789abcdef"
+KEY = chunk_key(UPLOAD, 3)
+
+
+@dataclass
+class Backend:
+    store: BlobStore
+    http: httpx.AsyncClient  # reaches the store's presigned URLs as a client would
+
+
+@pytest.fixture(params=["local", "s3"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    if request.param == "local":
+        async with running_server(tmp_path / "data") as server:
+            yield Backend(server.services.blobs, server.http)
+        return
+    storage: S3Storage = request.getfixturevalue("s3_storage")
+    session = get_session()
+    session.set_credentials(storage.access_key, storage.secret_key)
+    location = parse_storage_url(storage.url)
+    assert isinstance(location, S3Location)
+    store = S3BlobStore(location, session=session)
+    await store.open()
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            yield Backend(store, http)
+    finally:
+        await store.close()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def test_a_presigned_put_stores_and_a_presigned_get_reads(backend: Backend) -> None:
+    data = os.urandom(100_000)
+    put = await backend.store.presign_put(KEY, len(data), 60, sha256=sha256(data))
+    assert put.headers["Content-Length"] == str(len(data))
+    stored = await backend.http.put(put.url, content=data, headers=put.headers)
+    assert stored.status_code == 200, stored.text
+    assert await backend.store.size(KEY) == len(data)
+    read = await backend.http.get(await backend.store.presign_get(KEY, 60))
+    assert read.status_code == 200
+    assert read.content == data
+
+
+async def test_a_put_without_a_checksum_is_bound_to_its_size_alone(backend: Backend) -> None:
+    sealed = b"age-encryption.org/v1 ..." * 10
+    put = await backend.store.presign_put(result_key(UPLOAD), len(sealed), 60)
+    assert (await backend.http.put(put.url, content=sealed, headers=put.headers)).status_code == 200
+    assert await backend.store.size(result_key(UPLOAD)) == len(sealed)
+
+
+@pytest.mark.parametrize("sent", [b"0123456789!", b"012345678"], ids=["larger", "smaller"])
+async def test_a_put_of_another_size_than_signed_is_refused_and_stores_nothing(
+    backend: Backend, sent: bytes
+) -> None:
+    put = await backend.store.presign_put(KEY, 10, 60)
+    # The body's own Content-Length: what an honest client of another size declares.
+    response = await backend.http.put(put.url, content=sent)
+    assert 400 <= response.status_code < 500
+    assert await backend.store.size(KEY) is None
+
+
+async def test_a_corrupted_body_under_a_valid_url_is_refused_and_stores_nothing(
+    backend: Backend,
+) -> None:
+    data = os.urandom(50_000)
+    put = await backend.store.presign_put(KEY, len(data), 60, sha256=sha256(data))
+    corrupted = bytes([data[0] ^ 1]) + data[1:]
+    response = await backend.http.put(put.url, content=corrupted, headers=put.headers)
+    assert response.status_code == 400
+    assert await backend.store.size(KEY) is None
+
+
+async def test_a_url_altered_to_another_key_is_refused(backend: Backend) -> None:
+    put = await backend.store.presign_put(KEY, 3, 60)
+    parts = urlsplit(put.url)
+    other = urlunsplit(parts._replace(path=parts.path.replace("00000003", "00000004")))
+    response = await backend.http.put(other, content=b"abc", headers=put.headers)
+    assert response.status_code == 403
+    assert await backend.store.size(chunk_key(UPLOAD, 4)) is None
+
+
+async def test_nothing_stored_has_no_size_and_reads_404(backend: Backend) -> None:
+    assert await backend.store.size(KEY) is None
+    response = await backend.http.get(await backend.store.presign_get(KEY, 60))
+    assert response.status_code == 404
+
+
+async def test_delete_prefix_removes_one_uploads_objects_only(backend: Backend) -> None:
+    other = "fedcba9876543210fedcba9876543210"
+    keys = [chunk_key(UPLOAD, 0), chunk_key(UPLOAD, 1), result_key(UPLOAD), chunk_key(other, 0)]
+    for key in keys:
+        put = await backend.store.presign_put(key, 1, 60, sha256=sha256(b"x"))
+        assert (await backend.http.put(put.url, content=b"x", headers=put.headers)).is_success
+    await backend.store.delete_prefix(f"uploads/{UPLOAD}/")
+    assert [await backend.store.size(key) for key in keys] == [None, None, None, 1]
+    await backend.store.delete_prefix("uploads/nothing-here/")  # nothing to delete is fine
