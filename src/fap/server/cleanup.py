@@ -156,7 +156,11 @@ class Cleanup:
         while True:
             batch = await self._retention.abandon(cutoff, error, now, _BATCH)
             for upload in batch:
-                logger.info("upload %s was abandoned (no chunk since %.0f)", upload.id, cutoff)
+                logger.info(
+                    "upload %s was abandoned: no chunk came for %s",
+                    upload.id,
+                    format_duration(self._settings.abandon_after),
+                )
                 # Clients waiting on it learn it failed; a worker cannot hold it (never leased).
                 await self._notifier.publish(upload_topic(upload.id), chunks_topic(upload.id))
             count += len(batch)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.processes import fap_argv
 from tests.support.seaweedfs import S3Storage
 from tests.unit.server.harness import CHUNK, Server, error_body, running_server
 
@@ -341,6 +343,21 @@ async def test_keep_results_takes_durations_in_the_config_file(tmp_path: Path) -
     settings = build(ServerSettings, config_file=config, cleanup_seconds=90.0)
     assert (settings.keep_results, settings.abandon_after) == (7 * DAY, 12 * HOUR)
     assert settings.cleanup_seconds == 90.0
+
+
+def test_fap_serve_refuses_a_duration_it_cannot_read(tmp_path: Path) -> None:
+    done = subprocess.run(
+        fap_argv("serve", "--data-dir", str(tmp_path / "data"), "--keep-results", "a month"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 3
+    assert done.stderr.strip() == (
+        "error: --keep-results must be a duration such as 90s, 15m, 24h or 30d (or seconds), "
+        "not 'a month'."
+    )
 
 
 # -- several replicas ---------------------------------------------------------------------------

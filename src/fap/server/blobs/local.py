@@ -111,7 +111,7 @@ class LocalBlobStore:
                     entry.unlink(missing_ok=True)
             # The directories this left empty go too (not the top one, uploads/): else every
             # upload the clean-up deleted would leave its empty directory behind forever.
-            while base.parent != self.root and base != self.root and not any(base.iterdir()):
+            while base != self.root and base.parent != self.root and not any(base.iterdir()):
                 try:
                     base.rmdir()
                 except OSError:

@@ -50,7 +50,7 @@ class Retention:
                     session,
                     update(Upload)
                     .where(Upload.id == upload.id, _abandoned(cutoff))
-                    .values(state="failed", error=error, finished_at=now, worker_id=None),
+                    .values(state="failed", error=error, finished_at=now),
                 )
                 if changed == 1:
                     abandoned.append(upload)
