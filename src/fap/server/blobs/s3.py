@@ -62,6 +62,9 @@ class S3BlobStore:
             retries={"mode": "standard", "max_attempts": 3},
             connect_timeout=5,
             read_timeout=30,
+            # Every chunk report HEADs its object; botocore's default of 10 connections would
+            # queue a busy replica's reports behind each other.
+            max_pool_connections=64,
         )
         client = await self._stack.enter_async_context(
             self._session.create_client(
