@@ -31,16 +31,14 @@ class Cluster:
     replicas: list[ServerProcess]
     tmp: Path
     env: dict[str, str]
+    owner_token: str
+    processor_token: str
     workers: list[FapProcess] = field(default_factory=list)
 
     @property
     def servers(self) -> str:
         """Every replica, as a client or worker configured for failover names them."""
         return ",".join(replica.url for replica in self.replicas)
-
-    @property
-    def owner_token(self) -> str:
-        return self.replicas[0].owner_token
 
     def start_workers(self, count: int) -> None:
         engine = shlex.join(fap_argv("engine", "--analyzer", "tests.e2e.analyzers:counted"))
@@ -56,7 +54,7 @@ class Cluster:
                     engine,
                 ),
                 log_path=self.tmp / f"worker-{len(self.workers)}.log",
-                env={**self.env, "FAP_TOKEN": self.replicas[0].processor_token},
+                env={**self.env, "FAP_TOKEN": self.processor_token},
             )
             self.workers.append(worker.start())
 
@@ -116,7 +114,14 @@ def cluster(
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "FAP_TEST_SIGNALS": str(tmp_path / "signals"),
     }
-    cluster = Cluster(replicas=[first, second], tmp=tmp_path, env=env)
+    # Only the replica that created the organisation wrote the local tokens.
+    cluster = Cluster(
+        replicas=[first, second],
+        tmp=tmp_path,
+        env=env,
+        owner_token=first.owner_token,
+        processor_token=first.processor_token,
+    )
     yield cluster
     for worker in cluster.workers:
         worker.stop()

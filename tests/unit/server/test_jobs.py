@@ -23,8 +23,7 @@ from fap.api import (
     UploadInfo,
 )
 
-pytestmark = both_backends
-
+# The tests that exercise the store run on both backends; request validation needs only one.
 SEALED = b"age-encryption.org/v1 pretend ciphertext"
 
 
@@ -56,10 +55,12 @@ async def leased(server: Server, data: bytes = b"data") -> Lease:
     return lease
 
 
+@both_backends
 async def test_nothing_queued_is_204(server: Server) -> None:
     assert await server.lease(timeout=0.0) is None
 
 
+@both_backends
 async def test_the_oldest_queued_job_of_a_run_engine_is_leased(server: Server) -> None:
     first = await server.upload(server.owner, b"1")
     other_engine = await server.upload(server.owner, b"2", engine="magic@2")
@@ -76,6 +77,7 @@ async def test_the_oldest_queued_job_of_a_run_engine_is_leased(server: Server) -
     assert magic is not None and magic.job_id == other_engine.id
 
 
+@both_backends
 async def test_concurrent_leases_never_hand_out_a_job_twice(server: Server) -> None:
     for i in range(5):
         await server.upload(server.owner, bytes([i]))
@@ -101,6 +103,7 @@ async def test_a_malformed_lease_request_is_400(server: Server, body: dict[str, 
     error_body(response)
 
 
+@both_backends
 async def test_a_heartbeat_extends_the_lease(server: Server) -> None:
     lease = await leased(server)
     path = JOB_HEARTBEAT.format(job_id=lease.job_id)
@@ -132,6 +135,7 @@ async def job_calls(lease: Lease, token: str | None = None) -> list[tuple[str, d
     ]
 
 
+@both_backends
 async def test_a_lapsed_lease_is_409_everywhere_even_before_the_sweeper_runs(
     server: Server,
 ) -> None:
@@ -144,6 +148,7 @@ async def test_a_lapsed_lease_is_409_everywhere_even_before_the_sweeper_runs(
     assert (await job_state(server, lease.job_id)).state == "leased"  # not swept yet
 
 
+@both_backends
 async def test_a_stale_lease_is_409_everywhere_once_the_job_is_leased_again(
     server: Server,
 ) -> None:
@@ -160,6 +165,7 @@ async def test_a_stale_lease_is_409_everywhere_once_the_job_is_leased_again(
     assert (await job_state(server, current.job_id)).state == "leased"
 
 
+@both_backends
 async def test_an_unknown_token_or_job_is_refused(server: Server) -> None:
     lease = await leased(server)
     wrong = await server.call(
@@ -173,6 +179,7 @@ async def test_an_unknown_token_or_job_is_refused(server: Server) -> None:
     error_body(missing)
 
 
+@both_backends
 async def test_chunks_are_listed_after_a_sequence_number_with_presigned_gets(
     server: Server,
 ) -> None:
@@ -203,6 +210,7 @@ async def test_chunks_are_listed_after_a_sequence_number_with_presigned_gets(
     assert done.chunks == []  # nothing more will come: answered at once, not after 30 s
 
 
+@both_backends
 async def test_completion_checks_the_stored_result(server: Server) -> None:
     lease = await leased(server)
     path = JOB_COMPLETE.format(job_id=lease.job_id)
@@ -221,6 +229,7 @@ async def test_completion_checks_the_stored_result(server: Server) -> None:
     assert (await server.call("POST", path, server.processor, body)).status_code == 204
 
 
+@both_backends
 async def test_a_result_is_recorded_exactly_once(server: Server) -> None:
     stale = await leased(server)
     stale_body = await store_result(server, stale)
@@ -246,6 +255,7 @@ async def test_a_result_is_recorded_exactly_once(server: Server) -> None:
     assert (await server.call("POST", complete, server.processor, stale_body)).status_code == 409
 
 
+@both_backends
 async def test_completion_waits_for_every_chunk(server: Server) -> None:
     data = b"p" * (2 * CHUNK)
     created = await server.create_upload(server.owner, data)
@@ -260,6 +270,7 @@ async def test_completion_waits_for_every_chunk(server: Server) -> None:
     assert "chunks" in error_body(early).detail
 
 
+@both_backends
 async def test_a_retryable_failure_requeues_until_the_attempts_are_spent(server: Server) -> None:
     info = await server.upload(server.owner, b"flaky")
     for attempt in (1, 2, 3):
@@ -277,6 +288,7 @@ async def test_a_retryable_failure_requeues_until_the_attempts_are_spent(server:
     assert await server.lease() is None
 
 
+@both_backends
 async def test_a_permanent_failure_fails_at_once(server: Server) -> None:
     lease = await leased(server)
     await server.call(
