@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.support.processes import FapProcess, ServerProcess, fap_argv
+from tests.support.seaweedfs import S3Storage
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,6 +29,8 @@ class Pipeline:
     home: Path
     signals: Path
     workers: list[FapProcess] = field(default_factory=list)
+    db_url: str | None = None  # PostgreSQL, on the scale-out backend
+    storage: S3Storage | None = None  # the bucket, on the scale-out backend
 
     @property
     def env(self) -> dict[str, str]:
@@ -83,6 +86,23 @@ class Pipeline:
             timeout=30,
         )
 
+    def stored(self) -> Iterator[tuple[str, bytes]]:
+        """Everything the server keeps, wherever it keeps it: data dir, database, bucket."""
+        for path in self.server.data_dir.rglob("*"):
+            if path.is_file():
+                yield str(path), path.read_bytes()
+        if self.db_url:
+            plain = self.db_url.replace("postgresql+asyncpg://", "postgresql://")
+            dump = subprocess.run(
+                ["pg_dump", "--data-only", plain], capture_output=True, check=True
+            )
+            yield "database", dump.stdout
+        if self.storage:
+            client = self.storage.client()
+            for key in self.storage.stored_keys():
+                body = client.get_object(Bucket=self.storage.bucket, Key=key)["Body"]
+                yield f"s3://{self.storage.bucket}/{key}", body.read()
+
     def upload(self, *args: str) -> list[dict[str, Any]]:
         """``fap upload ARGS --json``: one decoded line per file; the exit code is checked by the caller."""
         done = self.fap("upload", *args, "--json")
@@ -91,15 +111,30 @@ class Pipeline:
         return lines
 
 
-@pytest.fixture
-def pipeline(tmp_path: Path, start_server: Callable[..., ServerProcess]) -> Iterator[Pipeline]:
-    """A server with short leases (so lapses show in seconds), and no worker yet."""
+@pytest.fixture(params=["embedded", "scale-out"])
+def pipeline(
+    request: pytest.FixtureRequest, tmp_path: Path, start_server: Callable[..., ServerProcess]
+) -> Iterator[Pipeline]:
+    """A server with short leases (so lapses show in seconds), and no worker yet — on each
+    backend: the embedded defaults (SQLite, blobs in the data dir) and the scale-out one
+    (PostgreSQL, an S3 server). The same tests, the same code paths."""
     home = tmp_path / "home"
     signals = tmp_path / "signals"
     home.mkdir()
     signals.mkdir()
-    server = start_server("--lease-seconds", "4", "--heartbeat-seconds", "1", "--max-attempts", "2")
-    pipe = Pipeline(server=server, tmp=tmp_path, home=home, signals=signals)
+    args = ["--lease-seconds", "4", "--heartbeat-seconds", "1", "--max-attempts", "2"]
+    db_url: str | None = None
+    storage: S3Storage | None = None
+    env: dict[str, str] = {}
+    if request.param == "scale-out":
+        db_url = request.getfixturevalue("pg_url")
+        storage = request.getfixturevalue("s3_storage")
+        args += ["--db", db_url, "--storage", storage.url]
+        env = storage.env
+    server = start_server(*args, env=env)
+    pipe = Pipeline(
+        server=server, tmp=tmp_path, home=home, signals=signals, db_url=db_url, storage=storage
+    )
     yield pipe
     for worker in pipe.workers:
         worker.stop()
