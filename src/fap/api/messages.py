@@ -99,6 +99,9 @@ class UploadCreate(Struct):
     sha256: str
     engine: str | None = None  # name@version; None: the organisation's default
     chunk_size: int = 8 * 1024 * 1024
+    # Chosen by the client, unique per upload it means to make (e.g. a random UUID): the same
+    # request sent again after a lost answer — to this replica or another — gets the same upload.
+    request_id: str | None = None
 
 
 class ChunkSpec(Struct):

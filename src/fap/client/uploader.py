@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +178,8 @@ class Uploader:
             sha256=file.sha256,
             engine=engine,
             chunk_size=self.settings.chunk_size,
+            # The session resends this very body after a lost answer: one upload, not two.
+            request_id=uuid.uuid4().hex,
         )
         created = await self.session.call("POST", UPLOADS, body, returns=UploadCreated)
         return created.upload

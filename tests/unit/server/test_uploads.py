@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from tests.unit.server.harness import CHUNK, Server, error_body
+from tests.unit.server.harness import CHUNK, Server, both_backends, error_body
 
 from fap.api import (
     CHUNK_URLS,
@@ -57,6 +57,38 @@ async def test_create_refuses_what_cannot_be_uploaded(
     response = await server.call("POST", UPLOADS, server.owner, create_body(**fields))
     assert response.status_code == status, response.text
     assert words in error_body(response).detail
+
+
+@both_backends
+async def test_a_create_sent_again_after_a_lost_answer_makes_no_second_upload(
+    server: Server,
+) -> None:
+    await server.register_device(server.owner)
+    body = create_body(request_id="retry-of-one-request")
+
+    first = await server.call("POST", UPLOADS, server.owner, body)
+    again = await server.call("POST", UPLOADS, server.owner, body)
+
+    assert first.status_code == again.status_code == 201
+    upload = msgspec.json.decode(first.content, type=UploadCreated).upload
+    assert msgspec.json.decode(again.content, type=UploadCreated).upload.id == upload.id
+    listed = msgspec.json.decode(
+        (await server.call("GET", UPLOADS, server.owner)).content, type=UploadList
+    )
+    assert [u.id for u in listed.uploads] == [upload.id]
+
+
+@both_backends
+async def test_a_request_id_names_one_upload_only(server: Server) -> None:
+    await server.register_device(server.owner)
+    await server.call("POST", UPLOADS, server.owner, create_body(request_id="once"))
+
+    other = await server.call(
+        "POST", UPLOADS, server.owner, create_body(request_id="once", size=11)
+    )
+
+    assert other.status_code == 409
+    assert "request_id was used for another upload" in error_body(other).detail
 
 
 async def test_create_needs_a_registered_device(server: Server) -> None:

@@ -31,6 +31,7 @@ from fap.server.routes.validation import (
     MIN_CHUNK_SIZE,
     check_engine,
     check_sha256,
+    check_text,
     check_timeout,
     check_upload_name,
 )
@@ -59,6 +60,7 @@ async def create_upload(
     (POST chunk-urls): a presigned PUT is signed for the exact size and checksum of its bytes."""
     name = check_upload_name(data.name)
     sha256 = check_sha256(data.sha256, "sha256 of the file")
+    request_id = None if data.request_id is None else check_text(data.request_id, "request_id", 64)
     engine = check_engine(data.engine) if data.engine is not None else caller.org.default_engine
     if data.size < 0:
         raise BadRequest("The file size must be 0 or more bytes.")
@@ -85,9 +87,15 @@ async def create_upload(
             engine=engine,
             chunk_size=data.chunk_size,
             chunk_count=-(-data.size // data.chunk_size),
+            request_id=request_id,
         ),
         services.clock(),
     )
+    asked = (name, data.size, sha256, engine, data.chunk_size)
+    if (upload.name, upload.size, upload.sha256, upload.engine, upload.chunk_size) != asked:
+        raise Conflict(
+            "This request_id was used for another upload already; send a new one for each file."
+        )
     if upload.state == "queued":
         await services.queue.queued(upload)
     return UploadCreated(upload=upload_info(upload, []))

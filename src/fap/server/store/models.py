@@ -98,6 +98,9 @@ class Upload(Base):
         # The clean-up (migration 0002): finished uploads whose chunks or results are still stored.
         Index(None, "chunks_deleted_at", "finished_at"),
         Index(None, "expired_at", "finished_at"),
+        # NULLs are distinct in a unique index (SQLite and PostgreSQL): only ids that were sent
+        # must be unique, per user.
+        Index(None, "user_id", "request_id", unique=True),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -125,6 +128,7 @@ class Upload(Base):
     chunks_deleted_at: Mapped[float | None] = mapped_column(Float)
     # When the clean-up deleted every blob of the upload, its result too: past --keep-results.
     expired_at: Mapped[float | None] = mapped_column(Float)
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class Chunk(Base):

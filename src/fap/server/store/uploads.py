@@ -36,6 +36,7 @@ class NewUpload:
     engine: str
     chunk_size: int
     chunk_count: int
+    request_id: str | None = None
 
 
 class Uploads:
@@ -43,27 +44,46 @@ class Uploads:
         self._db = db
 
     async def create(self, new: NewUpload, now: float) -> Upload:
-        """A new upload; one without chunks (an empty file) is queued at once."""
+        """A new upload; one without chunks (an empty file) is queued at once.
+
+        A ``request_id`` the user sent before answers the upload that request made, so a retry
+        after a lost answer never makes a second one; the route checks it describes the same file.
+        """
         empty = new.chunk_count == 0
-        upload = Upload(
-            id=new_id(),
-            org_id=new.org_id,
-            user_id=new.user_id,
-            name=new.name,
-            size=new.size,
-            sha256=new.sha256,
-            engine=new.engine,
-            chunk_size=new.chunk_size,
-            chunk_count=new.chunk_count,
-            state="queued" if empty else "pending",
-            attempts=0,
-            lapses=0,
-            created_at=now,
-            queued_at=now if empty else None,
-        )
+        upload_id = new_id()
         async with self._db.write() as session:
-            session.add(upload)
-        return upload
+            # Insert unless the request was seen, in one statement: two copies of one request
+            # arriving at two replicas at once make one upload.
+            await session.execute(
+                self._db.insert(Upload)
+                .values(
+                    id=upload_id,
+                    org_id=new.org_id,
+                    user_id=new.user_id,
+                    name=new.name,
+                    size=new.size,
+                    sha256=new.sha256,
+                    engine=new.engine,
+                    chunk_size=new.chunk_size,
+                    chunk_count=new.chunk_count,
+                    state="queued" if empty else "pending",
+                    attempts=0,
+                    lapses=0,
+                    created_at=now,
+                    queued_at=now if empty else None,
+                    request_id=new.request_id,
+                )
+                .on_conflict_do_nothing(index_elements=[Upload.user_id, Upload.request_id])
+            )
+            made = await session.scalar(
+                select(Upload).where(Upload.id == upload_id)
+                if new.request_id is None
+                else select(Upload).where(
+                    Upload.user_id == new.user_id, Upload.request_id == new.request_id
+                )
+            )
+        assert made is not None  # inserted now, or by the request this one repeats
+        return made
 
     @retried
     async def get(self, org_id: str, upload_id: str) -> Upload | None:
