@@ -172,6 +172,8 @@ class ResultUrl(Struct):
     upload_id: str
     url: str
     size: int
+    # For a PUT (the worker's): sent as they are with it (Content-Length, a checksum).
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class LeaseRequest(Struct):
@@ -225,6 +227,7 @@ class ChunkList(Struct):
 class ResultUrlRequest(Struct):
     lease_token: str
     size: int
+    sha256: str | None = None  # of the ciphertext: the store refuses other bytes
 
 
 class CompleteRequest(Struct):

@@ -221,20 +221,21 @@ class Job:
         services, lease = self._services, self.lease
         loop = asyncio.get_running_loop()
         sealed = await loop.run_in_executor(services.executor, seal, result, lease.recipients)
+        sealed_sha256 = await loop.run_in_executor(services.executor, sha256_hex, sealed)
         target = await services.session.call(
             "POST",
             JOB_RESULT_URL.format(job_id=lease.job_id),
-            ResultUrlRequest(lease_token=lease.lease_token, size=len(sealed)),
+            ResultUrlRequest(lease_token=lease.lease_token, size=len(sealed), sha256=sealed_sha256),
             returns=ResultUrl,
         )
-        await put_bytes(services.blobs, target.url, sealed)
+        await put_bytes(services.blobs, target.url, sealed, target.headers)
         await services.session.call(
             "POST",
             JOB_COMPLETE.format(job_id=lease.job_id),
             CompleteRequest(
                 lease_token=lease.lease_token,
                 result_size=len(sealed),
-                result_sha256=sha256_hex(sealed),
+                result_sha256=sealed_sha256,
             ),
         )
 

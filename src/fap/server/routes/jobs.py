@@ -204,10 +204,11 @@ async def job_result_url(
             f"A result of {data.size} bytes is over the {MAX_RESULT_SIZE}-byte limit for results."
         )
     await services.queue.holding(processor.org.id, job_id, data.lease_token)
+    sha256 = None if data.sha256 is None else check_sha256(data.sha256, "sha256 of the result")
     signed = await services.blobs.presign_put(
-        result_key(job_id), data.size, services.settings.url_ttl_seconds
+        result_key(job_id), data.size, services.settings.url_ttl_seconds, sha256=sha256
     )
-    return ResultUrl(upload_id=job_id, url=signed.url, size=data.size)
+    return ResultUrl(upload_id=job_id, url=signed.url, size=data.size, headers=dict(signed.headers))
 
 
 @post(route(JOB_COMPLETE), opt=_PROCESS, status_code=204)
