@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, exists, func, select, update
+from sqlalchemy.orm import InstrumentedAttribute
 
 from fap.server.store.database import Database, update_rows
 from fap.server.store.models import Chunk, Upload
@@ -58,18 +59,7 @@ class Retention:
 
     async def with_chunks(self, cutoff: float, limit: int) -> list[Finished]:
         """Uploads finished at or before ``cutoff`` whose chunk blobs were not deleted yet."""
-        async with self._db.read() as session:
-            rows = await session.execute(
-                select(Upload.id, Upload.state)
-                .where(
-                    Upload.chunks_deleted_at.is_(None),
-                    Upload.finished_at <= cutoff,
-                    Upload.state.in_(_FINISHED),
-                )
-                .order_by(Upload.finished_at, Upload.id)
-                .limit(limit)
-            )
-            return [Finished(upload_id, state) for upload_id, state in rows]
+        return await self._finished_without(Upload.chunks_deleted_at, cutoff, limit)
 
     async def chunks_deleted(self, upload_id: str, now: float) -> bool:
         """Record that the upload's chunk blobs are gone; False if another replica did first."""
@@ -88,14 +78,17 @@ class Retention:
 
     async def past_retention(self, cutoff: float, limit: int) -> list[Finished]:
         """Uploads finished at or before ``cutoff`` whose blobs were not all deleted yet."""
+        return await self._finished_without(Upload.expired_at, cutoff, limit)
+
+    async def _finished_without(
+        self, mark: InstrumentedAttribute[float | None], cutoff: float, limit: int
+    ) -> list[Finished]:
+        """Uploads finished at or before ``cutoff`` that the clean-up step ``mark`` records
+        has not handled yet, oldest first."""
         async with self._db.read() as session:
             rows = await session.execute(
                 select(Upload.id, Upload.state)
-                .where(
-                    Upload.expired_at.is_(None),
-                    Upload.finished_at <= cutoff,
-                    Upload.state.in_(_FINISHED),
-                )
+                .where(mark.is_(None), Upload.finished_at <= cutoff, Upload.state.in_(_FINISHED))
                 .order_by(Upload.finished_at, Upload.id)
                 .limit(limit)
             )
