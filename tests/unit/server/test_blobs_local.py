@@ -3,6 +3,7 @@ stores nothing. (What every BlobStore must do is in tests/integration/test_s3_bl
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import stat
 from collections.abc import AsyncIterator
@@ -197,6 +198,25 @@ async def test_delete_prefix_removes_an_uploads_objects(tmp_path: Path) -> None:
     await blobs.delete_prefix("uploads/a/")
     assert [await blobs.size(chunk_key("a", 0)), await blobs.size(result_key("a"))] == [None, None]
     assert await blobs.size(chunk_key("b", 0)) == 1
+
+
+async def test_deleting_one_prefix_from_many_replicas_at_once_is_no_error(
+    tmp_path: Path,
+) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs", tmp_path / "secret", "http://x")
+    await blobs.open()
+
+    async def one(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    for round_ in range(20):
+        upload = f"u{round_}"
+        for seq in range(20):
+            await blobs.receive(chunk_key(upload, seq), one(b"x"), 1)
+        # Each call runs in a thread of its own: they race over the same files and directories.
+        await asyncio.gather(*(blobs.delete_prefix(f"uploads/{upload}/") for _ in range(6)))
+        assert await blobs.size(chunk_key(upload, 0)) is None
+    assert stored_files(blobs) == []
 
 
 async def test_the_signing_secret_is_private_and_survives_a_restart(tmp_path: Path) -> None:

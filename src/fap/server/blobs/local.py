@@ -13,6 +13,7 @@ import math
 import re
 import secrets
 import shutil
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -97,25 +98,31 @@ class LocalBlobStore:
         return stat.st_size
 
     async def delete_prefix(self, prefix: str) -> None:
+        # Replicas (or clean-up passes) may delete the same prefix at once: whatever another one
+        # removed first is simply gone, never an error.
         def delete() -> None:
             directory, _, stem = prefix.rpartition("/")
             base = self.path(directory) if directory else self.root
-            if not base.is_dir():
+            try:
+                entries = list(base.iterdir())
+            except FileNotFoundError:
                 return
-            for entry in base.iterdir():
+            for entry in entries:
                 if entry == self._temp or not entry.name.startswith(stem):
                     continue
                 if entry.is_dir():
-                    shutil.rmtree(entry)
+                    _remove_tree(entry)
                 else:
                     entry.unlink(missing_ok=True)
             # The directories this left empty go too (not the top one, uploads/): else every
             # upload the clean-up deleted would leave its empty directory behind forever.
-            while base != self.root and base.parent != self.root and not any(base.iterdir()):
+            while base != self.root and base.parent != self.root:
                 try:
                     base.rmdir()
+                except FileNotFoundError:
+                    pass  # another deleter removed it first
                 except OSError:
-                    return  # a PUT just stored something here
+                    return  # not empty: a PUT just stored something here
                 base = base.parent
 
         await asyncio.to_thread(delete)
@@ -227,3 +234,16 @@ def _write(handle: BinaryIO, hash_update: Callable[[bytes], None], data: bytes) 
 def _move_into_place(temp: Path, final: Path) -> None:
     final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temp.replace(final)
+
+
+def _remove_tree(path: Path) -> None:
+    """shutil.rmtree, where a file another deleter removed first is no error."""
+
+    def unless_gone(function: object, name: object, error: BaseException) -> None:
+        if not isinstance(error, FileNotFoundError):
+            raise error
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=unless_gone)
+    else:  # onexc is 3.12's; onerror, its predecessor, passes exc_info
+        shutil.rmtree(path, onerror=lambda f, n, info: unless_gone(f, n, info[1]))
