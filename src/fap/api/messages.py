@@ -180,6 +180,9 @@ class LeaseRequest(Struct):
     worker_id: str
     engines: list[str]
     timeout: float = 20.0  # long-poll: how long the server may hold the request
+    # Chosen by the worker, new for each lease it asks for: the same request sent again after a
+    # lost answer gets the lease that answer carried, rather than leaving it to lapse.
+    request_id: str | None = None
 
 
 class LeaseToken(Struct):

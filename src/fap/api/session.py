@@ -10,10 +10,9 @@ on to the next, round robin, at once, and only a whole round of failures waits b
 round. The first round always runs, even with a zero budget: failover is what the list is for.
 
 Sending a request again, to the same replica or another, is safe because every route is idempotent
-or fenced by its lease token, with two known costs when an answer is lost on the way back:
-``POST /v1/uploads`` sent again creates a second upload, and the first, which never gets a chunk,
-is never queued (clean-up fails it as abandoned); a ``POST /v1/lease`` whose job never reached the
-worker holds that job until the lease lapses (``lease_seconds``), which costs the job one attempt.
+or fenced by its lease token. The two that create something carry the caller's ``request_id``, so
+that a copy sent after a lost answer gets what the first one made: ``POST /v1/uploads`` the same
+upload, ``POST /v1/lease`` the same lease. The session resends the very same body, id included.
 """
 
 from __future__ import annotations

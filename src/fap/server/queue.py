@@ -50,14 +50,19 @@ class JobQueue:
         self._sweeper = Sweeper(store.jobs, notifier, self.sweep, settings.sweep_seconds, clock)
 
     async def lease(
-        self, org_id: str, worker_id: str, engines: Sequence[str], timeout: float
+        self,
+        org_id: str,
+        worker_id: str,
+        engines: Sequence[str],
+        timeout: float,
+        request_id: str | None = None,
     ) -> Upload | None:
         """The oldest queued job for one of ``engines``, waiting up to ``timeout`` s for one."""
         await self._store.jobs.see_worker(org_id, worker_id, list(engines), self._clock())
 
         async def attempt() -> Upload | None:
             return await self._store.jobs.lease(
-                org_id, engines, worker_id, self._settings.lease_seconds, self._clock()
+                org_id, engines, worker_id, self._settings.lease_seconds, self._clock(), request_id
             )
 
         job = await long_poll(self._notifier, [queue_topic(org_id)], attempt, timeout)

@@ -20,6 +20,7 @@ import secrets
 import signal
 import socket
 import sys
+import uuid
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -130,7 +131,13 @@ class Worker:
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
     async def _lease(self, engine: str) -> Lease | None:
-        request = LeaseRequest(worker_id=self.worker_id, engines=[engine], timeout=LEASE_POLL)
+        # A new id per lease asked for; the session resends this very body after a lost answer.
+        request = LeaseRequest(
+            worker_id=self.worker_id,
+            engines=[engine],
+            timeout=LEASE_POLL,
+            request_id=uuid.uuid4().hex,
+        )
         return await self.services.session.call("POST", LEASE, request, returns=Lease)
 
     async def _unless_stopped(self, awaitable: Coroutine[Any, Any, T]) -> T | None:

@@ -258,12 +258,18 @@ class Server:
         engines: list[str] | None = None,
         worker_id: str = "worker-1",
         timeout: float = 0.0,
+        request_id: str | None = None,
     ) -> Lease | None:
         response = await self.call(
             "POST",
             LEASE,
             token or self.processor,
-            LeaseRequest(worker_id=worker_id, engines=engines or ["size@1"], timeout=timeout),
+            LeaseRequest(
+                worker_id=worker_id,
+                engines=engines or ["size@1"],
+                timeout=timeout,
+                request_id=request_id,
+            ),
         )
         if response.status_code == 204:
             return None

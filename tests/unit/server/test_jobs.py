@@ -56,6 +56,22 @@ async def leased(server: Server, data: bytes = b"data") -> Lease:
 
 
 @both_backends
+async def test_a_lease_asked_again_after_a_lost_answer_is_the_same_lease(server: Server) -> None:
+    await server.upload(server.owner, b"one job")
+    first = await server.lease(request_id="ask-1")
+    assert first is not None
+
+    again = await server.lease(request_id="ask-1")
+    other_worker = await server.lease(request_id="ask-1", worker_id="worker-2")
+    next_ask = await server.lease(request_id="ask-2")
+
+    assert again is not None
+    assert (again.job_id, again.lease_token, again.attempt) == (first.job_id, first.lease_token, 1)
+    assert other_worker is None  # a request id answers only the worker that sent it
+    assert next_ask is None  # a new request is a new lease: nothing else is queued
+
+
+@both_backends
 async def test_nothing_queued_is_204(server: Server) -> None:
     assert await server.lease(timeout=0.0) is None
 

@@ -76,9 +76,9 @@ async def lease(
         raise BadRequest(f"A worker may name at most {_MAX_ENGINES} engines.")
     engines = [check_engine(engine) for engine in dict.fromkeys(data.engines)]
     timeout = check_timeout(data.timeout, services.settings.long_poll_seconds)
-    job = await _lease_while_connected(
-        request, services.queue, services.queue.lease(processor.org.id, worker_id, engines, timeout)
-    )
+    request_id = None if data.request_id is None else check_text(data.request_id, "request_id", 64)
+    leasing = services.queue.lease(processor.org.id, worker_id, engines, timeout, request_id)
+    job = await _lease_while_connected(request, services.queue, leasing)
     if job is None:
         return Response(None, status_code=204)
     assert job.lease_token is not None  # a leased job has its token

@@ -87,10 +87,32 @@ class Jobs:
             )
 
     async def lease(
-        self, org_id: str, engines: Sequence[str], worker_id: str, lease_seconds: float, now: float
+        self,
+        org_id: str,
+        engines: Sequence[str],
+        worker_id: str,
+        lease_seconds: float,
+        now: float,
+        request_id: str | None = None,
     ) -> Upload | None:
-        """Lease the oldest queued job of the organisation whose engine is one of ``engines``."""
+        """Lease the oldest queued job of the organisation whose engine is one of ``engines``.
+
+        A ``request_id`` that already holds a live lease of this worker answers that lease again:
+        the request is a retry whose first answer was lost.
+        """
         async with self._db.write() as session:
+            if request_id is not None:
+                held = await session.scalar(
+                    select(Upload).where(
+                        Upload.org_id == org_id,
+                        Upload.lease_request_id == request_id,
+                        Upload.worker_id == worker_id,
+                        Upload.state == "leased",
+                        Upload.lease_expires > now,
+                    )
+                )
+                if held is not None:
+                    return held
             # Rows other leases hold locked are skipped, not waited for: each concurrent lease
             # takes the oldest job nobody else is taking.
             upload_id = await session.scalar(
@@ -116,6 +138,7 @@ class Jobs:
                     lease_expires=now + lease_seconds,
                     attempts=Upload.attempts + 1,
                     worker_id=worker_id,
+                    lease_request_id=request_id,
                 ),
             )
             return await _reload(session, upload_id) if taken == 1 else None
@@ -189,6 +212,7 @@ class Jobs:
                     lease_token=None,
                     lease_expires=None,
                     worker_id=None,
+                    lease_request_id=None,
                     attempts=Upload.attempts - 1,
                 ),
             )

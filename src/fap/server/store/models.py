@@ -129,6 +129,7 @@ class Upload(Base):
     # When the clean-up deleted every blob of the upload, its result too: past --keep-results.
     expired_at: Mapped[float | None] = mapped_column(Float)
     request_id: Mapped[str | None] = mapped_column(String(64))
+    lease_request_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class Chunk(Base):
