@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Update, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -174,18 +175,16 @@ class Jobs:
         self, job_id: str, token: str, result_size: int, result_sha256: str, now: float
     ) -> bool:
         """Record the result, once: only the current, unexpired lease can."""
-        async with self._db.write() as session:
-            changed = await update_rows(
-                session,
-                _current(job_id, token, now).values(
-                    state="done",
-                    result_size=result_size,
-                    result_sha256=result_sha256,
-                    error=None,
-                    finished_at=now,
-                ),
-            )
-        return changed == 1
+        return await self._while_current(
+            job_id,
+            token,
+            now,
+            state="done",
+            result_size=result_size,
+            result_sha256=result_sha256,
+            error=None,
+            finished_at=now,
+        )
 
     async def release(
         self, job_id: str, token: str, error: str, requeue: bool, now: float
@@ -196,26 +195,29 @@ class Jobs:
             values.update(state="queued", queued_at=now)
         else:
             values.update(state="failed", finished_at=now)
-        async with self._db.write() as session:
-            changed = await update_rows(session, _current(job_id, token, now).values(**values))
-        if changed != 1:
+        if not await self._while_current(job_id, token, now, **values):
             return None
         return "queued" if requeue else "failed"
 
     async def unlease(self, job_id: str, token: str, now: float) -> bool:
         """Take back a lease its worker never received: queued again, the attempt not counted."""
+        return await self._while_current(
+            job_id,
+            token,
+            now,
+            state="queued",
+            lease_token=None,
+            lease_expires=None,
+            worker_id=None,
+            lease_request_id=None,
+            attempts=Upload.attempts - 1,
+        )
+
+    async def _while_current(self, job_id: str, token: str, now: float, **values: Any) -> bool:
+        """Set ``values`` on the job if ``token`` still holds its unexpired lease; answer whether
+        it did (False: the lease changed meanwhile)."""
         async with self._db.write() as session:
-            changed = await update_rows(
-                session,
-                _current(job_id, token, now).values(
-                    state="queued",
-                    lease_token=None,
-                    lease_expires=None,
-                    worker_id=None,
-                    lease_request_id=None,
-                    attempts=Upload.attempts - 1,
-                ),
-            )
+            changed = await update_rows(session, _current(job_id, token, now).values(**values))
         return changed == 1
 
     async def sweep(self, max_attempts: int, now: float) -> list[Lapse]:

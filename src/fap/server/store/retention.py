@@ -9,6 +9,7 @@ harmlessly) by the next pass rather than a blob that nobody deletes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlalchemy.orm import InstrumentedAttribute
@@ -63,18 +64,7 @@ class Retention:
 
     async def chunks_deleted(self, upload_id: str, now: float) -> bool:
         """Record that the upload's chunk blobs are gone; False if another replica did first."""
-        async with self._db.write() as session:
-            changed = await update_rows(
-                session,
-                update(Upload)
-                .where(
-                    Upload.id == upload_id,
-                    Upload.chunks_deleted_at.is_(None),
-                    Upload.state.in_(_FINISHED),
-                )
-                .values(chunks_deleted_at=now),
-            )
-        return changed == 1
+        return await self._mark_once(upload_id, Upload.chunks_deleted_at, chunks_deleted_at=now)
 
     async def past_retention(self, cutoff: float, limit: int) -> list[Finished]:
         """Uploads finished at or before ``cutoff`` whose blobs were not all deleted yet."""
@@ -96,19 +86,24 @@ class Retention:
 
     async def expired(self, upload_id: str, now: float) -> bool:
         """Record that every blob of the upload is gone; False if another replica did first."""
+        return await self._mark_once(
+            upload_id,
+            Upload.expired_at,
+            expired_at=now,
+            chunks_deleted_at=func.coalesce(Upload.chunks_deleted_at, now),
+        )
+
+    async def _mark_once(
+        self, upload_id: str, mark: InstrumentedAttribute[float | None], **values: Any
+    ) -> bool:
+        """Set ``values`` on a finished upload whose clean-up step ``mark`` is not recorded yet;
+        answer whether this call did (replicas cleaning at once: one wins)."""
         async with self._db.write() as session:
             changed = await update_rows(
                 session,
                 update(Upload)
-                .where(
-                    Upload.id == upload_id,
-                    Upload.expired_at.is_(None),
-                    Upload.state.in_(_FINISHED),
-                )
-                .values(
-                    expired_at=now,
-                    chunks_deleted_at=func.coalesce(Upload.chunks_deleted_at, now),
-                ),
+                .where(Upload.id == upload_id, mark.is_(None), Upload.state.in_(_FINISHED))
+                .values(**values),
             )
         return changed == 1
 
