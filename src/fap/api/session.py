@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -29,6 +28,7 @@ import msgspec
 
 from fap.api.messages import ErrorBody, Struct
 from fap.api.paths import API_VERSION, API_VERSION_HEADER
+from fap.backoff import Backoff
 from fap.errors import AuthError, ConfigError, ConflictError, ServerError, ServerUnreachable
 
 __all__ = ("ApiSession", "parse_servers")
@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _RETRYABLE_STATUS = frozenset({502, 503, 504})
+# After a whole round of replicas failed; jittered, so clients cut off together come back apart.
+_BETWEEN_ROUNDS = Backoff(first=0.4, cap=5.0)
 
 
 def parse_servers(text: str) -> tuple[str, ...]:
@@ -179,7 +181,7 @@ class ApiSession:
             if rest and rounds == 0:
                 continue  # the first round: every replica gets its try, whatever the budget
             # Within a round, on to the next replica at once; after a whole round, a pause.
-            delay = 0.0 if rest else _backoff(rounds)
+            delay = 0.0 if rest else _BETWEEN_ROUNDS.delay(rounds)
             if time.monotonic() + delay > deadline:
                 raise ServerUnreachable(self._unreachable(problem, budget))
             await asyncio.sleep(delay)
@@ -210,11 +212,6 @@ class ApiSession:
             f"None of the servers {', '.join(self.servers)} answered (last: {problem}) for "
             f"{budget:g} s; check that they are running and that the addresses are right."
         )
-
-
-def _backoff(rounds: int) -> float:
-    # Jittered, so that clients cut off together do not come back together.
-    return float(min(5.0, 0.2 * 2**rounds) * (0.5 + random.random()))  # noqa: S311
 
 
 def _raise_for_status(method: str, path: str, response: httpx.Response) -> None:

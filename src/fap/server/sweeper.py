@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from fap.backoff import Backoff
 from fap.server.notify import Notifier, leases_topic
 from fap.server.store import Jobs, StoreUnavailable
 
@@ -25,8 +26,7 @@ __all__ = ("Sweeper",)
 logger = logging.getLogger(__name__)
 
 # While the database is out of reach: the first retry, and the longest wait between two.
-_FIRST_RETRY = 0.5
-_MAX_RETRY = 10.0
+_RETRY = Backoff(first=0.5, cap=10.0, jitter=False)
 
 
 class Sweeper:
@@ -72,18 +72,14 @@ class Sweeper:
                         failures += 1
                         log = logger.warning if failures == 1 else logger.debug
                         log("sweeping lapsed leases: %s Trying again.", error)
-                        due = self._clock() + _retry_after(failures)
+                        due = self._clock() + _RETRY.delay(failures)
                     except Exception:
                         # Any other failure (SQLite busy for too long, say) must not end sweeping
                         # for good either.
                         failures += 1
                         logger.exception("sweeping lapsed leases failed; trying again")
-                        due = self._clock() + _retry_after(failures)
+                        due = self._clock() + _RETRY.delay(failures)
                     continue
                 woken = await wake_ups.wait(wait)
                 if woken and due is None:
                     due = self._clock()  # a lease somewhere: learn its deadline
-
-
-def _retry_after(failures: int) -> float:
-    return min(_MAX_RETRY, _FIRST_RETRY * 2.0 ** (failures - 1))

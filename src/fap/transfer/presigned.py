@@ -8,11 +8,11 @@ since sending the same request again cannot change the answer.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Mapping
 
 import httpx
 
+from fap.backoff import Backoff
 from fap.errors import ServerError, ServerUnreachable
 
 __all__ = ("get_bytes", "put_bytes")
@@ -20,8 +20,7 @@ __all__ = ("get_bytes", "put_bytes")
 _ATTEMPTS = 5
 
 
-def _backoff(attempt: int) -> float:
-    return float(min(8.0, 0.25 * 2**attempt) * (0.5 + random.random()))  # noqa: S311
+_RETRY = Backoff(first=0.5, cap=8.0)
 
 
 async def put_bytes(
@@ -47,7 +46,7 @@ async def _send(
     last: str = ""
     for attempt in range(_ATTEMPTS):
         if attempt:
-            await asyncio.sleep(_backoff(attempt))
+            await asyncio.sleep(_RETRY.delay(attempt))
         try:
             response = await http.request(method, url, content=data, headers=headers)
         except httpx.TransportError as error:

@@ -16,6 +16,7 @@ from concurrent.futures import Executor
 import httpx
 
 from fap.api import JOB_CHUNKS, ApiSession, ChunkList, ChunkListRequest, ChunkRef
+from fap.backoff import Backoff
 from fap.errors import ServerError
 from fap.transfer import decode_chunk, get_bytes
 
@@ -25,7 +26,7 @@ __all__ = ("ChunkStream",)
 LIST_TIMEOUT = 20.0
 # When the listing answers only chunks already known (a later one was stored before the next one
 # needed), wait a little before asking again rather than spin; the uploader is mid-PUT.
-OUT_OF_ORDER_PAUSE = (0.1, 2.0)
+OUT_OF_ORDER_PAUSE = Backoff(first=0.2, cap=2.0, jitter=False)
 
 
 class ChunkStream:
@@ -106,8 +107,7 @@ class ChunkStream:
                     self._listed.set()
                 elif answer.chunks:
                     idle += 1
-                    low, high = OUT_OF_ORDER_PAUSE
-                    await asyncio.sleep(min(high, low * 2**idle))
+                    await asyncio.sleep(OUT_OF_ORDER_PAUSE.delay(idle))
         finally:
             self._listed.set()
 

@@ -25,6 +25,7 @@ from types import TracebackType
 
 import httpx
 
+from fap.backoff import Backoff
 from fap.engine.protocol import INFO, PROTOCOL_VERSION, SOCKET_ENV
 from fap.errors import EngineError
 from fap.worker.engine_client import EngineClient, EngineInfo
@@ -35,7 +36,8 @@ logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 60.0  # an engine may load models before it answers; a hung start is still caught
 STOP_TIMEOUT = 10.0
-MAX_RESTART_DELAY = 30.0
+# Between restarts of an engine that keeps dying soon after it started.
+RESTART_BACKOFF = Backoff(first=0.5, cap=30.0, jitter=False)
 # An engine that ran this long before dying was healthy: its restart starts the backoff afresh.
 HEALTHY_UPTIME = 60.0
 _SHORT_TMP = "/tmp"  # noqa: S108 - only a base: mkdtemp makes a fresh private directory in it
@@ -220,7 +222,7 @@ class EngineProcess:
             delay = min(0.25, delay * 2)
 
     async def _supervise(self) -> None:
-        delay = 0.0
+        failures = 0  # restarts in a row that did not run healthy
         while True:
             process = self._process
             assert process is not None
@@ -235,7 +237,8 @@ class EngineProcess:
             else:
                 # An engine that dies again soon after a restart waits longer each time.
                 healthy = time.monotonic() - started > HEALTHY_UPTIME
-                delay = 0.0 if healthy else min(MAX_RESTART_DELAY, max(0.5, delay * 2))
+                failures = 0 if healthy else failures + 1
+                delay = RESTART_BACKOFF.delay(failures) if failures else 0.0
                 logger.error(
                     "%s%s; restarting it in %.1f s.",
                     describe_exit(returncode).capitalize(),
@@ -248,7 +251,8 @@ class EngineProcess:
                     await self._start()
                     break
                 except EngineError as error:
-                    delay = min(MAX_RESTART_DELAY, max(0.5, delay * 2))
+                    failures += 1
+                    delay = RESTART_BACKOFF.delay(failures)
                     logger.error("%s Retrying in %.1f s.", error, delay)
 
 

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import secrets
 import signal
 import socket
@@ -29,6 +28,7 @@ import httpx
 
 from fap import __version__
 from fap.api import LEASE, ApiSession, Lease, LeaseRequest
+from fap.backoff import Backoff
 from fap.config import WorkerSettings
 from fap.errors import AuthError, ConfigError, ServerError, ServerUnreachable
 from fap.worker.engine_process import EngineProcess, start_engines
@@ -39,7 +39,8 @@ __all__ = ("Worker", "default_engine_command", "run_worker")
 logger = logging.getLogger(__name__)
 
 LEASE_POLL = 20.0  # how long the server may hold a lease request while no job is queued
-MAX_BACKOFF = 30.0
+# Between failed lease requests; jittered, so workers cut off together come back apart.
+_LEASE_RETRY = Backoff(first=0.5, cap=30.0)
 
 T = TypeVar("T")
 
@@ -118,7 +119,7 @@ class Worker:
                 lease = await self._unless_stopped(self._lease(engine.name))
             except (ServerUnreachable, ServerError) as error:  # an AuthError is fatal: not here
                 failures += 1
-                delay = _backoff(failures)
+                delay = _LEASE_RETRY.delay(failures)
                 logger.warning(
                     "Slot %d: no lease (%s); asking again in %.1f s.", number, error, delay
                 )
@@ -243,8 +244,3 @@ async def run_worker(settings: WorkerSettings) -> bool:
         for signum in handled:
             loop.remove_signal_handler(signum)
         executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _backoff(failures: int) -> float:
-    # Jittered, so that workers cut off together do not come back together.
-    return float(min(MAX_BACKOFF, 0.25 * 2**failures) * (0.5 + random.random()))  # noqa: S311
