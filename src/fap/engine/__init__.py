@@ -1,7 +1,9 @@
 """The engine role: the protocol, the analyzer SDK, the reference analyzer and its server.
 
-An engine sees one file stream per request and no network; it imports no other fap role, so it
-can be replaced by one written in any language (``docs/engine-protocol.md``).
+An engine sees one file stream per request and listens on a unix socket only, never on the
+network (keeping its analyzer off the network is the worker's sandbox's job, not the engine's); it
+imports no other fap role, so it can be replaced by one written in any language
+(``docs/engine-protocol.md``).
 """
 
 from fap.engine.errors import EngineSetupError

@@ -12,6 +12,10 @@ import contextlib
 import io
 import threading
 from collections import deque
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = ("BodyAborted", "BodyPipe", "BodyStream")
 
@@ -117,5 +121,5 @@ class BodyStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
         return self._pipe.readinto(memoryview(buffer).cast("B"))

@@ -9,7 +9,7 @@ forgets to declare its access still demands a user token.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
@@ -18,6 +18,9 @@ from litestar.types import Guard
 from fap.server.auth.tokens import hash_token, token_kind
 from fap.server.problems import Forbidden, Unauthorized
 from fap.server.store import Accounts, Org, User
+
+# Guards and dependencies run for any route: its handler, user and state types are not known here.
+_Connection = ASGIConnection[Any, Any, Any, Any]
 
 __all__ = (
     "ACCESS",
@@ -57,7 +60,7 @@ class Processor:
 
 
 def auth_guard(accounts: Accounts) -> Guard:
-    async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+    async def guard(connection: _Connection, handler: BaseRouteHandler) -> None:
         access: Access = handler.opt.get(ACCESS, "read")
         principal = await _authenticate(accounts, connection.headers.get("authorization"))
         if access == "process":
@@ -97,7 +100,7 @@ async def _authenticate(accounts: Accounts, header: str | None) -> Caller | Proc
     return Caller(owner.org, owner.user)
 
 
-async def caller(request: ASGIConnection) -> Caller:  # type: ignore[type-arg]
+async def caller(request: _Connection) -> Caller:
     """Dependency: the user the guard found (routes with access read or upload)."""
     principal = request.state.get(_PRINCIPAL)
     if not isinstance(principal, Caller):
@@ -105,7 +108,7 @@ async def caller(request: ASGIConnection) -> Caller:  # type: ignore[type-arg]
     return principal
 
 
-async def processor(request: ASGIConnection) -> Processor:  # type: ignore[type-arg]
+async def processor(request: _Connection) -> Processor:
     """Dependency: the processor the guard found (routes with access process)."""
     principal = request.state.get(_PRINCIPAL)
     if not isinstance(principal, Processor):
