@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from fap.config import ServerSettings
 from fap.durations import format_duration
+from fap.server.background import BackgroundTask
 from fap.server.blobs import BlobStore, upload_prefix
 from fap.server.notify import Notifier, chunks_topic, upload_topic
 from fap.server.problems import Gone
@@ -99,7 +100,7 @@ class Cleanup:
         self._notifier = notifier
         self._settings = settings
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("fap-cleanup", self._clean_forever)
 
     @property
     def late_put_seconds(self) -> float:
@@ -127,13 +128,10 @@ class Cleanup:
 
     def start(self) -> None:
         if self._settings.cleanup_seconds > 0:
-            self._task = asyncio.create_task(self._clean_forever(), name="fap-cleanup")
+            self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._task.stop()
 
     async def _clean_forever(self) -> None:
         # A pass after each interval, not at start: replicas restarted together (a rolling

@@ -13,11 +13,11 @@ deadlines fall close together and is the most a lapse waits past its deadline fo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from fap.backoff import Backoff
+from fap.server.background import BackgroundTask
 from fap.server.notify import Notifier, leases_topic
 from fap.server.store import Jobs, StoreUnavailable
 
@@ -43,16 +43,13 @@ class Sweeper:
         self._sweep = sweep
         self._interval = interval
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("fap-sweeper", self._run)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="fap-sweeper")
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         # Subscribed for the whole run, so an announcement between two looks is never missed.
