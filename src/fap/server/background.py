@@ -16,10 +16,6 @@ class BackgroundTask:
         self._run = run
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None
-
     def start(self) -> None:
         """Start it, unless it runs already (start-up may be asked twice; one task is wanted)."""
         if self._task is None:
