@@ -1,4 +1,5 @@
-"""A worker against the fake server, with a real engine process on a real unix socket."""
+"""A worker against the real server app in-process, with real engine processes on real unix
+sockets. The server's clock is the test's: a lease lapses only when a test moves it."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from tests.engines.analyzers import MARKERS_ENV
 from tests.support.processes import fap_argv
-from tests.unit.worker.fake_server import BASE, ENGINE, FakeServer
+from tests.unit.server.harness import BASE, Server, running_server
+from tests.unit.worker.app_transport import AppTransport
+from tests.unit.worker.pipeline import ENGINE, Pipeline
 
 from fap.api import ApiSession
 from fap.worker import EngineProcess, JobServices, Worker
@@ -28,8 +32,16 @@ def engine_command(analyzer: str) -> list[str]:
     return fap_argv("engine", "--engine", ENGINE, "--analyzer", analyzer)
 
 
+def server_with(**overrides: Any) -> pytest.MarkDecorator:
+    """Run a test against a server with these settings (a short heartbeat, more attempts)."""
+    name = ",".join(f"{key}={value}" for key, value in overrides.items())
+    return pytest.mark.parametrize("server", [overrides], indirect=True, ids=[name])
+
+
 @dataclass
 class Running:
+    """A worker running in a task of the test's, with its engines."""
+
     worker: Worker
     engines: list[EngineProcess]
     task: asyncio.Task[bool]
@@ -38,6 +50,11 @@ class Running:
     def engine(self) -> EngineProcess:
         [engine] = self.engines
         return engine
+
+
+# running_worker(analyzer, concurrency=…, job_timeout=…, prefetch=…, retry_for=…): a worker
+# serving until the block ends.
+Start = Callable[..., AbstractAsyncContextManager[Running]]
 
 
 @pytest.fixture
@@ -53,14 +70,21 @@ def markers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def fake() -> FakeServer:
-    return FakeServer()
+async def server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Server]:
+    # One attempt per job unless a test asks for more: a failure the worker reports is then the
+    # job's end, and the test sees that attempt's reason as the upload's error.
+    overrides: dict[str, Any] = {"max_attempts": 1, **getattr(request, "param", {})}
+    async with running_server(tmp_path / "data", **overrides) as running:
+        yield running
 
 
 @pytest.fixture
-def running_worker(
-    fake: FakeServer, markers: Path
-) -> Callable[..., AbstractAsyncContextManager[Running]]:
+def pipeline(server: Server) -> Pipeline:
+    return Pipeline(server, AppTransport(server.app))
+
+
+@pytest.fixture
+def running_worker(pipeline: Pipeline, markers: Path) -> Start:
     @asynccontextmanager
     async def start(
         analyzer: str = "fap.engine.reference:analyze",
@@ -68,17 +92,22 @@ def running_worker(
         concurrency: int = 1,
         job_timeout: float = 60.0,
         prefetch: int = 2,
+        retry_for: float = 0.3,
     ) -> AsyncIterator[Running]:
         executor = ThreadPoolExecutor(max_workers=2)
         engines = [
             EngineProcess(engine_command(analyzer), label=f"slot {n}") for n in range(concurrency)
         ]
+        wire = pipeline.wire
         try:
             async with (
+                # A short retry budget by default: a server that does not answer is given up on
+                # at once. A test of a lost answer gives the session room to send again.
                 ApiSession(
-                    BASE, "fap_processor_test", transport=fake.transport, retry_for=0.3
+                    BASE, pipeline.server.processor, transport=wire, retry_for=retry_for
                 ) as session,
-                httpx.AsyncClient(transport=fake.transport) as blobs,
+                # The local blob store's URLs are the app's own: they go over the same wire.
+                httpx.AsyncClient(transport=wire) as blobs,
                 contextlib.AsyncExitStack() as stack,
             ):
                 for engine in engines:

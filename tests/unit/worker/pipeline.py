@@ -1,0 +1,219 @@
+"""What a worker test drives and watches: the real server app in-process, the wire the worker
+reaches it by, and a client's uploads, stored chunk by chunk when the test says."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import inspect
+import json
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import msgspec
+from tests.unit.server.harness import CHUNK, Server
+from tests.unit.worker.app_transport import AppTransport, Sent
+
+from fap.api import (
+    BLOBS,
+    JOB_CHUNKS,
+    JOB_COMPLETE,
+    JOB_FAIL,
+    JOB_HEARTBEAT,
+    LEASE,
+    UPLOAD,
+    UPLOAD_RESULT,
+    UPLOADS,
+    ChunkListRequest,
+    CompleteRequest,
+    FailRequest,
+    Lease,
+    ResultUrl,
+    UploadCreate,
+    UploadCreated,
+    UploadInfo,
+)
+from fap.crypto import open_sealed
+from fap.server.blobs import LocalBlobStore, chunk_key
+from fap.transfer import sha256_hex
+
+__all__ = ("ENGINE", "Job", "KiB", "Pipeline", "sample")
+
+ENGINE = "test@1"  # what the test engines say they run, and what the uploads ask for
+KiB = 1024
+
+T = TypeVar("T")
+
+
+def sample(size: int) -> bytes:
+    """Half text, half noise: some chunks compress, some are stored raw."""
+    text = b"".join(b"line %d of the test file\n" % n for n in range(size // 40 + 1))
+    return (text[: size // 2] + os.urandom(size))[:size]
+
+
+@dataclass(frozen=True)
+class Job:
+    """An upload the test made; to the worker, a job."""
+
+    id: str
+    data: bytes
+
+
+@dataclass
+class Pipeline:
+    server: Server
+    wire: AppTransport
+
+    # -- the uploader's side -------------------------------------------------------------------
+
+    async def add_job(
+        self,
+        data: bytes,
+        *,
+        name: str = "file.bin",
+        stored: Iterable[int] | None = None,
+        sha256: str | None = None,
+    ) -> Job:
+        """Upload ``data`` in 64 KiB chunks; ``stored``: the ones sent now (default: all).
+
+        ``sha256`` announces another SHA-256 than the data's, as a broken uploader would.
+        """
+        server = self.server
+        if server.owner not in server.devices:
+            await server.register_device(server.owner)
+        created = await server.ok(
+            "POST",
+            UPLOADS,
+            server.owner,
+            UploadCreate(
+                name=name,
+                size=len(data),
+                sha256=sha256 or hashlib.sha256(data).hexdigest(),
+                engine=ENGINE,
+                chunk_size=CHUNK,
+            ),
+            returns=UploadCreated,
+        )
+        job = Job(created.upload.id, data)
+        chunks = range(created.upload.chunk_count)
+        await self.store(job, *(chunks if stored is None else stored))
+        return job
+
+    async def store(self, job: Job, *seqs: int) -> None:
+        """PUT chunks ``seqs`` to their presigned URLs and report them, in that order."""
+        created = await self._created(job)
+        for seq in seqs:
+            response = await self.server.send_chunk(self.server.owner, created, job.data, seq)
+            assert response.status_code == 200, response.text
+
+    def corrupt(self, job: Job, seq: int) -> None:
+        """Damage a stored chunk at rest, as a faulty disk would, after its checks passed."""
+        blobs = self.server.services.blobs
+        assert isinstance(blobs, LocalBlobStore)
+        path = blobs.path(chunk_key(job.id, seq))
+        stored = path.read_bytes()
+        path.write_bytes(bytes([stored[0] ^ 0xFF]) + stored[1:])
+
+    async def take_lease(self, job: Job) -> Lease:
+        """The worker's lease lapses and another worker leases the job: the token it holds is
+        stale now (the server's clock is the test's, so only this makes a lease lapse)."""
+        server = self.server
+        assert server.settings.max_attempts > 1, "a lapse on the last attempt fails the job"
+        server.clock.advance(server.settings.lease_seconds + 1)
+        await server.services.queue.sweep()
+        lease = await server.lease(engines=[ENGINE], worker_id="another-worker")
+        assert lease is not None and lease.job_id == job.id
+        return lease
+
+    # -- what the server knows -----------------------------------------------------------------
+
+    async def info(self, job: Job) -> UploadInfo:
+        return await self.server.ok(
+            "GET", UPLOAD.format(upload_id=job.id), self.server.owner, returns=UploadInfo
+        )
+
+    async def state(self, job: Job) -> str:
+        return (await self.info(job)).state
+
+    async def sealed(self, job: Job) -> bytes:
+        """The sealed result as the uploader fetches it, checked against what the server recorded."""
+        server = self.server
+        where = await server.ok(
+            "GET", UPLOAD_RESULT.format(upload_id=job.id), server.owner, returns=ResultUrl
+        )
+        response = await server.http.get(where.url)
+        assert response.status_code == 200, response.text
+        assert len(response.content) == where.size
+        assert sha256_hex(response.content) == where.sha256
+        return response.content
+
+    async def result(self, job: Job) -> dict[str, object]:
+        """The result, opened with the uploader's device key."""
+        sealed = await self.sealed(job)
+        opened: dict[str, object] = json.loads(
+            open_sealed(sealed, self.server.devices[self.server.owner])
+        )
+        return opened
+
+    # -- what the worker sent ------------------------------------------------------------------
+
+    def sent(self, path: str) -> list[Sent]:
+        return [sent for sent in self.wire.sent if sent.path == path]
+
+    def leases(self) -> list[Sent]:
+        return self.sent(LEASE)
+
+    def heartbeats(self, job: Job) -> list[Sent]:
+        return self.sent(JOB_HEARTBEAT.format(job_id=job.id))
+
+    def listings(self, job: Job) -> list[ChunkListRequest]:
+        return self._bodies(JOB_CHUNKS.format(job_id=job.id), ChunkListRequest)
+
+    @staticmethod
+    def chunk_path(job: Job, seq: int) -> str:
+        """The path of a chunk's presigned URLs (the local blob store's, served by the app)."""
+        return f"{BLOBS}/{chunk_key(job.id, seq)}"
+
+    def chunk_gets(self, job: Job, seq: int) -> list[Sent]:
+        return [s for s in self.sent(self.chunk_path(job, seq)) if s.method == "GET"]
+
+    def completes(self, job: Job) -> list[CompleteRequest]:
+        return self._bodies(JOB_COMPLETE.format(job_id=job.id), CompleteRequest)
+
+    def fails(self, job: Job) -> list[FailRequest]:
+        return self._bodies(JOB_FAIL.format(job_id=job.id), FailRequest)
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    async def until(
+        self, check: Callable[[], bool | Awaitable[bool]], what: str, timeout: float = 30.0
+    ) -> None:
+        """Wait until ``check()`` holds, looking again whenever the worker sends or is answered."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            changed = self.wire.change()
+            holds = check()
+            if await holds if inspect.isawaitable(holds) else holds:
+                return
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+            # The marker files an engine writes send no word: look at them again now and then.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), min(left, 0.05))
+
+    async def until_state(self, job: Job, state: str, timeout: float = 30.0) -> None:
+        async def reached() -> bool:
+            return await self.state(job) == state
+
+        await self.until(reached, f"job {job.id} to be {state}", timeout)
+
+    def _bodies(self, path: str, kind: type[T]) -> list[T]:
+        return [msgspec.json.decode(sent.body, type=kind) for sent in self.sent(path)]
+
+    async def _created(self, job: Job) -> UploadCreated:
+        return UploadCreated(upload=await self.info(job))
