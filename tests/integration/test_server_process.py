@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import msgspec
-from tests.support.processes import ServerProcess, fap_argv
+from tests.support.processes import ServerProcess, fap_argv, wait_until
 from tests.support.uploads import chunk_url, report_chunk
 
 from fap.api import (
@@ -209,8 +209,10 @@ def test_a_lease_long_poll_whose_worker_hung_up_takes_no_job(server: ServerProce
             b"Content-Type: application/json\r\n"
             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
         )
-        time.sleep(0.5)  # the long-poll is waiting on the server now
-    owner = {"Authorization": f"Bearer {server.owner_token}"}
+        owner = {"Authorization": f"Bearer {server.owner_token}"}
+        # The long-poll is waiting on the server once it has recorded the worker; then hang up.
+        with httpx.Client(base_url=server.url, timeout=30, headers=owner) as http:
+            wait_until(lambda: bool(http.get(STATUS).json()["workers"]), 10, "the long-poll")
     processor = {"Authorization": f"Bearer {server.processor_token}"}
     with httpx.Client(base_url=server.url, timeout=30) as http:
         recipient = DeviceIdentity.generate().recipient
