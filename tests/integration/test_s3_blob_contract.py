@@ -72,6 +72,24 @@ async def test_a_presigned_put_stores_and_a_presigned_get_reads(backend: Backend
     assert read.content == data
 
 
+async def test_describe_tells_the_size_and_sha256_of_what_a_checksummed_put_stored(
+    backend: Backend,
+) -> None:
+    """What completion checks a result against: the store's own account of the bytes."""
+    sealed = b"age-encryption.org/v1 sealed" * 10
+    assert await backend.store.describe(result_key(UPLOAD)) is None
+    put = await backend.store.presign_put(
+        result_key(UPLOAD), len(sealed), 60, sha256=sha256(sealed)
+    )
+    assert (await backend.http.put(put.url, content=sealed, headers=put.headers)).status_code == 200
+    stored = await backend.store.describe(result_key(UPLOAD))
+    assert stored is not None and stored.size == len(sealed)
+    assert stored.sha256 == sha256(sealed)
+    await backend.store.seal(result_key(UPLOAD))  # harmless where the store cannot enforce it
+    read = await backend.http.get(await backend.store.presign_get(result_key(UPLOAD), 60))
+    assert read.content == sealed
+
+
 async def test_a_put_without_a_checksum_is_bound_to_its_size_alone(backend: Backend) -> None:
     sealed = b"age-encryption.org/v1 ..." * 10
     put = await backend.store.presign_put(result_key(UPLOAD), len(sealed), 60)

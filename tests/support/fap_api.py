@@ -129,11 +129,12 @@ class Api:
         """Store a result through the job's presigned URL and complete the job."""
         token = lease["lease_token"]
         job = lease["job_id"]
+        sha256 = hashlib.sha256(RESULT).hexdigest()
         target = await self.ok(
             "POST",
             JOB_RESULT_URL.format(job_id=job),
             self.processor,
-            {"lease_token": token, "size": len(RESULT)},
+            {"lease_token": token, "size": len(RESULT), "sha256": sha256},
         )
         put = await self.http.put(target["url"], content=RESULT, headers=target.get("headers"))
         assert put.status_code in (200, 201, 204), put.text
@@ -144,6 +145,6 @@ class Api:
             {
                 "lease_token": token,
                 "result_size": len(RESULT),
-                "result_sha256": hashlib.sha256(RESULT).hexdigest(),
+                "result_sha256": sha256,
             },
         )

@@ -3,7 +3,9 @@
 Route and store code raise a :class:`Problem` subclass named after its status; Litestar's own
 exceptions (a malformed body, an unknown route, a wrong method) get their detail rewritten into one
 sentence; a database out of reach (``StoreUnavailable``) is 503, which clients and workers retry;
-anything else is a bug, logged with its traceback and answered 500 without details.
+a client that hung up (:class:`ClientDisconnected`) is answered 499, as nginx does, and logged at
+debug level: a long-poll given up is normal, and 5xx must mean a fault of the server's; anything
+else is a bug, logged with its traceback and answered 500 without details.
 
     Problem          the caller asked for something the server refuses
     ├── BadRequest   400  a malformed body or parameter
@@ -34,7 +36,9 @@ from fap.api import ErrorBody
 from fap.server.store.outages import StoreUnavailable
 
 __all__ = (
+    "CLIENT_CLOSED_REQUEST",
     "BadRequest",
+    "ClientDisconnected",
     "Conflict",
     "Forbidden",
     "Gone",
@@ -83,6 +87,13 @@ class Gone(Problem):
 class TooLarge(Problem):
     status_code = 413
 
+
+class ClientDisconnected(Exception):
+    """The client hung up before it had its answer: nobody is left to read one."""
+
+
+# nginx's status for it; no client sees it, the access log and the metrics do.
+CLIENT_CLOSED_REQUEST = 499
 
 _PRINTABLE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
@@ -168,6 +179,13 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
 
+def _client_disconnected(
+    request: Request[Any, Any, Any], error: ClientDisconnected
+) -> Response[ErrorBody]:
+    logger.debug("%s %s: the client hung up", request.method, request.url.path)
+    return error_response(CLIENT_CLOSED_REQUEST, "The client hung up before its answer.")
+
+
 def _store_unavailable(
     request: Request[Any, Any, Any], error: StoreUnavailable
 ) -> Response[ErrorBody]:
@@ -182,6 +200,7 @@ def _store_unavailable(
 
 exception_handlers = {
     Problem: _problem,
+    ClientDisconnected: _client_disconnected,
     StoreUnavailable: _store_unavailable,
     HTTPException: _http_exception,
     Exception: _unexpected,

@@ -169,12 +169,11 @@ class JobQueue:
 
 
 def _check_lease(job: Upload, token: str, now: float) -> None:
-    if job.lease_token != token:
-        raise Conflict(
-            f"This lease of job {job.id} is no longer current: the job was leased again; drop it."
-        )
+    # The job's state first: a token that is not the current lease's says nothing more.
     if job.state != "leased":
-        raise Conflict(f"This lease of job {job.id} is no longer current: the job is {job.state}.")
+        raise Conflict(f"Job {job.id} is {job.state}: no lease of it is current; drop the job.")
+    if job.lease_token != token:
+        raise Conflict(f"That lease token is not job {job.id}'s current lease; drop the job.")
     if job.lease_expires is None or job.lease_expires <= now:
         raise Conflict(
             f"This lease of job {job.id} lapsed (no heartbeat in time); the job goes back "

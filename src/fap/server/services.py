@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import stat
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fap.config import ServerSettings
 from fap.errors import ConfigError
@@ -19,7 +21,7 @@ from fap.server.queue import Clock, JobQueue
 from fap.server.secrets import ServerSecrets
 from fap.server.store import Store, database_url, is_postgresql, libpq_dsn
 
-__all__ = ("BLOB_SECRET_FILE", "DATABASE_FILE", "Services")
+__all__ = ("BLOB_SECRET_FILE", "DATABASE_FILE", "Services", "prepare_data_dir")
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +64,7 @@ class Services:
     async def start(self) -> None:
         """Prepare the data directory, migrate the store, bootstrap, start the sweeper."""
         data = self.settings.data_dir
-        try:
-            await asyncio.to_thread(data.mkdir, mode=0o700, parents=True, exist_ok=True)
-        except OSError as error:
-            raise ConfigError(f"The data directory {data} cannot be created: {error}.") from error
+        await asyncio.to_thread(prepare_data_dir, data)
         await self.load_secrets()
         await self.blobs.open()
         await self.store.open()
@@ -94,6 +93,35 @@ class Services:
         await self.notifier.close()
         await self.blobs.close()
         await self.store.close()
+
+
+def prepare_data_dir(data: Path) -> None:
+    """Create the data directory 0700, or make an existing one private (it holds the state store,
+    the blobs and the signing key); warn if it cannot be made so. Raises ConfigError if it
+    cannot be created."""
+    try:
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = stat.S_IMODE(data.stat().st_mode)
+    except OSError as error:
+        raise ConfigError(
+            f"The data directory {data} cannot be created: {error.strerror or error}."
+        ) from error
+    if not mode & 0o077:
+        return
+    try:
+        data.chmod(0o700)
+    except OSError as error:
+        logger.warning(
+            "The data directory %s can be read by others (mode %o) and cannot be made private: "
+            "%s; run chmod 700 on it.",
+            data,
+            mode,
+            error.strerror or error,
+        )
+        return
+    logger.warning(
+        "The data directory %s could be read by others (mode %o); it is 0700 now.", data, mode
+    )
 
 
 def _store_for(settings: ServerSettings) -> Store:

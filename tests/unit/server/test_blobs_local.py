@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 from tests.unit.server.harness import Server, error_body, running_server
 
-from fap.server.blobs import LocalBlobStore, chunk_key, result_key
+from fap.server.blobs import LocalBlobStore, StoredBlob, chunk_key, result_key
 from fap.server.problems import BadRequest
 
 KEY = "uploads/0123456789abcdef0123456789abcdef/chunks/00000007"
@@ -31,6 +31,10 @@ def with_query(url: str, **changes: str) -> str:
     query = dict(parse_qsl(parts.query))
     query.update(changes)
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+async def one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 def stored_files(blobs: LocalBlobStore) -> list[Path]:
@@ -97,8 +101,112 @@ async def test_an_unsigned_url_is_400(server: Server) -> None:
     response = await server.http.put(f"/blobs/{KEY}", content=b"x")
     assert response.status_code == 400
     error_body(response)
+    # Signed or not is the first question; values are read only from a query found signed.
     garbled = await server.http.put(f"/blobs/{KEY}?exp=soon&size=1&sig=00", content=b"x")
-    assert garbled.status_code == 400
+    assert garbled.status_code == 403
+    error_body(garbled)
+
+
+def respelled(url: str, name: str, spelling: Callable[[str], str]) -> str:
+    """``url`` with the value of ``name`` written another way, the query otherwise as it was."""
+    parts = urlsplit(url)
+    fields = [field.split("=", 1) for field in parts.query.split("&")]
+    query = "&".join(f"{k}={spelling(v) if k == name else v}" for k, v in fields)
+    return urlunsplit(parts._replace(query=query))
+
+
+SPELLINGS: dict[str, Callable[[str], str]] = {
+    "plus": lambda value: "+" + value,
+    "space": lambda value: "%20" + value,
+    "zero": lambda value: "0" + value,
+    "trailing-space": lambda value: value + "%20",
+    "underscore": lambda value: value[:1] + "_" + value[1:],
+}
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+@pytest.mark.parametrize("name", ["exp", "size"])
+@pytest.mark.parametrize("spelling", SPELLINGS.values(), ids=SPELLINGS.keys())
+async def test_a_value_spelled_otherwise_than_signed_is_403(
+    server: Server, method: str, name: str, spelling: Callable[[str], str]
+) -> None:
+    """int() would read each of these as the signed number: the signature covers the bytes."""
+    blobs = blobs_of(server)
+    await blobs.receive(KEY, one(TEN), 10)
+    if method == "GET":
+        if name == "size":
+            return  # a GET is signed for no size
+        url = await blobs.presign_get(KEY, 60)
+    else:
+        url = (await blobs.presign_put(KEY, 10, 60, sha256=TEN_SHA)).url
+    response = await server.http.request(method, respelled(url, name, spelling), content=TEN)
+    assert response.status_code == 403, response.text
+    assert "altered" in error_body(response).detail
+    assert (await server.http.request(method, url, content=TEN)).status_code == 200
+
+
+async def test_a_parameter_added_or_repeated_after_signing_is_403(server: Server) -> None:
+    blobs = blobs_of(server)
+    url = (await blobs.presign_put(KEY, 10, 60, sha256=TEN_SHA)).url
+    query = urlsplit(url).query
+    signed, _, signature = query.rpartition("&sig=")
+    for forged in (
+        f"{signed}&exp=1&sig={signature}",
+        f"{signed}&sig={signature}&exp=1",
+        f"{signed}&sig={signature}&sig={signature}",
+        f"sig={signature}&{signed}",
+        f"{signed}&sig={signature.upper()}",
+    ):
+        response = await server.http.put(url.split("?")[0] + "?" + forged, content=TEN)
+        assert response.status_code in (400, 403), (forged, response.text)
+        error_body(response)
+    assert await blobs.size(KEY) is None
+
+
+async def test_a_signed_url_for_a_directory_is_404_to_read_and_409_to_write(
+    server: Server,
+) -> None:
+    """The server signs keys of objects only; a signature is still no reason for a 500."""
+    blobs = blobs_of(server)
+    await blobs.receive(KEY, one(TEN), 10)
+    directory = KEY.rpartition("/")[0]
+    read = await server.http.get(await blobs.presign_get(directory, 60))
+    assert read.status_code == 404
+    error_body(read)
+    assert await blobs.size(directory) is None
+    assert await blobs.describe(directory) is None
+    write = await server.http.put((await blobs.presign_put(directory, 10, 60)).url, content=TEN)
+    assert write.status_code == 409
+    error_body(write)
+    under_a_file = await server.http.put(
+        (await blobs.presign_put(KEY + "/x", 10, 60)).url, content=TEN
+    )
+    assert under_a_file.status_code == 409
+    error_body(under_a_file)
+    assert sorted(stored_files(blobs)) == [blobs.path(KEY)]
+
+
+async def test_a_sealed_object_is_never_replaced(server: Server) -> None:
+    blobs = blobs_of(server)
+    put = await blobs.presign_put(KEY, 10, 60, sha256=TEN_SHA)
+    assert (await server.http.put(put.url, content=TEN)).status_code == 200
+    await blobs.seal(KEY)
+    again = await server.http.put(put.url, content=TEN)  # even the very same bytes
+    assert again.status_code == 409
+    assert "sealed" in error_body(again).detail
+    other = b"9876543210"
+    unbound = await blobs.presign_put(KEY, 10, 60)
+    assert (await server.http.put(unbound.url, content=other)).status_code == 409
+    assert (await server.http.get(await blobs.presign_get(KEY, 60))).content == TEN
+    assert stored_files(blobs) == [blobs.path(KEY)]
+
+
+async def test_describe_reads_the_size_and_sha256_of_what_is_stored(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs", tmp_path / "secret", "http://x")
+    await blobs.open()
+    assert await blobs.describe(KEY) is None
+    await blobs.receive(KEY, one(TEN), 10)
+    assert await blobs.describe(KEY) == StoredBlob(size=10, sha256=TEN_SHA)
 
 
 @pytest.mark.parametrize("body", [b"12345", b"123"], ids=["larger", "smaller"])
@@ -189,9 +297,6 @@ async def test_a_checksum_that_is_not_a_sha256_is_a_bug_of_the_caller(tmp_path: 
 async def test_delete_prefix_removes_an_uploads_objects(tmp_path: Path) -> None:
     blobs = LocalBlobStore(tmp_path / "blobs", tmp_path / "secret", "http://x")
     await blobs.open()
-
-    async def one(data: bytes) -> AsyncIterator[bytes]:
-        yield data
 
     for key in (chunk_key("a", 0), chunk_key("a", 1), result_key("a"), chunk_key("b", 0)):
         await blobs.receive(key, one(b"x"), 1)

@@ -109,10 +109,14 @@ async def finish(server: Server, upload_id: str, result: bytes = b"sealed result
         "POST",
         JOB_RESULT_URL.format(job_id=upload_id),
         server.processor,
-        ResultUrlRequest(lease_token=lease.lease_token, size=len(result)),
+        ResultUrlRequest(
+            lease_token=lease.lease_token,
+            size=len(result),
+            sha256=hashlib.sha256(result).hexdigest(),
+        ),
         returns=ResultUrl,
     )
-    assert (await server.http.put(url.url, content=result)).status_code == 200
+    assert (await server.http.put(url.url, content=result, headers=url.headers)).status_code == 200
     done = await server.call(
         "POST",
         JOB_COMPLETE.format(job_id=upload_id),

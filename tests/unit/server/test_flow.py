@@ -56,10 +56,16 @@ async def test_an_upload_is_leased_streamed_sealed_and_fetched(server: Server) -
         "POST",
         JOB_RESULT_URL.format(job_id=lease.job_id),
         server.processor,
-        ResultUrlRequest(lease_token=lease.lease_token, size=len(sealed)),
+        ResultUrlRequest(
+            lease_token=lease.lease_token,
+            size=len(sealed),
+            sha256=hashlib.sha256(sealed).hexdigest(),
+        ),
         returns=ResultUrl,
     )
-    assert (await server.http.put(put_url.url, content=sealed)).status_code == 200
+    assert (
+        await server.http.put(put_url.url, content=sealed, headers=put_url.headers)
+    ).status_code == 200
     done = await server.call(
         "POST",
         JOB_COMPLETE.format(job_id=lease.job_id),

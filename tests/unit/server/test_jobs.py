@@ -33,10 +33,14 @@ async def store_result(server: Server, lease: Lease, data: bytes = SEALED) -> di
         "POST",
         JOB_RESULT_URL.format(job_id=lease.job_id),
         server.processor,
-        {"lease_token": lease.lease_token, "size": len(data)},
+        {
+            "lease_token": lease.lease_token,
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        },
         returns=ResultUrl,
     )
-    assert (await server.http.put(url.url, content=data)).status_code == 200
+    assert (await server.http.put(url.url, content=data, headers=url.headers)).status_code == 200
     return {
         "lease_token": lease.lease_token,
         "result_size": len(data),
@@ -142,7 +146,10 @@ async def job_calls(lease: Lease, token: str | None = None) -> list[tuple[str, d
     return [
         (JOB_HEARTBEAT.format(job_id=job), {"lease_token": token}),
         (JOB_CHUNKS.format(job_id=job), {"lease_token": token, "timeout": 0}),
-        (JOB_RESULT_URL.format(job_id=job), {"lease_token": token, "size": 10}),
+        (
+            JOB_RESULT_URL.format(job_id=job),
+            {"lease_token": token, "size": 10, "sha256": "0" * 64},
+        ),
         (
             JOB_COMPLETE.format(job_id=job),
             {"lease_token": token, "result_size": 10, "result_sha256": "0" * 64},
@@ -176,7 +183,10 @@ async def test_a_stale_lease_is_409_everywhere_once_the_job_is_leased_again(
     for path, body in await job_calls(stale):
         response = await server.call("POST", path, server.processor, body)
         assert response.status_code == 409, (path, response.text)
-        assert "no longer current" in error_body(response).detail
+        assert (
+            "not job" in error_body(response).detail
+            and "current lease" in error_body(response).detail
+        )
     # The current holder is untouched by all that.
     assert (await job_state(server, current.job_id)).state == "leased"
 
@@ -325,7 +335,7 @@ async def test_a_result_url_is_bounded(server: Server, size: int, status: int) -
         "POST",
         JOB_RESULT_URL.format(job_id=lease.job_id),
         server.processor,
-        {"lease_token": lease.lease_token, "size": size},
+        {"lease_token": lease.lease_token, "size": size, "sha256": "0" * 64},
     )
     assert response.status_code == status
     error_body(response)
@@ -337,7 +347,11 @@ async def test_the_result_url_refuses_more_than_its_size(server: Server) -> None
         "POST",
         JOB_RESULT_URL.format(job_id=lease.job_id),
         server.processor,
-        {"lease_token": lease.lease_token, "size": 4},
+        {
+            "lease_token": lease.lease_token,
+            "size": 4,
+            "sha256": hashlib.sha256(b"1234").hexdigest(),
+        },
         returns=ResultUrl,
     )
     response = await server.http.put(url.url, content=b"12345")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from tests.unit.server.harness import running_server
@@ -172,9 +172,9 @@ async def test_the_local_blob_store_signs_with_the_provided_key(
         blobs = server.services.blobs
         assert isinstance(blobs, LocalBlobStore)
         url = await blobs.presign_get("uploads/x/result.age", 60)
-        query = {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
+        signed, _, signature = urlsplit(url).query.rpartition("&sig=")
         signer = UrlSigner(bytes.fromhex(KEY))
-        assert signer.verify(query["sig"], "GET", "uploads/x/result.age", int(query["exp"]))
+        assert signer.verify(signature.encode(), "GET", "uploads/x/result.age", signed.encode())
     assert not (data / "blob-signing.key").exists()  # no key of its own was made
 
 

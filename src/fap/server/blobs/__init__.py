@@ -1,6 +1,13 @@
 """Object storage behind presigned URLs: the BlobStore protocol and its implementations."""
 
-from fap.server.blobs.base import BlobStore, SignedPut, chunk_key, result_key, upload_prefix
+from fap.server.blobs.base import (
+    BlobStore,
+    SignedPut,
+    StoredBlob,
+    chunk_key,
+    result_key,
+    upload_prefix,
+)
 from fap.server.blobs.factory import blob_store_for
 from fap.server.blobs.local import LocalBlobStore
 from fap.server.blobs.location import LocalLocation, S3Location, parse_storage_url
@@ -14,6 +21,7 @@ __all__ = (
     "S3BlobStore",
     "S3Location",
     "SignedPut",
+    "StoredBlob",
     "blob_router",
     "blob_store_for",
     "chunk_key",

@@ -2,7 +2,9 @@
 
 Clients and workers never hold storage credentials; every byte they move goes through a URL signed
 here for one object, one method and a short time — for a PUT, for an exact size and, where the
-caller knows it, the SHA-256 of the bytes, so the store itself refuses a corrupted body.
+caller knows it, the SHA-256 of the bytes, so the store itself refuses a corrupted body. A result,
+once its job is complete, is sealed: the local store refuses any PUT to it; on S3, whose objects
+cannot be locked so, its URLs are bound to its SHA-256 and live no longer than the lease.
 Implementations: the local directory served by this server (:mod:`fap.server.blobs.local`) and
 any S3 API (:mod:`fap.server.blobs.s3`).
 """
@@ -13,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ("BlobStore", "SignedPut", "chunk_key", "result_key", "upload_prefix")
+__all__ = ("BlobStore", "SignedPut", "StoredBlob", "chunk_key", "result_key", "upload_prefix")
 
 
 def upload_prefix(upload_id: str) -> str:
@@ -36,6 +38,14 @@ class SignedPut:
     headers: Mapping[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """A stored object: its size, and its SHA-256 (hex) where the store can tell it."""
+
+    size: int
+    sha256: str | None
+
+
 class BlobStore(Protocol):
     async def open(self) -> None:
         """Prepare the store (directories, secrets, clients) before the first request."""
@@ -55,6 +65,15 @@ class BlobStore(Protocol):
 
     async def size(self, key: str) -> int | None:
         """The stored object's size in bytes, or None when nothing is stored there."""
+        ...
+
+    async def describe(self, key: str) -> StoredBlob | None:
+        """The stored object's size and SHA-256, or None when nothing is stored there. S3 tells
+        the SHA-256 of an object PUT with one (x-amz-checksum-sha256); the local store reads it."""
+        ...
+
+    async def seal(self, key: str) -> None:
+        """No PUT may replace the object at ``key`` any more (where the store can enforce it)."""
         ...
 
     async def delete_prefix(self, prefix: str) -> None:

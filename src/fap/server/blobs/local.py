@@ -2,29 +2,33 @@
 
 A PUT is written to a temporary file beside the blobs and renamed into place once complete and
 checked (its size and, when signed, its SHA-256), so a reader never sees half an object and a
-refused PUT leaves nothing behind.
+refused PUT leaves nothing behind. A sealed object (a completed job's result) is read-only: no PUT
+replaces it, whatever its URL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
+import os
 import re
 import secrets
 import shutil
+import stat
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from fap.api import BLOBS
-from fap.server.blobs.base import SignedPut
+from fap.server.blobs.base import SignedPut, StoredBlob
 from fap.server.blobs.signing import UrlSigner, load_or_create_secret
-from fap.server.problems import BadRequest, Forbidden
+from fap.server.problems import BadRequest, Conflict, Forbidden
 
 __all__ = ("LocalBlobStore",)
 
@@ -36,6 +40,9 @@ _UNSIGNED = (
     "ask the API for a presigned URL."
 )
 _ALTERED = "This blob URL's signature does not match; it was altered."
+_SIGNATURE = re.compile(rb"[0-9a-f]{64}")
+# Read-only for the server's user: the mode of a sealed object, and how one is told apart.
+_SEALED_MODE = 0o400
 # Writes go to the disk in batches of at least this much, each on a worker thread.
 _WRITE_BATCH = 1024 * 1024
 
@@ -55,6 +62,9 @@ class LocalBlobStore:
         self._temp = root / ".incoming"
         self._signer: UrlSigner | None = None
         self._signing_key: bytes | None = None
+        # Held while an object is moved into place or sealed: a PUT that was checked before
+        # its key was sealed cannot then replace the sealed object.
+        self._placing = asyncio.Lock()
 
     def use_signing_key(self, key: bytes) -> None:
         """Sign with ``key`` (a server secret, see fap.server.secrets), not the data dir's own."""
@@ -91,11 +101,36 @@ class LocalBlobStore:
         return self._url("GET", key, ttl, None, None)
 
     async def size(self, key: str) -> int | None:
-        try:
-            stat = await asyncio.to_thread(self.path(key).stat)
-        except FileNotFoundError:
-            return None
-        return stat.st_size
+        found = await self.stat(key)
+        return None if found is None else found.st_size
+
+    async def stat(self, key: str) -> os.stat_result | None:
+        """The stat of the object at ``key``; None if there is none (or a directory is there)."""
+        return await asyncio.to_thread(_regular_file, self.path(key))
+
+    async def describe(self, key: str) -> StoredBlob | None:
+        def digest() -> StoredBlob | None:
+            path = self.path(key)
+            try:
+                with path.open("rb") as handle:
+                    if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                        return None
+                    sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
+                    return StoredBlob(size=handle.tell(), sha256=sha256)
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                return None
+
+        # On a worker thread: hashing a large result takes a while.
+        return await asyncio.to_thread(digest)
+
+    async def seal(self, key: str) -> None:
+        def seal() -> None:
+            # Deleted meanwhile (its retention ended): nothing is left to guard.
+            with contextlib.suppress(FileNotFoundError):
+                self.path(key).chmod(_SEALED_MODE)
+
+        async with self._placing:
+            await asyncio.to_thread(seal)
 
     async def delete_prefix(self, prefix: str) -> None:
         # Replicas (or clean-up passes) may delete the same prefix at once: whatever another one
@@ -133,30 +168,24 @@ class LocalBlobStore:
             raise BadRequest(f"{key[:80]!r} is not a valid blob key.")
         return self.root.joinpath(*key.split("/"))
 
-    def authorize_get(self, key: str, exp: str | None, sig: str | None) -> None:
-        """Check a presigned GET's parameters."""
-        if exp is None or sig is None:
+    def authorize(self, method: str, key: str, query: bytes) -> tuple[int | None, str | None]:
+        """Check a presigned URL's query string, as sent, for ``method`` on ``key``; answer the
+        size and SHA-256 it was signed for (None for a GET). Nothing in it is parsed until its
+        signature is found to cover exactly those bytes."""
+        signed, separator, signature = query.rpartition(b"&sig=")
+        if not separator or not signed:
             raise BadRequest(_UNSIGNED)
-        if not self.signer.verify(sig, "GET", key, _integer(exp)):
+        if not _SIGNATURE.fullmatch(signature) or not self.signer.verify(
+            signature, method, key, signed
+        ):
             raise Forbidden(_ALTERED)
-        self._check_expiry(_integer(exp))
-
-    def authorize_put(
-        self,
-        key: str,
-        exp: str | None,
-        size: str | None,
-        sha256: str | None,
-        sig: str | None,
-    ) -> tuple[int, str | None]:
-        """Check a presigned PUT's parameters; answer the signed size and SHA-256."""
-        if exp is None or sig is None or size is None:
-            raise BadRequest(_UNSIGNED)
-        expires, exact = _integer(exp), _integer(size)
-        if not self.signer.verify(sig, "PUT", key, expires, exact, sha256):
-            raise Forbidden(_ALTERED)
-        self._check_expiry(expires)
-        return exact, sha256
+        # These bytes are the server's own: well-formed, each value once, integers as written.
+        values = dict(parse_qsl(signed.decode("ascii"), strict_parsing=True))
+        if int(values["exp"]) < self._clock():
+            raise Forbidden("This blob URL expired; ask the API for a new one.")
+        if method == "GET":
+            return None, None
+        return int(values["size"]), values.get("sha256")
 
     async def receive(
         self, key: str, body: AsyncIterator[bytes], size: int, sha256: str | None = None
@@ -165,7 +194,7 @@ class LocalBlobStore:
         when given); otherwise refuse it and store nothing. Answer its size."""
         final = self.path(key)
         temp = self._temp / secrets.token_hex(8)
-        handle = await asyncio.to_thread(temp.open, "wb")
+        handle = await asyncio.to_thread(_create_private, temp)
         digest = hashlib.sha256()
         received = 0
         pending: list[bytes] = []
@@ -195,34 +224,33 @@ class LocalBlobStore:
                     "The upload's bytes do not match the SHA-256 this URL was signed for; they "
                     "were corrupted on the way, and nothing was stored."
                 )
-            await asyncio.to_thread(_move_into_place, temp, final)
+            async with self._placing:
+                await asyncio.to_thread(_move_into_place, temp, final, key)
         except BaseException:
             await asyncio.to_thread(handle.close)
             await asyncio.to_thread(partial(temp.unlink, missing_ok=True))
             raise
         return received
 
-    def _check_expiry(self, expires: int) -> None:
-        if expires < self._clock():
-            raise Forbidden("This blob URL expired; ask the API for a new one.")
-
     def _url(self, method: str, key: str, ttl: float, size: int | None, sha256: str | None) -> str:
         self.path(key)  # refuse a bad key before signing it
-        expires = math.ceil(self._clock() + ttl)
-        query: dict[str, str | int] = {"exp": expires}
+        values: dict[str, str | int] = {"exp": math.ceil(self._clock() + ttl)}
         if size is not None:
-            query["size"] = size
+            values["size"] = size
         if sha256 is not None:
-            query["sha256"] = sha256
-        query["sig"] = self.signer.sign(method, key, expires, size, sha256)
-        return f"{self._base_url}{BLOBS}/{quote(key)}?{urlencode(query)}"
+            values["sha256"] = sha256
+        query = urlencode(values)
+        signature = self.signer.sign(method, key, query.encode("ascii"))
+        return f"{self._base_url}{BLOBS}/{quote(key)}?{query}&sig={signature}"
 
 
-def _integer(value: str) -> int:
+def _regular_file(path: Path) -> os.stat_result | None:
+    """The stat of the object at ``path``; None if there is none, or a directory is there."""
     try:
-        return int(value)
-    except ValueError:
-        raise BadRequest("This blob URL's exp and size parameters must be integers.") from None
+        found = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return found if stat.S_ISREG(found.st_mode) else None
 
 
 def _write(handle: BinaryIO, hash_update: Callable[[bytes], None], data: bytes) -> None:
@@ -231,9 +259,34 @@ def _write(handle: BinaryIO, hash_update: Callable[[bytes], None], data: bytes) 
     handle.write(data)
 
 
-def _move_into_place(temp: Path, final: Path) -> None:
-    final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temp.replace(final)
+def _move_into_place(temp: Path, final: Path, key: str) -> None:
+    # Under LocalBlobStore._placing, so that no seal comes between the check and the rename.
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        if stat.S_IMODE(final.stat().st_mode) == _SEALED_MODE:
+            raise Conflict(f"The object at {key} is sealed; nothing replaces it.")
+    try:
+        _make_dirs(final.parent)
+        temp.replace(final)
+    except (FileExistsError, IsADirectoryError, NotADirectoryError):
+        # Only a URL signed for a key no object of fap's has (a directory's) can get here.
+        raise Conflict(f"The key {key} names a directory, not an object.") from None
+
+
+def _create_private(path: Path) -> BinaryIO:
+    """A new file open for writing, 0600 whatever the umask (it is someone's data)."""
+    return os.fdopen(
+        os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), "wb"
+    )
+
+
+def _make_dirs(directory: Path) -> None:
+    """``directory`` and any missing parents, each 0700: ``mkdir(parents=True)`` would give the
+    parents the umask's mode instead."""
+    if directory.is_dir():
+        return
+    _make_dirs(directory.parent)
+    with contextlib.suppress(FileExistsError):  # another PUT made it meanwhile
+        directory.mkdir(mode=0o700)
 
 
 def _remove_tree(path: Path) -> None:

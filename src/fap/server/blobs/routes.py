@@ -5,13 +5,11 @@ No bearer token here: the signed query string is the whole authority, as with S3
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from litestar import Request, Router, get, put
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import InternalServerException
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath
 from litestar.response import File
 
 from fap.api import BLOBS
@@ -23,16 +21,11 @@ __all__ = ("blob_router",)
 
 @put("/{key:path}", status_code=200, request_max_body_size=None, include_in_schema=False)
 async def put_blob(
-    request: Request[Any, Any, Any],
-    key: FromPath[str],
-    blobs: NamedDependency[LocalBlobStore],
-    exp: FromQuery[str | None] = None,
-    size: FromQuery[str | None] = None,
-    sha256: FromQuery[str | None] = None,
-    sig: FromQuery[str | None] = None,
+    request: Request[Any, Any, Any], key: FromPath[str], blobs: NamedDependency[LocalBlobStore]
 ) -> None:
     key = key.lstrip("/")
-    exact, checksum = blobs.authorize_put(key, exp, size, sha256, sig)
+    exact, checksum = blobs.authorize("PUT", key, request.scope["query_string"])
+    assert exact is not None  # a PUT is always signed for its size
     announced = request.headers.get("content-length")
     if announced is not None:
         if not announced.isdigit():
@@ -42,30 +35,22 @@ async def put_blob(
                 f"The upload's {announced} bytes differ from the {exact} this URL was signed "
                 "for; nothing was stored."
             )
-    try:
-        await blobs.receive(key, request.stream(), exact, checksum)
-    except InternalServerException:
-        # Litestar's word for a client that went away half-way through its body.
-        raise BadRequest("The upload was cut short; nothing was stored.") from None
+    # A client that hangs up half-way is ClientDisconnected (see FapRequest): nothing is stored.
+    await blobs.receive(key, request.stream(), exact, checksum)
 
 
 @get("/{key:path}", include_in_schema=False)
 async def get_blob(
-    key: FromPath[str],
-    blobs: NamedDependency[LocalBlobStore],
-    exp: FromQuery[str | None] = None,
-    sig: FromQuery[str | None] = None,
+    request: Request[Any, Any, Any], key: FromPath[str], blobs: NamedDependency[LocalBlobStore]
 ) -> File:
     key = key.lstrip("/")
-    blobs.authorize_get(key, exp, sig)
-    path = blobs.path(key)
-    try:
-        stat = await asyncio.to_thread(path.stat)
-    except FileNotFoundError:
-        raise NotFound(f"Nothing is stored at {key}.") from None
+    blobs.authorize("GET", key, request.scope["query_string"])
+    found = await blobs.stat(key)
+    if found is None:
+        raise NotFound(f"Nothing is stored at {key}.")
     return File(
-        path,
-        stat_result=stat,
+        blobs.path(key),
+        stat_result=found,
         media_type="application/octet-stream",
         content_disposition_type="inline",
     )

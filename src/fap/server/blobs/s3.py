@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from litestar.exceptions import ServiceUnavailableException
 
 from fap.errors import ConfigError
-from fap.server.blobs.base import SignedPut
+from fap.server.blobs.base import SignedPut, StoredBlob
 from fap.server.blobs.location import S3Location
 
 if TYPE_CHECKING:
@@ -132,6 +132,27 @@ class S3BlobStore:
         except BotoCoreError as error:
             raise _unavailable(self.location, error) from error
         return head["ContentLength"]
+
+    async def describe(self, key: str) -> StoredBlob | None:
+        try:
+            head = await self.client.head_object(
+                Bucket=self.location.bucket, Key=self._key(key), ChecksumMode="ENABLED"
+            )
+        except ClientError as error:
+            if _status(error) == 404:
+                return None
+            raise _unavailable(self.location, error) from error
+        except BotoCoreError as error:
+            raise _unavailable(self.location, error) from error
+        checksum = head.get("ChecksumSHA256")
+        # A multipart object's checksum is of its parts ("…-3"), not of its bytes: no digest.
+        sha256 = None if checksum is None or "-" in checksum else base64.b64decode(checksum).hex()
+        return StoredBlob(size=head["ContentLength"], sha256=sha256)
+
+    async def seal(self, key: str) -> None:
+        # S3 cannot refuse a PUT per object without Object Lock (a bucket-wide setting); a result's
+        # URLs are bound to its SHA-256 and expire with the lease they were signed under.
+        return None
 
     async def delete_prefix(self, prefix: str) -> None:
         bucket = self.location.bucket

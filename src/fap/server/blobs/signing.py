@@ -1,9 +1,10 @@
 """HMAC-SHA256 signatures of the local blob store's URLs.
 
 A URL grants one method on one key until ``exp`` (UNIX seconds), and for a PUT exactly ``size``
-bytes with, when given, the SHA-256 ``sha256``; ``sig`` covers them all, so changing any of them
-breaks it. The secret is made once per data
-directory and kept there, readable by the server's user alone.
+bytes with, when given, the SHA-256 ``sha256``. ``sig``, last in the query, covers the method, the
+key and the exact bytes of the query before it: a URL is checked before any of its values is
+parsed, so ``exp=+N`` or ``exp=0N`` (which would parse as N) is refused, not what was signed.
+The secret is made once per data directory and kept there, readable by the server's user alone.
 """
 
 from __future__ import annotations
@@ -43,31 +44,11 @@ class UrlSigner:
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
 
-    def sign(
-        self,
-        method: str,
-        key: str,
-        expires: int,
-        size: int | None = None,
-        sha256: str | None = None,
-    ) -> str:
-        fields = (
-            method.upper(),
-            key,
-            str(expires),
-            "" if size is None else str(size),
-            sha256 or "",
-        )
-        message = "\n".join(fields).encode()
+    def sign(self, method: str, key: str, query: bytes) -> str:
+        """The signature of ``method`` on ``key`` with the query string ``query`` (as sent)."""
+        message = b"%s\n%s\n%s" % (method.upper().encode(), key.encode(), query)
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
-    def verify(
-        self,
-        signature: str,
-        method: str,
-        key: str,
-        expires: int,
-        size: int | None = None,
-        sha256: str | None = None,
-    ) -> bool:
-        return hmac.compare_digest(signature, self.sign(method, key, expires, size, sha256))
+    def verify(self, signature: bytes, method: str, key: str, query: bytes) -> bool:
+        expected = self.sign(method, key, query).encode()
+        return hmac.compare_digest(signature, expected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import cast
 
 from litestar import Response, get, post
+from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody
 
 from fap.api import DEVICES, ME, DeviceInfo, DeviceRegistration, Me, Role
@@ -31,7 +32,11 @@ async def me(caller: CallerDep) -> Me:
     )
 
 
-@post(DEVICES, opt={ACCESS: "upload"})
+@post(
+    DEVICES,
+    opt={ACCESS: "upload"},
+    responses={200: ResponseSpec(DeviceInfo, description="The key was registered already.")},
+)
 async def register_device(
     data: JSONBody[DeviceRegistration], caller: CallerDep, services: ServicesDep
 ) -> Response[DeviceInfo]:

@@ -6,12 +6,8 @@ unexpired (see :meth:`JobQueue.holding`): a worker whose lease lapsed gets 409 f
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Awaitable
-from typing import Any
-
-from litestar import Request, Response, post
+from litestar import Response, post
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from fap.api import (
@@ -35,13 +31,13 @@ from fap.api import (
 )
 from fap.api.messages import Codec
 from fap.server.auth import ACCESS
-from fap.server.blobs import chunk_key, result_key
+from fap.server.blobs import StoredBlob, chunk_key, result_key
 from fap.server.notify import chunks_topic, long_poll, upload_topic
-from fap.server.problems import BadRequest, Conflict, TooLarge
-from fap.server.queue import JobQueue
+from fap.server.problems import BadRequest, ClientDisconnected, Conflict, TooLarge
 from fap.server.routes.deps import ProcessorDep, ServicesDep, route
+from fap.server.routes.request import FapRequest, while_connected
 from fap.server.routes.validation import check_engine, check_sha256, check_text, check_timeout
-from fap.server.store import Chunk, Upload
+from fap.server.store import Chunk
 
 __all__ = (
     "MAX_RESULT_SIZE",
@@ -61,9 +57,14 @@ _MAX_ERROR = 4000
 _PROCESS = {ACCESS: "process"}
 
 
-@post(LEASE, opt=_PROCESS, status_code=200)
+@post(
+    LEASE,
+    opt=_PROCESS,
+    status_code=200,
+    responses={204: ResponseSpec(None, description="No job came within the timeout.")},
+)
 async def lease(
-    request: Request[Any, Any, Any],
+    request: FapRequest,
     data: JSONBody[LeaseRequest],
     processor: ProcessorDep,
     services: ServicesDep,
@@ -78,7 +79,12 @@ async def lease(
     timeout = check_timeout(data.timeout, services.settings.long_poll_seconds)
     request_id = None if data.request_id is None else check_text(data.request_id, "request_id", 64)
     leasing = services.queue.lease(processor.org.id, worker_id, engines, timeout, request_id)
-    job = await _lease_while_connected(request, services.queue, leasing)
+    job = await while_connected(request, leasing)
+    if job is not None and request.hung_up:
+        # Leased just as the worker hung up (it died while waiting): handed back at once rather
+        # than left to lapse, which would cost the job one of its attempts for nothing.
+        await services.queue.undeliver(job)
+        raise ClientDisconnected
     if job is None:
         return Response(None, status_code=204)
     assert job.lease_token is not None  # a leased job has its token
@@ -98,44 +104,6 @@ async def lease(
     )
 
 
-async def _lease_while_connected(
-    request: Request[Any, Any, Any], queue: JobQueue, leasing: Awaitable[Upload | None]
-) -> Upload | None:
-    """Run a lease long-poll, giving up when the worker hangs up (it died while waiting).
-
-    A job leased just as the worker hung up is handed back at once rather than left to lapse,
-    which would cost the job one of its attempts for nothing.
-    """
-    gone = asyncio.ensure_future(_hung_up(request))
-    lease_task = asyncio.ensure_future(leasing)
-    try:
-        await asyncio.wait({gone, lease_task}, return_when=asyncio.FIRST_COMPLETED)
-        if lease_task.done():
-            await asyncio.sleep(0)  # a hang-up that landed meanwhile gets its turn to show
-        else:
-            lease_task.cancel()
-        job = await lease_task
-    except asyncio.CancelledError:
-        if not gone.done():
-            raise  # the request itself was cancelled (shutdown)
-        return None
-    finally:
-        for task in (gone, lease_task):
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await gone
-    if job is not None and gone.done() and not gone.cancelled():
-        await queue.undeliver(job)
-        return None
-    return job
-
-
-async def _hung_up(request: Request[Any, Any, Any]) -> None:
-    """Return once the client has disconnected (the body was read already: nothing else comes)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
 @post(route(JOB_HEARTBEAT), opt=_PROCESS, status_code=204)
 async def heartbeat(
     job_id: FromPath[str], data: JSONBody[Heartbeat], processor: ProcessorDep, services: ServicesDep
@@ -146,6 +114,7 @@ async def heartbeat(
 
 @post(route(JOB_CHUNKS), opt=_PROCESS, status_code=200)
 async def job_chunks(
+    request: FapRequest,
     job_id: FromPath[str],
     data: JSONBody[ChunkListRequest],
     processor: ProcessorDep,
@@ -170,7 +139,7 @@ async def job_chunks(
         return chunks or None
 
     topics = [chunks_topic(job_id), upload_topic(job_id)]
-    chunks = await long_poll(services.notifier, topics, stored, timeout)
+    chunks = await while_connected(request, long_poll(services.notifier, topics, stored, timeout))
     if chunks is None:
         await services.queue.holding(processor.org.id, job_id, data.lease_token)
         chunks = []
@@ -196,19 +165,22 @@ async def job_result_url(
     processor: ProcessorDep,
     services: ServicesDep,
 ) -> ResultUrl:
-    """A presigned PUT for the sealed result, of exactly ``size`` bytes."""
-    if data.size < 0:
-        raise BadRequest("The result size must be 0 or more bytes.")
-    if data.size > MAX_RESULT_SIZE:
-        raise TooLarge(
-            f"A result of {data.size} bytes is over the {MAX_RESULT_SIZE}-byte limit for results."
-        )
-    await services.queue.holding(processor.org.id, job_id, data.lease_token)
-    sha256 = None if data.sha256 is None else check_sha256(data.sha256, "sha256 of the result")
-    signed = await services.blobs.presign_put(
-        result_key(job_id), data.size, services.settings.url_ttl_seconds, sha256=sha256
+    """A presigned PUT for the sealed result: exactly ``size`` bytes with the SHA-256 ``sha256``,
+    valid while the lease is (a lapsed holder's URL must not outlive its lease)."""
+    _check_result_size(data.size)
+    sha256 = check_sha256(data.sha256, "sha256 of the result")
+    job = await services.queue.holding(processor.org.id, job_id, data.lease_token)
+    ttl: float = services.settings.url_ttl_seconds
+    if job.lease_expires is not None:
+        ttl = max(1.0, min(ttl, job.lease_expires - services.clock()))
+    signed = await services.blobs.presign_put(result_key(job_id), data.size, ttl, sha256=sha256)
+    return ResultUrl(
+        upload_id=job_id,
+        url=signed.url,
+        size=data.size,
+        headers=dict(signed.headers),
+        sha256=sha256,
     )
-    return ResultUrl(upload_id=job_id, url=signed.url, size=data.size, headers=dict(signed.headers))
 
 
 @post(route(JOB_COMPLETE), opt=_PROCESS, status_code=204)
@@ -218,8 +190,10 @@ async def complete_job(
     processor: ProcessorDep,
     services: ServicesDep,
 ) -> None:
-    """Record the sealed result, once; 409 for a stale or lapsed lease."""
+    """Record the sealed result, once, and seal it; 409 for a stale or lapsed lease."""
+    _check_result_size(data.result_size)
     sha256 = check_sha256(data.result_sha256, "result_sha256")
+    key = result_key(job_id)
     job = await services.store.jobs.holder_view(processor.org.id, job_id)
     if job is not None and job.state == "leased":
         await services.queue.holding(processor.org.id, job_id, data.lease_token)
@@ -229,18 +203,35 @@ async def complete_job(
                 f"Job {job_id} cannot be complete: not all of its {job.chunk_count} chunks "
                 "are stored yet."
             )
-        size = await services.blobs.size(result_key(job_id))
-        if size is None:
-            raise BadRequest(
-                f"No result is stored for job {job_id}; PUT it to the result URL first."
-            )
-        if size != data.result_size:
-            raise BadRequest(
-                f"The stored result holds {size} bytes, not the {data.result_size} reported."
-            )
+        _check_stored_result(job_id, await services.blobs.describe(key), data.result_size, sha256)
     await services.queue.complete(
         processor.org.id, job_id, data.lease_token, data.result_size, sha256
     )
+    # From now on the result is what the uploader will check it against: nothing replaces it.
+    await services.blobs.seal(key)
+
+
+def _check_result_size(size: int) -> None:
+    if size < 0:
+        raise BadRequest("The result size must be 0 or more bytes.")
+    if size > MAX_RESULT_SIZE:
+        raise TooLarge(
+            f"A result of {size} bytes is over the {MAX_RESULT_SIZE}-byte limit for results."
+        )
+
+
+def _check_stored_result(job_id: str, stored: StoredBlob | None, size: int, sha256: str) -> None:
+    """The result stored for ``job_id`` is the one the worker reports, or the completion is 400."""
+    if stored is None:
+        raise BadRequest(f"No result is stored for job {job_id}; PUT it to the result URL first.")
+    if stored.size != size:
+        raise BadRequest(f"The stored result holds {stored.size} bytes, not the {size} reported.")
+    # None: an object store that keeps no checksum (its URL was bound to the SHA-256 even so).
+    if stored.sha256 is not None and stored.sha256 != sha256:
+        raise BadRequest(
+            f"The stored result of job {job_id} does not have the SHA-256 reported; PUT the "
+            "result again."
+        )
 
 
 @post(route(JOB_FAIL), opt=_PROCESS, status_code=204)
