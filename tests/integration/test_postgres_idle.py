@@ -1,5 +1,7 @@
 """Idle long-polls cost the database nothing: two replicas with workers and a client all waiting
 send PostgreSQL no statement at all, and the lease sweeper sleeps as soon as nothing is leased.
+The one exception is chosen: each replica checks its wake-up connection with a ``SELECT 1`` every
+few seconds, so that one that died silently is noticed (fap.server.notify_pg).
 
 Measured with PostgreSQL's own statistics on a server of the test's own (``private_postgres``:
 nothing else runs in it, not even autovacuum): pg_stat_statements counts every statement as it
@@ -33,6 +35,9 @@ LONG_POLL = 60.0
 QUIET_BEFORE = 2.0
 WINDOW = 5.0
 OTHER_ENGINE = "other@1"  # what the waiting client's job needs: no worker here runs it
+# The wake-up connection's liveness check, as pg_stat_statements shows it, and its session.
+LIVENESS_CHECK = "SELECT $1"
+WAKEUPS = "fap-serve-wakeups"
 
 
 @dataclass
@@ -43,10 +48,18 @@ class Replicas:
     database: str
 
     def statements(self) -> dict[str, int]:
-        return statements(self.admin, self.database)
+        """Statements run so far, but the liveness checks of the wake-up connections."""
+        counts = statements(self.admin, self.database)
+        counts.pop(LIVENESS_CHECK, None)
+        return counts
 
     def sessions(self) -> dict[int, tuple[str, str]]:
-        return activity(self.admin, self.database)
+        """Every session, with when it last did anything; for the wake-up connections (checked
+        every few seconds), only that they are still the same ones."""
+        return {
+            pid: (application, "" if application == WAKEUPS else changed)
+            for pid, (application, changed) in activity(self.admin, self.database).items()
+        }
 
 
 @pytest.fixture

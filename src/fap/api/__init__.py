@@ -1,5 +1,6 @@
-"""The wire contract shared by every role: messages, paths, the API version."""
+"""The wire contract shared by every role: messages, paths, limits, the API version."""
 
+from fap.api.limits import MAX_CHUNK_URLS, MAX_LIST_LIMIT, MAX_WAIT_IDS
 from fap.api.messages import (
     TERMINAL_STATES,
     ChunkList,
@@ -7,6 +8,7 @@ from fap.api.messages import (
     ChunkRef,
     ChunkReport,
     ChunkSpec,
+    ChunkStored,
     ChunkUrl,
     ChunkUrlsRequest,
     CompleteRequest,
@@ -70,6 +72,9 @@ __all__ = (
     "JOB_HEARTBEAT",
     "JOB_RESULT_URL",
     "LEASE",
+    "MAX_CHUNK_URLS",
+    "MAX_LIST_LIMIT",
+    "MAX_WAIT_IDS",
     "ME",
     "STATUS",
     "TERMINAL_STATES",
@@ -83,6 +88,7 @@ __all__ = (
     "ChunkRef",
     "ChunkReport",
     "ChunkSpec",
+    "ChunkStored",
     "ChunkUrl",
     "ChunkUrlsRequest",
     "CompleteRequest",

@@ -17,6 +17,7 @@ __all__ = (
     "ChunkRef",
     "ChunkReport",
     "ChunkSpec",
+    "ChunkStored",
     "ChunkUrl",
     "ChunkUrlsRequest",
     "CompleteRequest",
@@ -157,6 +158,17 @@ class ChunkReport(Struct):
     sha256: str  # of the stored (possibly compressed) bytes
 
 
+class ChunkStored(Struct):
+    """The answer to a chunk report: how far the upload is. A count rather than the list of
+    stored chunks, so that reporting each chunk of a large file costs O(1) bytes, not O(n)."""
+
+    upload_id: str
+    seq: int  # the chunk reported
+    stored: int  # how many of the upload's chunks are stored, this one included
+    chunk_count: int
+    state: JobState
+
+
 class UploadList(Struct):
     uploads: list[UploadInfo]
 
@@ -174,6 +186,9 @@ class ResultUrl(Struct):
     size: int
     # For a PUT (the worker's): sent as they are with it (Content-Length, a checksum).
     headers: dict[str, str] = msgspec.field(default_factory=dict)
+    # For a GET (the client's): the SHA-256 of the ciphertext the server recorded at completion;
+    # the client checks the bytes against it before decrypting.
+    sha256: str | None = None
 
 
 class LeaseRequest(Struct):
@@ -230,7 +245,7 @@ class ChunkList(Struct):
 class ResultUrlRequest(Struct):
     lease_token: str
     size: int
-    sha256: str | None = None  # of the ciphertext: the store refuses other bytes
+    sha256: str  # of the ciphertext: the URL stores these bytes and no others
 
 
 class CompleteRequest(Struct):

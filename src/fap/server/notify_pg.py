@@ -4,16 +4,19 @@ Every replica holds one connection of its own, outside the pool, that LISTENs on
 A publish wakes this replica's waiters at once and sends the topics as NOTIFY payloads for the
 others. One channel serves every topic: channel names are identifiers (63 bytes at most), and a
 LISTEN per long-poll would cost a round trip each. Publishes come after the change they announce
-committed, so a replica woken by one reads the change. Waiting costs nothing: an idle replica sends
-no query at all.
+committed, so a replica woken by one reads the change. Waiting costs almost nothing: an idle
+replica sends one ``SELECT 1`` every few seconds on that connection, and nothing else.
 
 Wake-ups are hints to read the store again, never messages. When the connection breaks (the
 database restarted, say) it is opened again with backoff; every waiter of this replica is then
 woken once, since notifications sent meanwhile are lost, and topics this replica could not send are
 sent after the reconnection.
 
-A connection that dies silently (a network partition without a reset) is not noticed until the
-kernel gives up on it; run PostgreSQL where the servers reach it reliably.
+That ``SELECT 1`` is how a connection that dies silently is noticed: a network partition, a
+database host that vanished, a proxy that hangs — no FIN, no reset, and a LISTEN connection
+waits quietly, so the kernel would notice only after many minutes, if ever. A check that gets no
+answer within :data:`_CHECK_TIMEOUT` seconds (as a send that gets none) ends the connection: it
+is opened again, and every waiter is woken to read the store, a wake-up may have been lost.
 """
 
 from __future__ import annotations
@@ -46,6 +49,12 @@ _CONNECT_TIMEOUT = 10.0
 _FIRST_BACKOFF = 0.1
 _MAX_BACKOFF = 5.0
 _APPLICATION_NAME = "fap-serve-wakeups"
+# An idle connection is checked this often, and a check or a send must be answered within the
+# timeout: a silent death is noticed within about their sum. A healthy database on any network a
+# server should use answers in milliseconds; 5 s rides out a loaded one without false alarms.
+_CHECK_EVERY = 5.0
+_CHECK_TIMEOUT = 5.0
+_CHECK = "SELECT 1"
 # Errors of a connection that broke or could not be made (TimeoutError is an OSError).
 _BROKEN = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -53,8 +62,16 @@ _BROKEN = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 class PgNotifier:
     """Wake-ups shared by every replica on one PostgreSQL database."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        check_every: float = _CHECK_EVERY,
+        check_timeout: float = _CHECK_TIMEOUT,
+    ) -> None:
         self._dsn = dsn
+        self._check_every = check_every
+        self._check_timeout = check_timeout
         self._local = LocalNotifier()
         self._connection: Connection | None = None
         self._own_pid = 0
@@ -123,17 +140,44 @@ class PgNotifier:
                 logger.info("wake-ups: connected again; every waiter reads the store once more")
                 self._local.wake_all()
                 continue
-            await self._attention.wait()
+            connection = self._connection
+            try:
+                async with asyncio.timeout(self._check_every):
+                    await self._attention.wait()
+            except TimeoutError:
+                # Quiet for a while: is anyone still there? (Sends answer that too, when there are.)
+                if connection is self._connection:
+                    await self._check(connection)
+                continue
             self._attention.clear()
             if self._connection is not None and self._pending:
                 await self._send(self._connection)
 
+    async def _check(self, connection: Connection) -> None:
+        """Ask the database for an answer: a connection that gives none in time is dead."""
+        try:
+            await connection.execute(_CHECK, timeout=self._check_timeout)
+        except TimeoutError:
+            logger.warning(
+                "wake-ups: the database did not answer within %g s; reconnecting",
+                self._check_timeout,
+            )
+            self._drop()
+        except _BROKEN as error:
+            logger.warning(
+                "wake-ups: the connection to the database broke (%s); reconnecting", error
+            )
+            self._drop()
+
     async def _send(self, connection: Connection) -> None:
         topics, self._pending = self._pending, set()
         try:
-            await connection.execute(_SEND, CHANNEL, list(_payloads(topics)))
-        except _BROKEN as error:
-            logger.warning("wake-ups: sending failed (%s); sending again once reconnected", error)
+            await connection.execute(
+                _SEND, CHANNEL, list(_payloads(topics)), timeout=self._check_timeout
+            )
+        except _BROKEN as error:  # TimeoutError included: no answer in time
+            reason = str(error) or f"no answer within {self._check_timeout:g} s"
+            logger.warning("wake-ups: sending failed (%s); sending again once reconnected", reason)
             self._pending |= topics
             self._drop()
 

@@ -22,6 +22,7 @@ from fap.api import (
     CHUNKS,
     DEVICES,
     LEASE,
+    UPLOAD,
     UPLOADS,
     ChunkReport,
     ChunkSpec,
@@ -242,12 +243,11 @@ class Server:
     async def upload(self, token: str, data: bytes, **kwargs: Any) -> UploadInfo:
         """A whole upload: create it, store and report every chunk."""
         created = await self.create_upload(token, data, **kwargs)
-        info = created.upload
         for seq in range(created.upload.chunk_count):
             response = await self.send_chunk(token, created, data, seq)
             assert response.status_code == 200, response.text
-            info = msgspec.json.decode(response.content, type=UploadInfo)
-        return info
+        path = UPLOAD.format(upload_id=created.upload.id)
+        return await self.ok("GET", path, token, returns=UploadInfo)
 
     # -- the worker's side ---------------------------------------------------------------------
 

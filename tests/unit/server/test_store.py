@@ -1,18 +1,27 @@
 """The state store: the same migrations build exactly the models' schema on SQLite and PostgreSQL,
-servers starting together migrate once, and SQLite runs in WAL mode."""
+servers starting together migrate once, SQLite runs in WAL mode in private files, and no SQL
+parameter is ever logged."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
+from sqlalchemy.exc import IntegrityError
 from tests.unit.server.harness import both_backends
 
-from fap.server.store import Store, sqlite_url
+from fap.server.store import Store, sqlite_file, sqlite_url
 from fap.server.store.models import Base
 
 TABLES = {"orgs", "users", "tokens", "devices", "uploads", "chunks", "workers"}
@@ -95,3 +104,97 @@ async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> No
         assert timeout is not None and int(timeout) >= 1000
     finally:
         await store.close()
+
+
+async def test_the_switch_to_wal_waits_for_a_writer_the_busy_timeout_does_not_cover(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another connection holds the write lock of a database not yet in WAL mode (another server,
+    # switching it): asking for WAL then is refused at once, busy timeout or not.
+    path = tmp_path / "fap.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other_server (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    refused = threading.Event()
+    real_sleep = time.sleep
+
+    def retry_after(seconds: float) -> None:
+        refused.set()  # it was refused once and waits to try again: the writer may finish now
+        real_sleep(seconds)
+
+    monkeypatch.setattr(sqlite_file.time, "sleep", retry_after)
+    switching = asyncio.create_task(asyncio.to_thread(sqlite_file.prepare_sqlite_file, path))
+    waiting = asyncio.create_task(asyncio.to_thread(refused.wait, 10))
+    try:
+        await asyncio.wait([switching, waiting], return_when=asyncio.FIRST_COMPLETED)
+        writer.execute("COMMIT")
+        await switching  # without retries of its own: "database is locked"
+    finally:
+        refused.set()
+        await waiting
+        writer.close()
+    store = await migrated(sqlite_url(path))
+    try:
+        async with store.db.engine.connect() as connection:
+            assert (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+    finally:
+        await store.close()
+
+
+def modes(data: Path) -> dict[str, str]:
+    return {file.name: oct(stat.S_IMODE(file.stat().st_mode)) for file in data.iterdir()}
+
+
+@pytest.fixture
+def permissive_umask() -> Iterator[None]:
+    before = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(before)
+
+
+@pytest.mark.usefixtures("permissive_umask")
+async def test_the_sqlite_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    store = await migrated(sqlite_url(data / "fap.db"))
+    try:
+        # Written and still open: the -wal and -shm files exist beside the database.
+        await store.accounts.create_org("private", "size@1", 1, 0.0)
+        assert modes(data) == {name: "0o600" for name in ("fap.db", "fap.db-wal", "fap.db-shm")}
+    finally:
+        await store.close()
+
+
+@pytest.mark.usefixtures("permissive_umask")
+async def test_a_database_others_could_read_is_made_private(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    await (await migrated(sqlite_url(data / "fap.db"))).close()
+    for file in data.iterdir():
+        file.chmod(0o644)  # as an older fap left it
+    store = await migrated(sqlite_url(data / "fap.db"))
+    try:
+        await store.accounts.create_org("private", "size@1", 1, 0.0)
+        assert set(modes(data).values()) == {"0o600"}
+    finally:
+        await store.close()
+
+
+@both_backends
+async def test_sql_parameters_are_never_logged(
+    store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy")
+    store = await migrated(store_url)
+    secret = "lease-token-that-must-not-be-logged"
+    try:
+        await store.accounts.create_org(secret, "size@1", 1, 0.0)
+        with pytest.raises(IntegrityError) as refused:  # an error's message shows none either
+            await store.accounts.create_org(secret, "size@1", 1, 0.0)
+    finally:
+        await store.close()
+    assert "INSERT INTO orgs" in caplog.text  # the statements are logged, their values not
+    assert secret not in caplog.text
+    assert secret not in str(refused.value)

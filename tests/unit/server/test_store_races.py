@@ -83,12 +83,36 @@ async def test_a_chunk_reported_twice_at_once_is_recorded_once(server: Server) -
             stored_at=server.clock(),
         )
 
-    outcomes = await asyncio.gather(*(uploads.record_chunk(upload.id, report()) for _ in range(6)))
-    assert sorted(outcome.value for outcome in outcomes) == ["queued"] + ["same"] * 5
+    records = await asyncio.gather(*(uploads.record_chunk(upload.id, report()) for _ in range(6)))
+    assert sorted(record.outcome.value for record in records) == ["queued"] + ["same"] * 5
+    assert {(record.stored, record.state) for record in records} == {(1, "queued")}
     assert (await uploads.stored_seqs([upload.id]))[upload.id] == [0]
     other = report()
     other.sha256 = "2" * 64
-    assert await uploads.record_chunk(upload.id, other) is ChunkOutcome.DIFFERENT
+    assert (await uploads.record_chunk(upload.id, other)).outcome is ChunkOutcome.DIFFERENT
+
+
+async def test_chunks_reported_together_queue_the_job_once_and_count_exactly(
+    server: Server,
+) -> None:
+    (upload,) = await queued_jobs(server, 1, chunks=8)
+    uploads = server.services.store.uploads
+
+    def report(seq: int) -> Chunk:
+        return Chunk(
+            upload_id=upload.id,
+            seq=seq,
+            raw_size=1,
+            stored_size=1,
+            codec="raw",
+            sha256="1" * 64,
+            stored_at=server.clock(),
+        )
+
+    records = await asyncio.gather(*(uploads.record_chunk(upload.id, report(s)) for s in range(8)))
+    # The reports take turns on the upload's row: one is first, and each counts those before it.
+    assert [record.outcome for record in records].count(ChunkOutcome.QUEUED) == 1
+    assert sorted(record.stored for record in records) == list(range(1, 9))
 
 
 async def test_a_key_registered_twice_at_once_is_one_device(server: Server) -> None:

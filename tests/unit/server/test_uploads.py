@@ -16,6 +16,7 @@ from fap.api import (
     UPLOAD_RESULT,
     UPLOADS,
     UPLOADS_WAIT,
+    ChunkStored,
     ChunkUrl,
     UploadCreated,
     UploadInfo,
@@ -152,8 +153,8 @@ async def test_the_first_stored_chunk_queues_the_job(server: Server) -> None:
     created = await server.create_upload(server.owner, data)
     assert await server.lease() is None  # pending: nothing stored yet
     first = await server.send_chunk(server.owner, created, data, 1)
-    info = msgspec.json.decode(first.content, type=UploadInfo)
-    assert (info.state, info.chunks_stored) == ("queued", [1])
+    answer = msgspec.json.decode(first.content, type=ChunkStored)
+    assert (answer.state, answer.seq, answer.stored, answer.chunk_count) == ("queued", 1, 1, 2)
     assert await server.lease() is not None
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from litestar import post
 from litestar.params import FromPath, JSONBody
 
 from fap.api import (
     CHUNK_URLS,
     CHUNKS,
+    MAX_CHUNK_URLS,
     ChunkReport,
     ChunkSpec,
+    ChunkStored,
     ChunkUrl,
     ChunkUrlsRequest,
-    UploadInfo,
+    JobState,
 )
 from fap.server.auth import ACCESS, Caller
 from fap.server.blobs import chunk_key
@@ -21,13 +25,13 @@ from fap.server.problems import BadRequest, Conflict, Forbidden
 from fap.server.routes.deps import CallerDep, ServicesDep, route
 from fap.server.routes.uploads import load_upload
 from fap.server.routes.validation import check_sha256
-from fap.server.routes.views import expected_raw_size, upload_info
+from fap.server.routes.views import expected_raw_size
 from fap.server.services import Services
 from fap.server.store import Chunk, ChunkOutcome, Upload
 
 __all__ = ("chunk_urls", "report_chunk")
 
-_MAX_URLS = 1024
+_MAX_URLS = MAX_CHUNK_URLS  # fap.api.limits: the client splits its requests below it
 
 
 @post(route(CHUNK_URLS), opt={ACCESS: "upload"}, status_code=200)
@@ -64,10 +68,12 @@ async def chunk_urls(
 @post(route(CHUNKS), opt={ACCESS: "upload"}, status_code=200)
 async def report_chunk(
     upload_id: FromPath[str], data: JSONBody[ChunkReport], caller: CallerDep, services: ServicesDep
-) -> UploadInfo:
+) -> ChunkStored:
     """Chunk ``seq`` is stored: check it against the blob, record it; the first queues the job.
 
     Reporting the same chunk again with the same sizes and checksum is harmless; with others, 409.
+    Three round trips past the caller's: read the upload, ask the blob's size, record the chunk
+    (one transaction); the answer is a count, so a large upload's reports stay O(n) bytes in all.
     """
     upload = await _own_open_upload(services, caller, upload_id)
     seq = data.seq
@@ -88,25 +94,26 @@ async def report_chunk(
         sha256=sha256,
         stored_at=services.clock(),
     )
-    known = await services.store.uploads.get_chunk(upload.id, seq)
-    if known is None:
-        await _check_blob(services, upload, chunk)
-    outcome = await services.store.uploads.record_chunk(upload.id, chunk)
-    if outcome is ChunkOutcome.DIFFERENT:
-        raise Conflict(
-            f"Chunk {seq} of upload {upload.id} was reported before with other sizes or checksum."
-        )
-    if outcome is ChunkOutcome.CLOSED:
+    # The blob is checked before the chunk is recorded: a recorded chunk is one a worker can read.
+    await _check_blob(services, upload, chunk)
+    record = await services.store.uploads.record_chunk(upload.id, chunk)
+    if record.outcome is ChunkOutcome.DIFFERENT:
+        raise _reported_otherwise(upload, seq)
+    if record.outcome is ChunkOutcome.CLOSED:
         raise Conflict(f"Upload {upload.id} is finished; it takes no more chunks.")
-    if outcome in (ChunkOutcome.QUEUED, ChunkOutcome.STORED):
+    if record.outcome in (ChunkOutcome.QUEUED, ChunkOutcome.STORED):
         services.metrics.chunk_stored(chunk.stored_size, chunk.raw_size)
-    if outcome is ChunkOutcome.QUEUED:
+    if record.outcome is ChunkOutcome.QUEUED:
         await services.queue.queued(upload)
-    elif outcome is ChunkOutcome.STORED:
+    elif record.outcome is ChunkOutcome.STORED:
         await services.notifier.publish(chunks_topic(upload.id), upload_topic(upload.id))
-    fresh = await load_upload(services, caller, upload.id)
-    stored = await services.store.uploads.stored_seqs([upload.id])
-    return upload_info(fresh, stored.get(upload.id, []))
+    return ChunkStored(
+        upload_id=upload.id,
+        seq=seq,
+        stored=record.stored,
+        chunk_count=upload.chunk_count,
+        state=cast(JobState, record.state),
+    )
 
 
 async def _own_open_upload(services: Services, caller: Caller, upload_id: str) -> Upload:
@@ -144,11 +151,30 @@ def _check_stored_size(upload: Upload, seq: int, size: int) -> None:
 
 async def _check_blob(services: Services, upload: Upload, chunk: Chunk) -> None:
     size = await services.blobs.size(chunk_key(upload.id, chunk.seq))
+    if size == chunk.stored_size:
+        return
+    # Only on the way to a refusal: a chunk recorded before was checked then. Reported again,
+    # it is answered as recorded (the same report) or refused as a conflict (another).
+    known = await services.store.uploads.get_chunk(upload.id, chunk.seq)
+    if known is not None:
+        if (known.raw_size, known.stored_size, known.codec, known.sha256) != (
+            chunk.raw_size,
+            chunk.stored_size,
+            chunk.codec,
+            chunk.sha256,
+        ):
+            raise _reported_otherwise(upload, chunk.seq)
+        return
     if size is None:
         raise BadRequest(
             f"Chunk {chunk.seq} of upload {upload.id} is not stored; PUT it to its URL first."
         )
-    if size != chunk.stored_size:
-        raise BadRequest(
-            f"The stored chunk {chunk.seq} holds {size} bytes, not the {chunk.stored_size} reported."
-        )
+    raise BadRequest(
+        f"The stored chunk {chunk.seq} holds {size} bytes, not the {chunk.stored_size} reported."
+    )
+
+
+def _reported_otherwise(upload: Upload, seq: int) -> Conflict:
+    return Conflict(
+        f"Chunk {seq} of upload {upload.id} was reported before with other sizes or checksum."
+    )

@@ -8,6 +8,8 @@ from litestar import get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from fap.api import (
+    MAX_LIST_LIMIT,
+    MAX_WAIT_IDS,
     TERMINAL_STATES,
     UPLOAD,
     UPLOAD_RESULT,
@@ -26,6 +28,7 @@ from fap.server.cleanup import check_result_kept
 from fap.server.notify import long_poll, upload_topic
 from fap.server.problems import BadRequest, Conflict, Forbidden, NotFound, TooLarge, shown_id
 from fap.server.routes.deps import CallerDep, ServicesDep, route
+from fap.server.routes.request import FapRequest, while_connected
 from fap.server.routes.validation import (
     MAX_CHUNK_SIZE,
     MIN_CHUNK_SIZE,
@@ -48,8 +51,8 @@ __all__ = (
     "wait_uploads",
 )
 
-_MAX_LIST = 1000
-_MAX_WAIT_IDS = 1000
+_MAX_LIST = MAX_LIST_LIMIT  # fap.api.limits: the client splits its requests below them
+_MAX_WAIT_IDS = MAX_WAIT_IDS
 
 
 @post(UPLOADS, opt={ACCESS: "upload"}, status_code=201)
@@ -126,7 +129,7 @@ async def get_upload(
 
 @post(UPLOADS_WAIT, opt={ACCESS: "read"}, status_code=200)
 async def wait_uploads(
-    data: JSONBody[UploadWait], caller: CallerDep, services: ServicesDep
+    request: FapRequest, data: JSONBody[UploadWait], caller: CallerDep, services: ServicesDep
 ) -> UploadList:
     """Long-poll: answer once one of the uploads is done or failed, or after the timeout."""
     ids = list(dict.fromkeys(data.ids))
@@ -147,7 +150,9 @@ async def wait_uploads(
         return None
 
     topics = [upload_topic(upload_id) for upload_id in ids]
-    uploads = await long_poll(services.notifier, topics, finished, timeout)
+    uploads = await while_connected(
+        request, long_poll(services.notifier, topics, finished, timeout)
+    )
     if uploads is None:
         latest = await services.store.uploads.get_many(caller.org.id, ids)
         uploads = [latest[upload_id] for upload_id in ids]
@@ -171,7 +176,9 @@ async def upload_result(
         raise Conflict(f"Upload {upload.id} is not done yet; it is {upload.state}.")
     check_result_kept(upload, services.settings, services.clock())
     url = await services.blobs.presign_get(result_key(upload.id), services.settings.url_ttl_seconds)
-    return ResultUrl(upload_id=upload.id, url=url, size=upload.result_size)
+    return ResultUrl(
+        upload_id=upload.id, url=url, size=upload.result_size, sha256=upload.result_sha256
+    )
 
 
 async def load_upload(services: Services, caller: Caller, upload_id: str) -> Upload:

@@ -13,7 +13,7 @@ from fap.server.store.database import Database
 from fap.server.store.jobs import Backlog, Jobs, Lapse, WorkerSeen
 from fap.server.store.models import Chunk, Device, Org, Upload, User
 from fap.server.store.outages import StoreUnavailable
-from fap.server.store.uploads import ChunkOutcome, NewUpload, Uploads
+from fap.server.store.uploads import ChunkOutcome, ChunkRecord, NewUpload, Uploads
 from fap.server.store.urls import database_url, is_postgresql, libpq_dsn, sqlite_url
 
 __all__ = (
@@ -21,6 +21,7 @@ __all__ = (
     "Backlog",
     "Chunk",
     "ChunkOutcome",
+    "ChunkRecord",
     "Database",
     "Device",
     "Jobs",

@@ -4,7 +4,8 @@ SQLite (aiosqlite) is the embedded default. Two choices keep it safe under concu
 WAL, so readers never block the writer, and ``BEGIN IMMEDIATE`` for every transaction that writes,
 so it takes the write lock up front. A deferred transaction that reads, then writes, would instead
 fail at once with "database is locked" whenever another writer committed in between — the busy
-timeout does not cover that upgrade.
+timeout does not cover that upgrade. The file is made 0600 and switched to WAL before the first
+connection (``sqlite_file``: that switch needs retries of its own).
 
 PostgreSQL (asyncpg) gets plain READ COMMITTED transactions: every state change is a conditional
 UPDATE or an ``INSERT … ON CONFLICT``, and rows are picked with ``FOR UPDATE SKIP LOCKED``, so
@@ -16,11 +17,15 @@ replaced when it is checked out, at no cost: asyncpg noticed the close already. 
 makes SQLAlchemy recycle the whole pool; the store then retries work that is safe to repeat
 (``outages.retried``), and anything else, or a database out of reach, is :class:`StoreUnavailable`,
 which requests answer 503 and callers retry.
+
+SQL parameters are never logged, at any level (``hide_parameters``): they hold lease tokens.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -43,6 +48,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from fap.errors import ConfigError
 from fap.server.store.outages import StoreUnavailable, is_outage, reason_of
+from fap.server.store.sqlite_file import BUSY_TIMEOUT_MS, prepare_sqlite_file
 from fap.server.store.urls import is_postgresql, sqlite_url
 
 __all__ = ("Database", "Insert", "sqlite_url", "update_rows")
@@ -50,7 +56,6 @@ __all__ = ("Database", "Insert", "sqlite_url", "update_rows")
 logger = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
-_BUSY_TIMEOUT_MS = 10_000
 _IMMEDIATE = "fap_immediate"
 # Any constant of our own: replicas that start together on one PostgreSQL database take this
 # advisory lock around the migrations, so one migrates and the others find the schema current.
@@ -68,12 +73,14 @@ class Database:
         self.url = url
         self.is_sqlite = not is_postgresql(url)
         if self.is_sqlite:
-            self.engine: AsyncEngine = create_async_engine(url)
+            self.engine: AsyncEngine = create_async_engine(url, hide_parameters=True)
             _configure_sqlite(self.engine)
             self._writer = self.engine.execution_options(**{_IMMEDIATE: True})
         else:
             self.engine = create_async_engine(
-                url, connect_args={"server_settings": {"application_name": APPLICATION_NAME}}
+                url,
+                hide_parameters=True,
+                connect_args={"server_settings": {"application_name": APPLICATION_NAME}},
             )
             _configure_postgresql(self.engine)
             self._writer = self.engine
@@ -104,6 +111,8 @@ class Database:
         """
         shown = make_url(self.url).render_as_string(hide_password=True)
         try:
+            if self.is_sqlite:
+                await asyncio.to_thread(prepare_sqlite_file, Path(self.engine.url.database or ""))
             # One write transaction: servers starting together on one store migrate one after the
             # other (SQLite: its write lock; PostgreSQL: the advisory lock, released at commit).
             async with _outages_reported(), self._writer.begin() as connection:
@@ -116,7 +125,7 @@ class Database:
                 "is the database running?",
                 lost_connection=False,
             ) from error
-        except (DBAPIError, asyncpg.PostgresError) as error:
+        except (DBAPIError, asyncpg.PostgresError, sqlite3.Error, OSError) as error:
             raise ConfigError(
                 f"The state store {shown} cannot be used: {reason_of(error)}."
             ) from error
@@ -177,8 +186,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # SQLAlchemy, not the sqlite3 driver, decides when a transaction begins (see _on_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # The busy timeout first: every statement after it waits for a lock another connection
+        # holds rather than failing at once. (WAL is set by prepare_sqlite_file before the first
+        # connection; here it is a no-op that takes no write lock.)
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         # In WAL mode NORMAL loses no committed data on a crash of the process, only on power loss.
         cursor.execute("PRAGMA synchronous=NORMAL")

@@ -8,14 +8,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, Select, case, func, select, update
 
-from fap.server.store.database import Database, update_rows
+from fap.server.store.database import Database
 from fap.server.store.ids import new_id
 from fap.server.store.models import Chunk, Upload
 from fap.server.store.outages import retried
 
-__all__ = ("ChunkOutcome", "NewUpload", "Uploads")
+__all__ = ("ChunkOutcome", "ChunkRecord", "NewUpload", "Uploads")
+
+# States an upload takes no more chunks in.
+_CLOSED = ("done", "failed")
 
 
 class ChunkOutcome(enum.Enum):
@@ -24,6 +27,15 @@ class ChunkOutcome(enum.Enum):
     SAME = "same"  # recorded before with the same sizes and checksum: nothing to do
     DIFFERENT = "different"  # recorded before with other sizes or checksum
     CLOSED = "closed"  # the upload is done or failed: no chunk changes it any more
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    """What recording a chunk did, and how far the upload is (all a chunk report answers)."""
+
+    outcome: ChunkOutcome
+    stored: int  # chunks of the upload recorded, this one included (0 when CLOSED)
+    state: str  # the upload's state after it ("" when CLOSED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,12 +147,31 @@ class Uploads:
         async with self._db.read() as session:
             return await session.get(Chunk, (upload_id, seq))
 
-    async def record_chunk(self, upload_id: str, chunk: Chunk) -> ChunkOutcome:
-        """Record that ``chunk`` is stored; the first chunk of a pending upload queues its job."""
+    async def record_chunk(self, upload_id: str, chunk: Chunk) -> ChunkRecord:
+        """Record that ``chunk`` is stored; the first chunk of a pending upload queues its job.
+
+        One transaction of three statements, whatever the upload's size: the answer is a count,
+        never the list of stored chunks (which would make a large upload's reports O(n²) bytes).
+        """
         async with self._db.write() as session:
-            upload = await session.get(Upload, upload_id)
-            if upload is None or upload.state in ("done", "failed"):
-                return ChunkOutcome.CLOSED
+            # First, and in one statement: refuse a finished upload, queue a pending one, and take
+            # the upload's row lock (PostgreSQL), so that the reports of one upload take turns and
+            # the count below is exact. Only an upload without chunks is pending, so the CASE
+            # changes nothing for a report of a chunk recorded before.
+            state = await session.scalar(
+                update(Upload)
+                .where(Upload.id == upload_id, Upload.state.not_in(_CLOSED))
+                .values(
+                    state=case((Upload.state == "pending", "queued"), else_=Upload.state),
+                    queued_at=case(
+                        (Upload.state == "pending", chunk.stored_at), else_=Upload.queued_at
+                    ),
+                )
+                .returning(Upload.state)
+                .execution_options(synchronize_session=False)
+            )
+            if state is None:
+                return ChunkRecord(ChunkOutcome.CLOSED, 0, "")
             # Insert unless recorded already, in one statement: the same report arriving twice at
             # once (a client retrying on another replica) records it once and answers SAME.
             inserted = await session.execute(
@@ -156,23 +187,31 @@ class Uploads:
                 )
                 .on_conflict_do_nothing(index_elements=[Chunk.upload_id, Chunk.seq])
             )
+            stored = _count_chunks(upload_id)
             if cast("CursorResult[Any]", inserted).rowcount == 0:
-                known = await session.get(Chunk, (upload_id, chunk.seq))
-                assert known is not None  # the conflicting row, committed
-                same = (known.raw_size, known.stored_size, known.codec, known.sha256) == (
+                known = (
+                    await session.execute(
+                        select(
+                            Chunk.raw_size,
+                            Chunk.stored_size,
+                            Chunk.codec,
+                            Chunk.sha256,
+                            stored.scalar_subquery(),
+                        ).where(Chunk.upload_id == upload_id, Chunk.seq == chunk.seq)
+                    )
+                ).one()  # the conflicting row, committed
+                same = tuple(known[:4]) == (
                     chunk.raw_size,
                     chunk.stored_size,
                     chunk.codec,
                     chunk.sha256,
                 )
-                return ChunkOutcome.SAME if same else ChunkOutcome.DIFFERENT
-            queued = await update_rows(
-                session,
-                update(Upload)
-                .where(Upload.id == upload_id, Upload.state == "pending")
-                .values(state="queued", queued_at=chunk.stored_at),
-            )
-        return ChunkOutcome.QUEUED if queued == 1 else ChunkOutcome.STORED
+                outcome = ChunkOutcome.SAME if same else ChunkOutcome.DIFFERENT
+                return ChunkRecord(outcome, known[4], state)
+            count = await session.scalar(stored)
+        assert count is not None  # a count, of one chunk at least: the one inserted now
+        # The first chunk recorded is the one that queued the job (the lock above made it first).
+        return ChunkRecord(ChunkOutcome.QUEUED if count == 1 else ChunkOutcome.STORED, count, state)
 
     @retried
     async def chunks_after(self, upload_id: str, after: int, limit: int) -> list[Chunk]:
@@ -184,3 +223,8 @@ class Uploads:
                 .limit(limit)
             )
             return list(rows)
+
+
+def _count_chunks(upload_id: str) -> Select[int]:
+    # An index-only count over the primary key's (upload_id, seq) range.
+    return select(func.count()).select_from(Chunk).where(Chunk.upload_id == upload_id)
