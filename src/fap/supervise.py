@@ -126,6 +126,12 @@ class LocalPipeline:
     data_dir: Path
     port: int
     host: str = "127.0.0.1"
+    verbose: bool = False  # every child logs its debug detail too
+
+    @property
+    def log_flag(self) -> list[str]:
+        """What each child is told: its debug detail, or (the default) warnings only."""
+        return ["--verbose"] if self.verbose else ["--quiet"]
 
     @property
     def url(self) -> str:
@@ -150,7 +156,7 @@ async def run_local_pipeline(pipeline: LocalPipeline) -> None:
                 "server",
                 fap_command(
                     "serve",
-                    "--quiet",
+                    *pipeline.log_flag,
                     "--host",
                     pipeline.host,
                     "--port",
@@ -166,7 +172,7 @@ async def run_local_pipeline(pipeline: LocalPipeline) -> None:
         await supervisor.start(
             Child(
                 "worker",
-                fap_command("work", "--quiet", "--server", pipeline.url),
+                fap_command("work", *pipeline.log_flag, "--server", pipeline.url),
                 env={"FAP_TOKEN": processor_token},
             )
         )
@@ -180,6 +186,7 @@ async def run_local_pipeline(pipeline: LocalPipeline) -> None:
                     pipeline.url,
                     "--results",
                     str(pipeline.results),
+                    *(["--verbose"] if pipeline.verbose else []),
                 ),
                 env={"FAP_TOKEN": owner_token},
             )

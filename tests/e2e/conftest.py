@@ -16,10 +16,27 @@ import pytest
 
 from tests.support.processes import FapProcess, ServerProcess, fap_argv
 from tests.support.seaweedfs import S3Storage
+from tests.support.secrets_scan import SecretScan, logs_under
 
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.e2e
+
+# Every role logs at its most revealing level in every e2e test, so the secret scan below sees
+# the debug lines too.
+VERBOSE = "--verbose"
+
+
+@pytest.fixture(autouse=True)
+def secret_scan(tmp_path: Path) -> Iterator[SecretScan]:
+    """No e2e test's logs hold a secret. Set up before every other fixture, so it is torn down
+    after them: every process has stopped and written its last line. Fixtures add what they know
+    of (a PostgreSQL database, a bucket's keys) before they are torn down; the rest — tokens,
+    keys, SQLite lease tokens, every ``*.log`` — is found under the test's tmp_path."""
+    scan = SecretScan()
+    yield scan
+    scan.add_tree(tmp_path)
+    scan.check(logs_under(tmp_path))
 
 
 @dataclass
@@ -28,6 +45,7 @@ class Pipeline:
     tmp: Path
     home: Path
     signals: Path
+    scan: SecretScan = field(default_factory=SecretScan)
     workers: list[FapProcess] = field(default_factory=list)
     db_url: str | None = None  # PostgreSQL, on the scale-out backend
     storage: S3Storage | None = None  # the bucket, on the scale-out backend
@@ -43,7 +61,7 @@ class Pipeline:
         }
 
     def start_worker(self, *extra: str, analyzer: str | None = None) -> FapProcess:
-        argv = fap_argv("work", "--server", self.server.url, "--concurrency", "2", *extra)
+        argv = fap_argv("work", VERBOSE, "--server", self.server.url, "--concurrency", "2", *extra)
         if analyzer:
             engine = fap_argv("engine", "--analyzer", analyzer)
             argv += ["--engine-command", shlex.join(engine)]
@@ -61,7 +79,7 @@ class Pipeline:
         """Run one client command to its end, as a user would from a shell."""
         env = {**os.environ, **self.env, "FAP_SERVER": self.server.url}
         env["FAP_TOKEN"] = token if token is not None else self.server.owner_token
-        return subprocess.run(
+        done = subprocess.run(
             fap_argv(*args),
             env=env,
             capture_output=True,
@@ -70,14 +88,25 @@ class Pipeline:
             stdin=subprocess.DEVNULL,
             check=False,
         )
+        self._keep_log(args, done.stderr)
+        return done
+
+    def _keep_log(self, args: tuple[str, ...], stderr: str | bytes) -> None:
+        """A client command's stderr is its log: kept beside the others for the secret scan.
+        (Its stdout is its output: ``fap keys export`` prints the device key there, by design.)"""
+        text = stderr if isinstance(stderr, str) else stderr.decode(errors="replace")
+        number = len(list(self.tmp.glob("client-*.log")))
+        (self.tmp / f"client-{number}-{args[0] if args else 'fap'}.log").write_text(text)
 
     def fap_bytes(self, *args: str) -> subprocess.CompletedProcess[bytes]:
         """Run one client command whose stdout is binary (``results get --raw``)."""
         env = {**os.environ, **self.env, "FAP_SERVER": self.server.url}
         env["FAP_TOKEN"] = self.server.owner_token
-        return subprocess.run(
+        done = subprocess.run(
             fap_argv(*args), env=env, capture_output=True, timeout=300, check=False
         )
+        self._keep_log(args, done.stderr)
+        return done
 
     def api(self, token: str | None = None) -> httpx.Client:
         return httpx.Client(
@@ -113,7 +142,10 @@ class Pipeline:
 
 @pytest.fixture(params=["embedded", "scale-out"])
 def pipeline(
-    request: pytest.FixtureRequest, tmp_path: Path, start_server: Callable[..., ServerProcess]
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    start_server: Callable[..., ServerProcess],
+    secret_scan: SecretScan,
 ) -> Iterator[Pipeline]:
     """A server with short leases (so lapses show in seconds), and no worker yet — on each
     backend: the embedded defaults (SQLite, blobs in the data dir) and the scale-out one
@@ -122,7 +154,7 @@ def pipeline(
     signals = tmp_path / "signals"
     home.mkdir()
     signals.mkdir()
-    args = ["--lease-seconds", "4", "--heartbeat-seconds", "1", "--max-attempts", "2"]
+    args = [VERBOSE, "--lease-seconds", "4", "--heartbeat-seconds", "1", "--max-attempts", "2"]
     db_url: str | None = None
     storage: S3Storage | None = None
     env: dict[str, str] = {}
@@ -133,11 +165,21 @@ def pipeline(
         env = storage.env
     server = start_server(*args, env=env)
     pipe = Pipeline(
-        server=server, tmp=tmp_path, home=home, signals=signals, db_url=db_url, storage=storage
+        server=server,
+        tmp=tmp_path,
+        home=home,
+        signals=signals,
+        db_url=db_url,
+        storage=storage,
+        scan=secret_scan,
     )
     yield pipe
     for worker in pipe.workers:
         worker.stop()
+    # Before the database and the bucket go with their fixtures.
+    secret_scan.add_env(env)
+    if db_url:
+        secret_scan.add_database(db_url)
 
 
 def server_log_tail(pipe: Pipeline) -> str:

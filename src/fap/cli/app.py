@@ -17,6 +17,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Help is text, not rich markup: "s3://BUCKET[/PREFIX]" would read as a closing tag and crash
+    # --help. Plain help also wraps paragraphs as written and reads like other command-line tools'.
+    rich_markup_mode=None,
 )
 
 

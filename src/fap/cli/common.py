@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import Coroutine
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -13,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fap.errors import EXIT_INTERRUPTED, FapError
+from fap.logs import configure
 
 __all__ = (
     "JsonOption",
@@ -35,6 +35,7 @@ ServerOption = Annotated[
     str | None,
     typer.Option(
         "--server",
+        metavar="URL",
         envvar="FAP_SERVER",
         help="The fap server's URL, or its replicas' URLs comma-separated, tried in turn when "
         "one does not answer (default: the server last used).",
@@ -45,6 +46,7 @@ TokenOption = Annotated[
     str | None,
     typer.Option(
         "--token",
+        metavar="TOKEN",
         envvar="FAP_TOKEN",
         help="API token (default: FAP_TOKEN, else the token kept in the OS keyring).",
         show_default=False,
@@ -55,6 +57,7 @@ RetryForOption = Annotated[
     float,
     typer.Option(
         "--retry-for",
+        metavar="SECONDS",
         envvar="FAP_RETRY_FOR",
         min=0,
         help="Seconds to keep retrying a server that does not answer before giving up.",
@@ -81,18 +84,13 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
-def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
-    """INFO to stderr by default; ``quiet`` keeps warnings only, ``verbose`` adds debug detail."""
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not verbose:
-        # One line per HTTP call or migration plugin is debug detail for fap's own commands.
-        for noisy in ("httpx", "alembic", "aiobotocore", "botocore"):
-            logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+def setup_logging(verbose: bool = False, quiet: bool = False, *, client: bool = False) -> None:
+    """INFO to stderr (a client's: warnings only); ``quiet`` keeps warnings, ``verbose`` adds debug.
+
+    Whatever the level, no line holds a secret: ``fap.logs`` says how.
+    """
+    level = logging.WARNING if quiet or client else logging.INFO
+    configure(level, verbose=verbose)
 
 
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")]

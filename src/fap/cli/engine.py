@@ -20,6 +20,7 @@ def engine(
         Path | None,
         typer.Option(
             "--socket",
+            metavar="PATH",
             envvar=SOCKET_ENV,
             help="The unix socket to listen on (the worker passes FAP_ENGINE_SOCKET).",
             show_default=False,
@@ -29,6 +30,7 @@ def engine(
         str,
         typer.Option(
             "--analyzer",
+            metavar="MODULE:FUNCTION",
             envvar="FAP_ENGINE_ANALYZER",
             help="The analyzer to run, as module:function; its module must be on PYTHONPATH.",
         ),
@@ -37,6 +39,7 @@ def engine(
         str,
         typer.Option(
             "--engine",
+            metavar="NAME@VERSION",
             envvar="FAP_ENGINE_NAME",
             help="The NAME@VERSION this engine reports; uploads ask for an engine by it.",
         ),

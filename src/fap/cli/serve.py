@@ -17,6 +17,7 @@ def serve(
         str | None,
         typer.Option(
             "--host",
+            metavar="HOST",
             envvar="FAP_HOST",
             help="The address to listen on (default: 127.0.0.1).",
             show_default=False,
@@ -26,6 +27,7 @@ def serve(
         int | None,
         typer.Option(
             "--port",
+            metavar="PORT",
             envvar="FAP_PORT",
             min=1,
             max=65535,
@@ -37,6 +39,7 @@ def serve(
         Path | None,
         typer.Option(
             "--data-dir",
+            metavar="DIR",
             envvar="FAP_DATA_DIR",
             help="Where the database, the blobs and the local tokens live (default: ./fap-data).",
             show_default=False,
@@ -46,6 +49,7 @@ def serve(
         str | None,
         typer.Option(
             "--public-url",
+            metavar="URL",
             envvar="FAP_PUBLIC_URL",
             help="The URL clients and workers reach this server at, for presigned blob URLs "
             "(default: http://HOST:PORT).",
@@ -56,6 +60,7 @@ def serve(
         str | None,
         typer.Option(
             "--db",
+            metavar="URL",
             envvar="FAP_DB",
             help="The state store: sqlite:///PATH or postgresql+asyncpg://USER@HOST/DB "
             "(default: SQLite in the data dir).",
@@ -66,6 +71,7 @@ def serve(
         str | None,
         typer.Option(
             "--storage",
+            metavar="URL",
             envvar="FAP_STORAGE",
             help="The object store: file:///PATH or s3://BUCKET[/PREFIX]?endpoint=URL&region=R, "
             "credentials from the standard AWS chain (default: blobs/ in the data dir).",
@@ -76,6 +82,7 @@ def serve(
         str | None,
         typer.Option(
             "--secrets",
+            metavar="URL",
             envvar="FAP_SECRETS",
             help="Also read server secrets from aws-sm://SECRET_ID[?region=R] "
             "(AWS Secrets Manager).",
@@ -86,6 +93,7 @@ def serve(
         float | None,
         typer.Option(
             "--lease-seconds",
+            metavar="SECONDS",
             envvar="FAP_LEASE_SECONDS",
             min=0.1,
             help="How long a lease lasts without a heartbeat (default: 30).",
@@ -96,6 +104,7 @@ def serve(
         float | None,
         typer.Option(
             "--heartbeat-seconds",
+            metavar="SECONDS",
             envvar="FAP_HEARTBEAT_SECONDS",
             min=0.05,
             help="How often workers are told to heartbeat (default: 10).",
@@ -106,6 +115,7 @@ def serve(
         int | None,
         typer.Option(
             "--max-attempts",
+            metavar="N",
             envvar="FAP_MAX_ATTEMPTS",
             min=1,
             help="Leases a job gets before it fails for good (default: 3).",
@@ -116,6 +126,7 @@ def serve(
         str | None,
         typer.Option(
             "--cleanup-every",
+            metavar="DURATION",
             envvar="FAP_CLEANUP_EVERY",
             help="How often the clean-up runs: 90s, 15m, 1h… (default: 5m; 0 turns it off).",
             show_default=False,
@@ -125,6 +136,7 @@ def serve(
         str | None,
         typer.Option(
             "--abandon-after",
+            metavar="DURATION",
             envvar="FAP_ABANDON_AFTER",
             help="Fail an unfinished upload once no chunk came for this long: 12h, 3d… "
             "(default: 24h; 0 never).",
@@ -135,6 +147,7 @@ def serve(
         str | None,
         typer.Option(
             "--keep-results",
+            metavar="DURATION",
             envvar="FAP_KEEP_RESULTS",
             help="Delete sealed results this long after the analysis: 7d, 90d… "
             "(default: 30d; 0 keeps them).",

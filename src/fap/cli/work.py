@@ -18,6 +18,7 @@ def work(
         str | None,
         typer.Option(
             "--server",
+            metavar="URL",
             envvar="FAP_SERVER",
             help="The fap server's URL, or its replicas' URLs comma-separated, tried in turn "
             "when one does not answer.",
@@ -30,6 +31,7 @@ def work(
         typer.Option(
             "--concurrency",
             "-c",
+            metavar="N",
             envvar="FAP_CONCURRENCY",
             min=1,
             help="Jobs worked at once (default: the number of cores).",
@@ -40,6 +42,7 @@ def work(
         str | None,
         typer.Option(
             "--engine-command",
+            metavar="COMMAND",
             envvar="FAP_ENGINE_COMMAND",
             help="The engine to start, as a shell-quoted command line; it must listen on the "
             "unix socket named by FAP_ENGINE_SOCKET (default: this installation's fap engine).",
@@ -50,6 +53,7 @@ def work(
         float | None,
         typer.Option(
             "--job-timeout",
+            metavar="SECONDS",
             envvar="FAP_JOB_TIMEOUT",
             min=1,
             help="Seconds the engine may take over one file before it counts as hung and is "
@@ -61,6 +65,7 @@ def work(
         float | None,
         typer.Option(
             "--retry-for",
+            metavar="SECONDS",
             envvar="FAP_RETRY_FOR",
             min=0,
             help="Seconds one request keeps retrying an unreachable server before the worker "

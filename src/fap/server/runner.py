@@ -20,7 +20,9 @@ import uvicorn
 
 from fap.config import ServerSettings
 from fap.errors import ConfigError, FapError
+from fap.logs import guard_sources
 from fap.server.app import create_app, services_of
+from fap.server.services import prepare_data_dir
 
 __all__ = ("serve",)
 
@@ -49,6 +51,8 @@ async def serve(settings: ServerSettings) -> bool:
     await services_of(app).blobs.open()
     loop = asyncio.get_running_loop()
     notifier = services_of(app).notifier
+    # uvicorn's access line names each blob URL with its query, which is its signature.
+    guard_sources()
     config = uvicorn.Config(
         app,
         lifespan="on",
@@ -102,8 +106,8 @@ class _Server(uvicorn.Server):
 
 def _prepare_data_dir(settings: ServerSettings) -> None:
     data = settings.data_dir
+    prepare_data_dir(data)
     try:
-        data.mkdir(mode=0o700, parents=True, exist_ok=True)
         probe = data / ".write-test"
         probe.write_bytes(b"")
         probe.unlink()
