@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import stat
 import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 from tests.support.processes import ServerProcess, fap_argv
 
+from fap.crypto import seal
 from fap.errors import EXIT_AUTH, EXIT_SERVER
 
 
@@ -97,3 +101,89 @@ def test_a_token_the_server_does_not_know_is_exit_4(
     assert done.returncode == EXIT_AUTH
     assert "Traceback" not in done.stderr
     assert [line for line in done.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_an_upload_keeps_its_state_private_and_prints_names_as_they_are(
+    server: ServerProcess, fap_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "new-state" / "fap"  # neither it nor its parent exists yet
+    monkeypatch.setenv("FAP_HOME", str(home))
+    names = ["[red]x.txt", "[bold]y[", "[link=https:evil.example]z"]
+    for name in names:
+        (tmp_path / name).write_text(f"{name}\n")
+
+    done = fap(
+        "upload", *names, "--no-wait", cwd=tmp_path, token=server.owner_token, server=server.url
+    )
+
+    assert done.returncode == 0, done.stderr
+    for name in names:
+        assert f"uploaded {name} as " in done.stderr
+        assert any(line.startswith(f"{name}: uploaded as ") for line in done.stdout.splitlines())
+    made = {
+        str(path.relative_to(tmp_path)): stat.S_IMODE(path.stat().st_mode)
+        for path in [home.parent, *home.parent.rglob("*")]
+    }
+    assert {"new-state/fap/last-server", "new-state/fap/device.key"} <= made.keys()
+    assert {
+        name: oct(mode)
+        for name, mode in made.items()
+        if mode != (0o700 if (tmp_path / name).is_dir() else 0o600)
+    } == {}
+
+
+def test_results_get_refuses_a_result_swapped_after_the_job_completed(
+    server: ServerProcess, fap_home: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "report.csv").write_text("a,b\n1,2\n")
+    sent = fap(
+        "upload",
+        "report.csv",
+        "--no-wait",
+        "--json",
+        cwd=tmp_path,
+        token=server.owner_token,
+        server=server.url,
+    )
+    assert sent.returncode == 0, sent.stderr
+    upload_id = json.loads(sent.stdout)["upload_id"]
+    genuine = b'{"rows": 1}'
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {server.processor_token}"}
+    ) as worker:
+        lease = worker.post(
+            "/v1/lease", json={"worker_id": "w", "engines": ["size@1"], "timeout": 5}, timeout=15
+        ).json()
+        assert lease["job_id"] == upload_id
+        sealed = seal(genuine, lease["recipients"])
+        digest = hashlib.sha256(sealed).hexdigest()
+        token = lease["lease_token"]
+        target = worker.post(
+            f"/v1/jobs/{upload_id}/result-url",
+            json={"lease_token": token, "size": len(sealed), "sha256": digest},
+        ).json()
+        assert httpx.put(target["url"], content=sealed, headers=target["headers"]).is_success
+        completed = worker.post(
+            f"/v1/jobs/{upload_id}/complete",
+            json={"lease_token": token, "result_size": len(sealed), "result_sha256": digest},
+        )
+        assert completed.status_code == 204, completed.text
+
+    shown = fap("results", "get", upload_id, cwd=tmp_path, token=server.owner_token)
+    assert (shown.returncode, shown.stdout) == (0, '{"rows": 1}\n'), shown.stderr
+
+    # Replaced in the store by one of the same size, sealed to the same devices: it would open.
+    stored = server.data_dir / "blobs" / "uploads" / upload_id / "result.age"
+    forged = b'{"rows": 9}'
+    substitute = next(
+        candidate
+        for candidate in (seal(forged, lease["recipients"]) for _ in range(50_000))
+        if len(candidate) == stored.stat().st_size  # age headers carry random-length grease
+    )
+    stored.write_bytes(substitute)
+
+    refused = fap("results", "get", upload_id, cwd=tmp_path, token=server.owner_token)
+    assert refused.returncode == EXIT_SERVER, refused.stderr
+    assert refused.stdout == ""
+    assert refused.stderr.startswith(f"error: The result of upload {upload_id} does not match")
+    assert "Traceback" not in refused.stderr

@@ -76,7 +76,7 @@ async def _list(
 ) -> list[UploadInfo]:
     from fap.client import connect, list_uploads, load_settings
 
-    settings = load_settings(server=server, token=token, retry_for=retry_for)
+    settings = load_settings(server=server, token=token, retry_for=retry_for, warn=warn)
     async with connect(settings) as session:
         return await list_uploads(session, limit=limit)
 
@@ -87,7 +87,7 @@ async def _get(
     from fap.client import download_sealed, load_settings, open_runtime
     from fap.crypto import open_sealed
 
-    settings = load_settings(server=server, token=token, retry_for=retry_for)
+    settings = load_settings(server=server, token=token, retry_for=retry_for, warn=warn)
     async with open_runtime(settings, warn=warn) as runtime:
         sealed = await download_sealed(runtime.session, runtime.blobs, upload_id)
         if raw:
@@ -102,6 +102,7 @@ def _when(timestamp: float) -> str:
 def _render_rich(uploads: list[UploadInfo]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"{len(uploads)} uploads", title_justify="left")
     table.add_column("id", no_wrap=True)  # whole: it is what `fap results get` takes
@@ -110,12 +111,12 @@ def _render_rich(uploads: list[UploadInfo]) -> None:
         table.add_column(column, no_wrap=True)
     styles = {"done": "green", "failed": "red"}
     for upload in uploads:
-        state = upload.state
+        # Text, not str: a str cell is read as markup, and a name like "[red]x" would change it.
         table.add_row(
-            upload.id,
-            upload.name,
-            f"[{styles[state]}]{state}[/]" if state in styles else state,
-            upload.engine,
+            Text(upload.id),
+            Text(upload.name),
+            Text(upload.state, style=styles.get(upload.state, "")),
+            Text(upload.engine),
             _when(upload.created_at),
         )
     Console(highlight=False).print(table)

@@ -8,20 +8,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from fap.cli.common import (
     JsonOption,
     RetryForOption,
     ServerOption,
     TokenOption,
+    VerboseOption,
     die,
     err_console,
     run,
+    setup_logging,
 )
 from fap.errors import EXIT_INPUT, JobsFailed
 
 if TYPE_CHECKING:
-    from rich.progress import Progress, TaskID
+    from rich.progress import Progress, ProgressColumn, TaskID
 
     from fap.client import FileOutcome
 
@@ -33,6 +36,7 @@ __all__ = (
     "emit_json",
     "human",
     "parse_rate",
+    "progress_columns",
     "upload",
     "warn",
 )
@@ -101,7 +105,8 @@ BwlimitOption = Annotated[
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False)
+    # A message quotes paths (FAP_HOME, a file's): text, not markup.
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", markup=True, highlight=False)
 
 
 def upload(
@@ -121,6 +126,7 @@ def upload(
     retry_for: RetryForOption = 30.0,
     bwlimit: BwlimitOption = None,
     token: TokenOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Upload files for analysis, wait for their results and write each one to the results dir.
 
@@ -128,6 +134,7 @@ def upload(
     """
     from fap.client import FileOutcome, check_file
 
+    setup_logging(verbose, client=True)
     rate = parse_rate(bwlimit)
     readable: list[Path] = []
     refused: list[FileOutcome] = []
@@ -142,7 +149,9 @@ def upload(
             )
         if problem:
             refused.append(FileOutcome(file=str(path), error=problem))
-            err_console.print(f"[bold red]error:[/] {problem}", markup=True, highlight=False)
+            err_console.print(
+                f"[bold red]error:[/] {escape(problem)}", markup=True, highlight=False
+            )
             if json_output:
                 emit_json(refused[-1])
         else:
@@ -183,27 +192,14 @@ async def _upload(
     json_output: bool,
     bwlimit: int | None,
 ) -> list[FileOutcome]:
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TransferSpeedColumn,
-    )
+    from rich.progress import Progress
 
     from fap.client import load_settings, open_runtime, upload_files
 
-    settings = load_settings(server=server, token=token, retry_for=retry_for)
+    settings = load_settings(server=server, token=token, retry_for=retry_for, warn=warn)
     progress: Progress | None = None
     if err_console.is_terminal:
-        progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            console=err_console,
-            transient=False,
-        )
+        progress = Progress(*progress_columns(), console=err_console, transient=False)
     reporter = _Reporter(progress, json_output=json_output)
     async with open_runtime(settings, warn=warn, bwlimit=bwlimit) as runtime:
         if progress is None:
@@ -214,6 +210,19 @@ async def _upload(
             return await upload_files(
                 runtime, files, results_dir=results, engine=engine, wait=wait, reporter=reporter
             )
+
+
+def progress_columns() -> tuple[ProgressColumn, ...]:
+    """A bar per file: its name, the bar, bytes stored of its size, the rate."""
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TransferSpeedColumn
+
+    return (
+        # A description holds a file's name: shown as it is, never read as markup.
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+    )
 
 
 def emit_json(outcome: FileOutcome) -> None:
@@ -230,7 +239,11 @@ def human(outcome: FileOutcome) -> str:
 
 
 class _Reporter:
-    """A progress bar per file on a terminal; plain lines otherwise."""
+    """A progress bar per file on a terminal; plain lines otherwise.
+
+    Every line holds a file's name, which may look like rich markup (``[red]x``): all of them
+    are printed as text (``markup=False``), never parsed.
+    """
 
     def __init__(self, progress: Progress | None, *, json_output: bool) -> None:
         self._progress = progress
@@ -250,7 +263,7 @@ class _Reporter:
             name = Path(outcome.file).name
             self._progress.update(self._tasks[outcome.file], description=f"{name} (analysing)")
         elif self._progress is None:
-            err_console.print(f"uploaded {outcome.file} as {outcome.upload_id}")
+            err_console.print(f"uploaded {outcome.file} as {outcome.upload_id}", markup=False)
 
     def finished(self, outcome: FileOutcome) -> None:
         if self._progress is not None and outcome.file in self._tasks:
@@ -261,9 +274,9 @@ class _Reporter:
         if self._json:
             emit_json(outcome)
             if outcome.status == "failed":
-                err_console.print(human(outcome))
+                err_console.print(human(outcome), markup=False)
         elif self._progress is not None:
-            self._progress.console.print(human(outcome), highlight=False)
+            self._progress.console.print(human(outcome), markup=False, highlight=False)
         else:
             sys.stdout.write(human(outcome) + "\n")
             sys.stdout.flush()

@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from fap.cli.common import (
     JsonOption,
     RetryForOption,
     ServerOption,
     TokenOption,
+    VerboseOption,
     die,
     err_console,
     run,
+    setup_logging,
 )
 from fap.cli.upload import (
     BwlimitOption,
@@ -55,6 +58,7 @@ def watch(
     retry_for: RetryForOption = 30.0,
     bwlimit: BwlimitOption = None,
     token: TokenOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Watch a directory: upload each file once it settles, write its result to the results dir.
 
@@ -62,6 +66,7 @@ def watch(
     remembers every file, so a restart neither repeats nor loses work. With --once, exits 0 only
     if every file got a result, else 7.
     """
+    setup_logging(verbose, client=True)
     rate = parse_rate(bwlimit)
     if not directory.is_dir():
         problem = "does not exist" if not directory.exists() else "is not a directory"
@@ -108,7 +113,7 @@ async def _watch(
 
     if not once:  # the watch itself waits for the server, for as long as it takes
         retry_for = min(retry_for, CALL_BUDGET_SECONDS)
-    settings = load_settings(server=server, token=token, retry_for=retry_for)
+    settings = load_settings(server=server, token=token, retry_for=retry_for, warn=warn)
     stopping = _stop_on_sigterm()
     try:
         async with (
@@ -119,7 +124,9 @@ async def _watch(
                 runtime, journal, directory, results, engine=engine, reporter=reporter
             )
             if not once:
-                err_console.print(f"watching {directory}; results go to {results}", highlight=False)
+                err_console.print(
+                    f"watching {directory}; results go to {results}", markup=False, highlight=False
+                )
             return await sync.run(once=once)
     except asyncio.CancelledError:
         if stopping.is_set():
@@ -151,7 +158,9 @@ class _Lines:
         self._json = json_output
 
     def uploaded(self, outcome: FileOutcome) -> None:
-        err_console.print(f"uploaded {outcome.file} as {outcome.upload_id}", highlight=False)
+        err_console.print(
+            f"uploaded {outcome.file} as {outcome.upload_id}", markup=False, highlight=False
+        )
 
     def finished(self, outcome: FileOutcome, *, earlier: bool) -> None:
         if self._json:
@@ -162,4 +171,6 @@ class _Lines:
         sys.stdout.flush()
 
     def retrying(self, message: str) -> None:
-        err_console.print(f"[yellow]waiting:[/] {message} Retrying.", markup=True, highlight=False)
+        err_console.print(
+            f"[yellow]waiting:[/] {escape(message)} Retrying.", markup=True, highlight=False
+        )

@@ -6,7 +6,7 @@ Only :mod:`fap.cli` uses this role; it imports from here, never from the modules
 from fap.client.batch import BatchReporter, FileOutcome, check_file, result_path, upload_files
 from fap.client.device import DeviceKeys, register_device
 from fap.client.folder import CALL_BUDGET_SECONDS, FolderReporter, FolderSummary, FolderSync
-from fap.client.journal import JOURNAL_NAME, FileRecord, Journal
+from fap.client.journal import JOURNAL_NAME, FileRecord, Journal, JournalDamaged
 from fap.client.queries import fetch_status, list_uploads
 from fap.client.results import ResultWaiter, download_sealed, open_result, write_atomic
 from fap.client.rules import ignore_reason, ignored_name
@@ -28,6 +28,7 @@ __all__ = (
     "FolderSummary",
     "FolderSync",
     "Journal",
+    "JournalDamaged",
     "LocalFile",
     "ResultWaiter",
     "Runtime",

@@ -18,6 +18,7 @@ import keyring
 import keyring.errors
 
 from fap.api import DEVICES, ApiSession, DeviceInfo, DeviceRegistration
+from fap.client.private import make_private_dir
 from fap.crypto import DeviceIdentity
 from fap.errors import InputError
 
@@ -85,7 +86,7 @@ class DeviceKeys:
 
     def _write_file(self, identity: DeviceIdentity) -> DeviceIdentity:
         try:
-            self.home.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.home)
             # O_EXCL: two first runs at once agree on one key instead of the last writer's.
             fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:

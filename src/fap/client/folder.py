@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from fap.api import UploadInfo
+from fap.api import ChunkStored, UploadInfo
 from fap.client.batch import FILES_IN_FLIGHT, FileOutcome, Status, result_path
 from fap.client.journal import FileRecord, Journal
 from fap.client.results import ResultWaiter, failure_reason, open_result, write_atomic
 from fap.client.rules import ignore_reason
 from fap.client.runtime import Runtime
 from fap.client.tasks import first_error
-from fap.client.uploader import FileChanged, LocalFile, UploadListener
+from fap.client.uploader import FileChanged, LocalFile, UploadListener, new_request_id
 from fap.client.watcher import Settler, scan, watch_changes
 from fap.errors import ConflictError, InputError, IntegrityError, ServerError, ServerUnreachable
 
@@ -89,8 +89,8 @@ class _JournalListener(UploadListener):
             self._key, info.id, info.chunk_count, len(info.chunks_stored)
         )
 
-    async def on_chunk(self, info: UploadInfo) -> None:
-        await self._journal.record_progress(self._key, len(info.chunks_stored))
+    async def on_chunk(self, stored: ChunkStored) -> None:
+        await self._journal.record_progress(self._key, stored.stored)
 
 
 class FolderSync:
@@ -295,12 +295,28 @@ class FolderSync:
         if local is None:
             local = await self.runtime.uploader.inspect(path, name)
         await self.runtime.device()  # results are sealed to registered devices: register first
-        sent = await self.runtime.uploader.upload(
-            local,
-            engine=self.engine,
-            resume=record.upload_id if record.state == "uploading" else None,
-            listener=_JournalListener(self.journal, key),
-        )
+        request_id = record.request_id
+        if request_id is None:
+            # Journalled before the upload is asked for: killed before its answer is recorded,
+            # the next run asks with the same id and the server answers with the same upload.
+            request_id = new_request_id()
+            await self.journal.record_request(key, request_id)
+        try:
+            sent = await self.runtime.uploader.upload(
+                local,
+                engine=self.engine,
+                resume=record.upload_id if record.state == "uploading" else None,
+                request_id=request_id,
+                listener=_JournalListener(self.journal, key),
+            )
+        except ConflictError:
+            current = await self.journal.get(key)
+            if current is not None and current.state == "pending":
+                # Refused before the upload was journalled, so by the create: its request id
+                # was spent on another name, engine or chunk size (a restart with other
+                # settings). The next attempt asks with a new one.
+                await self.journal.record_request(key, new_request_id())
+            raise
         self._sent[key] = self._sent.get(key, 0) + sent.bytes_sent
         await self.journal.record_uploaded(key)
         self.reporter.uploaded(self._outcome(key, sent.info.id, "uploaded"))

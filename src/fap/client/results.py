@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from fap.api import (
+    MAX_WAIT_IDS,
     TERMINAL_STATES,
     UPLOAD_RESULT,
     UPLOADS_WAIT,
@@ -21,6 +23,7 @@ from fap.api import (
     UploadList,
     UploadWait,
 )
+from fap.client.private import make_private_dir
 from fap.crypto import DeviceIdentity, open_sealed
 from fap.errors import IntegrityError, ServerUnreachable
 from fap.transfer import get_bytes
@@ -42,13 +45,31 @@ def failure_reason(info: UploadInfo) -> str:
 async def download_sealed(session: ApiSession, blobs: httpx.AsyncClient, upload_id: str) -> bytes:
     """The sealed (age) result of a finished upload, as stored: only its owner can open it."""
     where = await session.call("GET", UPLOAD_RESULT.format(upload_id=upload_id), returns=ResultUrl)
+    if where.sha256 is None:
+        # Without it a result swapped in the store would be opened and believed: refuse.
+        raise IntegrityError(
+            f"The server gave no SHA-256 for the result of upload {upload_id}, so it cannot be "
+            "verified; upgrade the server."
+        )
     sealed = await get_bytes(blobs, where.url)
     if len(sealed) != where.size:
         raise IntegrityError(
             f"The result of upload {upload_id} arrived with {len(sealed)} bytes "
             f"where {where.size} were announced."
         )
+    # Before decrypting: the result must be the very ciphertext the worker completed the job
+    # with, not another one sealed to this device and put in its place.
+    digest = await asyncio.to_thread(_sha256, sealed)
+    if digest != where.sha256.lower():
+        raise IntegrityError(
+            f"The result of upload {upload_id} does not match the SHA-256 the server recorded; "
+            "it was changed after the analysis and is not shown."
+        )
     return sealed
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 async def open_result(
@@ -62,7 +83,7 @@ async def open_result(
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so a reader sees the old file or the whole new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     # mkstemp makes the file 0600, which suits a result sealed for its owner alone.
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -78,7 +99,8 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 class ResultWaiter:
-    """Long-polls ``POST /v1/uploads/wait`` for the uploads it was given, one request for all.
+    """Long-polls ``POST /v1/uploads/wait`` for the uploads it was given, one request for every
+    ``MAX_WAIT_IDS`` of them (the most the server takes at once).
 
     Each upload's callback runs once it is done or failed. An upload added while a long-poll is
     out restarts the poll, so it is not held up by a request that does not name it.
@@ -138,19 +160,31 @@ class ResultWaiter:
                 await asyncio.sleep(_MIN_POLL_INTERVAL)
 
     async def _poll(self, ids: list[str]) -> UploadList | None:
-        body = UploadWait(ids=ids, timeout=self._poll_timeout)
-        poll = asyncio.ensure_future(
-            self._session.call("POST", UPLOADS_WAIT, body, returns=UploadList)
-        )
+        """One long-poll per ``MAX_WAIT_IDS`` uploads, all at once; the first answer ends them.
+
+        None when the set of uploads changed first.
+        """
+        polls = [
+            asyncio.ensure_future(
+                self._session.call(
+                    "POST",
+                    UPLOADS_WAIT,
+                    UploadWait(ids=ids[start : start + MAX_WAIT_IDS], timeout=self._poll_timeout),
+                    returns=UploadList,
+                )
+            )
+            for start in range(0, len(ids), MAX_WAIT_IDS)
+        ]
         changed = asyncio.ensure_future(self._changed.wait())
         try:
-            await asyncio.wait({poll, changed}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({*polls, changed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (poll, changed):
+            for task in (*polls, changed):
                 if not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-        if poll.cancelled():
+        answered = [poll for poll in polls if poll in done]
+        if not answered:
             return None
-        return poll.result()
+        return UploadList(uploads=[info for poll in answered for info in poll.result().uploads])

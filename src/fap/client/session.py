@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,6 +19,7 @@ import keyring.errors
 
 from fap import __version__
 from fap.api import ApiSession, parse_servers
+from fap.client.private import secure_home
 from fap.client.state import remember_server, resolve_server
 from fap.config import ClientSettings, build
 from fap.errors import AuthError, ServerUnreachable
@@ -30,9 +31,15 @@ KEYRING_SERVICE = "fap"
 log = logging.getLogger(__name__)
 
 
-def load_settings(*, server: str | None, **overrides: Any) -> ClientSettings:
-    """Client settings with the server resolved: the one given, else the last one used."""
+def load_settings(
+    *, server: str | None, warn: Callable[[str], None] | None = None, **overrides: Any
+) -> ClientSettings:
+    """Client settings with the server resolved: the one given, else the last one used.
+
+    A fap home that others can read is tightened here, before any command writes to it.
+    """
     settings = build(ClientSettings, server=server, **overrides)
+    secure_home(settings.home, warn)
     return dataclasses.replace(settings, server=resolve_server(settings.server, settings.home))
 
 

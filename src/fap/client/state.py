@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from fap.api import parse_servers
+from fap.client.private import FILE_MODE, make_private_dir
 from fap.errors import ConfigError
 
 __all__ = ("last_server", "remember_server", "resolve_server")
@@ -30,9 +31,13 @@ def last_server(home: Path) -> str | None:
 def remember_server(home: Path, server: str) -> None:
     """Record ``server`` as the last one used; a state dir that cannot be written is no failure."""
     with contextlib.suppress(OSError):
-        home.mkdir(parents=True, exist_ok=True)
+        make_private_dir(home)
         temp = home / f".{_LAST_SERVER}.{os.getpid()}"
-        temp.write_text(server + "\n", encoding="utf-8")
+        # Written 0600 from the start, then renamed over the old file (which may be looser).
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(fd, FILE_MODE)  # a temp file left by a killed run keeps its old mode
+            handle.write(server + "\n")
         temp.replace(home / _LAST_SERVER)
 
 

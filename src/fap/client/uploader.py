@@ -22,22 +22,22 @@ from stat import S_ISREG
 from typing import BinaryIO, NamedTuple
 
 import httpx
+import msgspec
 
 from fap.api import (
-    CHUNK_URLS,
     CHUNKS,
     TERMINAL_STATES,
     UPLOAD,
     UPLOADS,
     ApiSession,
     ChunkReport,
-    ChunkSpec,
+    ChunkStored,
     ChunkUrl,
-    ChunkUrlsRequest,
     UploadCreate,
     UploadCreated,
     UploadInfo,
 )
+from fap.client.chunk_urls import ChunkUrlBook
 from fap.client.tasks import first_error
 from fap.config import ClientSettings
 from fap.errors import InputError, ServerError
@@ -49,6 +49,7 @@ __all__ = (
     "Sent",
     "UploadListener",
     "Uploader",
+    "new_request_id",
     "raw_chunk_size",
 )
 
@@ -78,11 +79,16 @@ class UploadListener:
     async def on_upload(self, info: UploadInfo) -> None:
         """The upload exists (created or resumed), before any byte is sent."""
 
-    async def on_chunk(self, info: UploadInfo) -> None:
-        """The server confirmed one more stored chunk."""
+    async def on_chunk(self, stored: ChunkStored) -> None:
+        """The server confirmed one more stored chunk; ``stored.stored`` counts them all."""
 
     def on_bytes(self, raw_bytes: int) -> None:
         """``raw_bytes`` more of the file are stored (or were stored before a resume)."""
+
+
+def new_request_id() -> str:
+    """A request id for one upload to create (the server takes up to 64 characters)."""
+    return uuid.uuid4().hex
 
 
 def raw_chunk_size(seq: int, size: int, chunk_size: int) -> int:
@@ -144,13 +150,20 @@ class Uploader:
         *,
         engine: str | None = None,
         resume: str | None = None,
+        request_id: str | None = None,
         listener: UploadListener | None = None,
     ) -> Sent:
-        """Send ``file``; with ``resume``, continue that upload from the chunks already stored."""
+        """Send ``file``; with ``resume``, continue that upload from the chunks already stored.
+
+        ``request_id`` names the upload to create (default: a new one). A caller that journals
+        it before the call and passes the same one after a crash gets the upload the lost call
+        made, not a second one: the server answers a request id it knows with its upload.
+        """
         listener = listener or UploadListener()
-        info = await self._start(file, engine, resume)
+        info = await self._start(file, engine, resume, request_id or new_request_id())
         await listener.on_upload(info)
-        if info.state in TERMINAL_STATES:  # answered from an identical earlier upload
+        # A resent request id, or a resumed upload, may name one that finished meanwhile.
+        if info.state in TERMINAL_STATES:
             listener.on_bytes(file.size)
             return Sent(info, 0)
         stored = set(info.chunks_stored)
@@ -160,7 +173,9 @@ class Uploader:
             return Sent(info, 0)
         return await self._send(file, info, missing, listener)
 
-    async def _start(self, file: LocalFile, engine: str | None, resume: str | None) -> UploadInfo:
+    async def _start(
+        self, file: LocalFile, engine: str | None, resume: str | None, request_id: str
+    ) -> UploadInfo:
         if resume is not None:
             try:
                 info = await self.session.call(
@@ -179,7 +194,7 @@ class Uploader:
             engine=engine,
             chunk_size=self.settings.chunk_size,
             # The session resends this very body after a lost answer: one upload, not two.
-            request_id=uuid.uuid4().hex,
+            request_id=request_id,
         )
         created = await self.session.call("POST", UPLOADS, body, returns=UploadCreated)
         return created.upload
@@ -192,10 +207,16 @@ class Uploader:
         listener: UploadListener,
     ) -> Sent:
         loop = asyncio.get_running_loop()
-        book = _UrlBook(self.session, info.id)
+        book = ChunkUrlBook(self.session, info.id)
         queue: asyncio.Queue[asyncio.Task[_Ready] | None] = asyncio.Queue()
         senders = min(self._parallel_puts, len(missing))
-        latest = info
+        latest = ChunkStored(
+            upload_id=info.id,
+            seq=-1,  # none reported yet
+            stored=len(info.chunks_stored),
+            chunk_count=info.chunk_count,
+            state=info.state,
+        )
         sent = 0
         held = 0  # buffer slots this file holds: given back whatever happens
 
@@ -228,7 +249,7 @@ class Uploader:
                 held -= 1
                 self._slots.release()
                 # Reports may come back out of order: keep the answer that knows the most.
-                if len(answer.chunks_stored) > len(latest.chunks_stored):
+                if answer.stored > latest.stored:
                     latest = answer
                 listener.on_bytes(ready.chunk.raw_size)
                 await listener.on_chunk(answer)
@@ -251,9 +272,11 @@ class Uploader:
         after = await loop.run_in_executor(self.executor, _stat_regular, file.path)
         if (after.st_size, after.st_mtime_ns) != (file.size, file.mtime_ns):
             raise _changed(file)
-        return Sent(latest, sent)
+        # Every chunk is stored: each was before, or its report was answered.
+        stored = list(range(info.chunk_count))
+        return Sent(msgspec.structs.replace(info, chunks_stored=stored, state=latest.state), sent)
 
-    async def _put(self, book: _UrlBook, ready: _Ready) -> None:
+    async def _put(self, book: ChunkUrlBook, ready: _Ready) -> None:
         chunk, url = ready
         async with self._puts:
             if self._pacer is not None:
@@ -268,7 +291,7 @@ class Uploader:
                 await put_bytes(self.blobs, url.url, chunk.data, url.headers)
         self.bytes_sent += chunk.stored_size
 
-    async def _report(self, upload_id: str, chunk: EncodedChunk) -> UploadInfo:
+    async def _report(self, upload_id: str, chunk: EncodedChunk) -> ChunkStored:
         report = ChunkReport(
             seq=chunk.seq,
             raw_size=chunk.raw_size,
@@ -277,7 +300,7 @@ class Uploader:
             sha256=chunk.sha256,
         )
         return await self.session.call(
-            "POST", CHUNKS.format(upload_id=upload_id), report, returns=UploadInfo
+            "POST", CHUNKS.format(upload_id=upload_id), report, returns=ChunkStored
         )
 
 
@@ -301,51 +324,6 @@ class _Ready(NamedTuple):
 
     chunk: EncodedChunk
     url: ChunkUrl
-
-
-class _UrlBook:
-    """Presigned PUT URLs for one upload's encoded chunks, asked for in batches.
-
-    A URL is signed for the exact size and SHA-256 of the bytes it stores, so a chunk asks for
-    its URL once it is encoded. One request is out at a time: every chunk encoded meanwhile
-    waits for it and goes in the next request, so round trips stay few while the cores are busy.
-    The batches stay small: a chunk holds a buffer slot until it is stored.
-    """
-
-    def __init__(self, session: ApiSession, upload_id: str) -> None:
-        self._session = session
-        self._path = CHUNK_URLS.format(upload_id=upload_id)
-        self._wanted: dict[int, ChunkSpec] = {}
-        self._urls: dict[int, ChunkUrl] = {}
-        self._lock = asyncio.Lock()
-
-    async def take(self, chunk: EncodedChunk) -> ChunkUrl:
-        spec = _spec(chunk)
-        self._wanted[chunk.seq] = spec
-        async with self._lock:
-            if chunk.seq not in self._urls:
-                # Everything encoded while the previous request was out, this chunk among them.
-                batch = {**self._wanted, chunk.seq: spec}
-                self._wanted.clear()
-                await self._fetch(list(batch.values()))
-            return self._urls.pop(chunk.seq)
-
-    async def renew(self, chunk: EncodedChunk) -> ChunkUrl:
-        async with self._lock:
-            await self._fetch([_spec(chunk)])
-            return self._urls.pop(chunk.seq)
-
-    async def _fetch(self, specs: list[ChunkSpec]) -> None:
-        urls = await self._session.call(
-            "POST", self._path, ChunkUrlsRequest(chunks=specs), returns=list[ChunkUrl]
-        )
-        self._urls.update((url.seq, url) for url in urls)
-        if missing := {spec.seq for spec in specs} - self._urls.keys():
-            raise ServerError(f"The server gave no upload URL for chunk {min(missing)}.")
-
-
-def _spec(chunk: EncodedChunk) -> ChunkSpec:
-    return ChunkSpec(seq=chunk.seq, size=chunk.stored_size, sha256=chunk.sha256)
 
 
 def _open(file: LocalFile) -> BinaryIO:

@@ -1,43 +1,33 @@
-"""Client fixtures: settings in an isolated fap home, a runtime wired to the in-process fake."""
+"""Client fixtures: the real server app in-process, its worker, and a client runtime wired to it
+over a recording, fault-injecting transport (see ``real_app.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import keyring
 import pytest
 from keyring.backend import KeyringBackend
-from tests.unit.client.fake_server import BASE, TOKEN, FakeServer
+from tests.unit.client.real_app import App, running_app
 
-from fap.client import Runtime, open_runtime
-from fap.config import ClientSettings
+from fap.client import Runtime
 
-KiB = 1024
-CHUNK = 64 * KiB
-
-
-@pytest.fixture
-def fake() -> FakeServer:
-    return FakeServer()
+# A test of what the client does while nothing finishes: the app runs with no worker.
+no_worker = pytest.mark.parametrize("app", [{"worker": False}], indirect=True, ids=["no worker"])
 
 
 @pytest.fixture
-def settings(fap_home: Path) -> ClientSettings:
-    return ClientSettings(
-        server=BASE,
-        token=TOKEN,
-        home=fap_home,
-        retry_for=0.5,
-        chunk_size=CHUNK,
-        parallel_puts=3,
-        settle_seconds=0.2,
-    )
+async def app(tmp_path: Path, fap_home: Path, request: pytest.FixtureRequest) -> AsyncIterator[App]:
+    options: dict[str, Any] = getattr(request, "param", {})
+    async with running_app(tmp_path, fap_home, **options) as running:
+        yield running
 
 
 @pytest.fixture
-async def runtime(settings: ClientSettings, fake: FakeServer) -> AsyncIterator[Runtime]:
-    async with open_runtime(settings, transport=fake.transport) as opened:
+async def runtime(app: App) -> AsyncIterator[Runtime]:
+    async with app.runtime() as opened:
         yield opened
 
 

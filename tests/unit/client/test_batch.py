@@ -6,8 +6,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from tests.unit.client.fake_server import FakeServer
+from tests.unit.client.conftest import no_worker
+from tests.unit.client.real_app import App
 
+from fap.api import UPLOADS_WAIT
 from fap.client import Runtime, upload_files, write_atomic
 
 
@@ -21,7 +23,7 @@ def _files(tmp_path: Path, **contents: bytes) -> list[Path]:
 
 
 async def test_each_file_gets_its_decrypted_result_written_beside_the_others(
-    runtime: Runtime, fake: FakeServer, tmp_path: Path
+    runtime: Runtime, app: App, tmp_path: Path
 ) -> None:
     files = _files(tmp_path, **{"a.txt": b"alpha\n" * 50_000, "b.bin": b"", "c d.csv": b"1,2\n"})
     results = tmp_path / "results"
@@ -33,7 +35,7 @@ async def test_each_file_gets_its_decrypted_result_written_beside_the_others(
         assert outcome.file == str(path)
         assert outcome.result_path == str(results / f"{path.name}.result.json")
         result = json.loads(Path(outcome.result_path).read_text())
-        assert result == {"size": path.stat().st_size, "sha256": _sha(path)}
+        assert result == {"name": path.name, "size": path.stat().st_size, "sha256": _sha(path)}
     assert sorted(p.name for p in results.iterdir()) == [
         "a.txt.result.json",
         "b.bin.result.json",
@@ -43,9 +45,9 @@ async def test_each_file_gets_its_decrypted_result_written_beside_the_others(
 
 
 async def test_a_failed_job_says_why_and_writes_nothing(
-    runtime: Runtime, fake: FakeServer, tmp_path: Path
+    runtime: Runtime, app: App, tmp_path: Path
 ) -> None:
-    fake.fail_with = "the engine crashed (exit 3)"
+    app.fail_with = "the engine crashed (exit 3)"
     [path] = _files(tmp_path, **{"crash.txt": b"boom\n"})
 
     [outcome] = await upload_files(runtime, [path], results_dir=tmp_path / "results")
@@ -54,18 +56,23 @@ async def test_a_failed_job_says_why_and_writes_nothing(
     assert outcome.upload_id is not None
     assert outcome.error is not None and "the engine crashed (exit 3)" in outcome.error
     assert not (tmp_path / "results").exists()
+    [failed] = await app.uploads()
+    assert (failed.id, failed.state) == (outcome.upload_id, "failed")
 
 
+@no_worker  # nothing would ever finish
 async def test_without_waiting_files_are_only_uploaded(
-    runtime: Runtime, fake: FakeServer, tmp_path: Path
+    runtime: Runtime, app: App, tmp_path: Path
 ) -> None:
-    fake.analyze = None  # no worker: nothing would ever finish
     [path] = _files(tmp_path, **{"later.txt": b"later\n"})
 
     [outcome] = await upload_files(runtime, [path], results_dir=tmp_path / "r", wait=False)
 
-    assert (outcome.status, outcome.upload_id) == ("uploaded", "up-1")
-    assert fake.calls.count(("POST", "/v1/uploads/wait")) == 0
+    [upload] = await app.uploads()
+    assert (outcome.status, outcome.upload_id) == ("uploaded", upload.id)
+    assert upload.chunks_stored == [0]
+    assert not [sent for sent in app.wire.sent if sent.path == UPLOADS_WAIT]
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_result_is_replaced_whole_and_no_temporary_file_stays(tmp_path: Path) -> None:

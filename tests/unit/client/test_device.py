@@ -7,12 +7,13 @@ from pathlib import Path
 
 import keyring
 from tests.unit.client.conftest import MemoryKeyring
-from tests.unit.client.fake_server import BASE, TOKEN, FakeServer
+from tests.unit.client.real_app import App
 
-from fap.client import DeviceKeys, open_runtime
+from fap.api import DEVICES
+from fap.client import DeviceKeys
 from fap.client.device import KEY_FILE_NAME, KEYRING_USER
-from fap.config import ClientSettings
 from fap.crypto import DeviceIdentity
+from fap.server.auth import hash_token
 
 
 def test_without_a_keyring_the_key_lives_in_a_0600_file_with_one_warning(fap_home: Path) -> None:
@@ -63,11 +64,12 @@ def test_a_key_kept_in_a_file_stays_the_key_when_a_keyring_appears(fap_home: Pat
         keyring.set_keyring(previous)
 
 
-async def test_the_device_is_registered_once_per_run(fap_home: Path) -> None:
-    fake = FakeServer()
-    settings = ClientSettings(server=BASE, token=TOKEN, home=fap_home)
-    async with open_runtime(settings, transport=fake.transport) as runtime:
+async def test_the_device_is_registered_once_per_run(app: App) -> None:
+    async with app.runtime() as runtime:
         identity = await runtime.device()
         await runtime.device()
-    assert list(fake.devices) == [identity.recipient]
-    assert fake.calls.count(("POST", "/v1/devices")) == 1
+    accounts = app.server.services.store.accounts
+    owner = await accounts.token_owner(hash_token(app.server.owner))
+    assert owner is not None and owner.user is not None
+    assert await accounts.recipients(owner.user.id) == [identity.recipient]
+    assert [(s.method, s.path) for s in app.wire.sent].count(("POST", DEVICES)) == 1

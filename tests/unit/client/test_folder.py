@@ -1,4 +1,4 @@
-"""``fap watch``'s work against the fake server: mirror a tree, never repeat, never lose."""
+"""``fap watch``'s work against the real server app: mirror a tree, never repeat, never lose."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 import pytest
-from tests.unit.client.conftest import CHUNK
-from tests.unit.client.fake_server import FakeServer
+from tests.unit.client.real_app import App, chunk_put
+from tests.unit.server.harness import CHUNK
 
 import fap.client.folder as folder_module
-from fap.client import JOURNAL_NAME, FileOutcome, FolderSync, Journal, Runtime, open_runtime
-from fap.config import ClientSettings
+from fap.api import UPLOADS_WAIT
+from fap.client import JOURNAL_NAME, FileOutcome, FolderSync, Journal, Runtime
 
 
 class Heard:
@@ -37,25 +36,22 @@ class Heard:
 
 @asynccontextmanager
 async def folder(
-    settings: ClientSettings,
-    transport: httpx.AsyncBaseTransport,
-    inbox: Path,
-    heard: Heard | None = None,
+    app: App, inbox: Path, heard: Heard | None = None
 ) -> AsyncIterator[tuple[FolderSync, Runtime]]:
     """A watch as one run of ``fap watch`` holds it: its own runtime, the shared journal."""
+    settings = app.settings
     async with (
-        open_runtime(settings, transport=transport) as runtime,
+        app.runtime() as runtime,
         Journal(settings.home / JOURNAL_NAME, settings.server) as journal,
     ):
         results = inbox.parent / "results"
         yield FolderSync(runtime, journal, inbox, results, reporter=heard), runtime
 
 
-async def wait_for(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
-    assert check(), what
+async def wait_for(app: App, check: Callable[[], bool], what: str) -> None:
+    """Until ``check()`` holds: looked at whenever the client sends or hears, and now and then
+    for what only the disk shows (a result written)."""
+    await app.wire.until(check, what, poll=0.02)
 
 
 def sha(path: Path) -> str:
@@ -70,7 +66,7 @@ def result_of(inbox: Path, relative: str) -> dict[str, object]:
 
 
 async def test_once_mirrors_the_tree_and_leaves_what_it_must_alone(
-    settings: ClientSettings, fake: FakeServer, tmp_path: Path
+    app: App, tmp_path: Path
 ) -> None:
     inbox = tmp_path / "inbox"
     (inbox / "deep" / "er").mkdir(parents=True)
@@ -83,14 +79,14 @@ async def test_once_mirrors_the_tree_and_leaves_what_it_must_alone(
     (inbox / "link-out.txt").symlink_to(tmp_path / "outside.txt")
     os.mkfifo(inbox / "a-fifo")
 
-    async with folder(settings, fake.transport, inbox) as (sync, _):
+    async with folder(app, inbox) as (sync, _):
         summary = await sync.run(once=True)
 
     assert sorted(summary.outcomes) == sorted(taken)
     assert not summary.failed
     for name in taken:
         assert result_of(inbox, name)["sha256"] == sha(inbox / name)
-    assert sorted(u.info.name for u in fake.uploads.values()) == sorted(taken)
+    assert sorted(upload.name for upload in await app.uploads()) == sorted(taken)
     written = sorted(
         p.relative_to(tmp_path / "results").as_posix()
         for p in (tmp_path / "results").rglob("*.json")
@@ -99,73 +95,79 @@ async def test_once_mirrors_the_tree_and_leaves_what_it_must_alone(
 
 
 async def test_a_second_run_repeats_nothing_but_reports_every_file(
-    settings: ClientSettings, fake: FakeServer, tmp_path: Path
+    app: App, tmp_path: Path
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "a.txt").write_text("a\n")
-    async with folder(settings, fake.transport, inbox) as (sync, _):
+    async with folder(app, inbox) as (sync, _):
         await sync.run(once=True)
     os.utime(inbox / "a.txt")  # touched, not changed: the same content needs no new upload
     heard = Heard()
 
-    async with folder(settings, fake.transport, inbox, heard) as (sync, runtime):
+    async with folder(app, inbox, heard) as (sync, runtime):
         summary = await sync.run(once=True)
 
-    assert len(fake.uploads) == 1
+    assert len(await app.uploads()) == 1
     assert runtime.uploader.bytes_sent == 0
     [(outcome, earlier)] = heard.outcomes
     assert (outcome.status, earlier) == ("done", True)
     assert list(summary.outcomes) == ["a.txt"]
 
 
-async def test_a_changed_file_is_uploaded_again(
-    settings: ClientSettings, fake: FakeServer, tmp_path: Path
-) -> None:
+async def test_a_changed_file_is_uploaded_again(app: App, tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     path = inbox / "a.txt"
     path.write_text("first\n")
-    async with folder(settings, fake.transport, inbox) as (sync, _):
+    async with folder(app, inbox) as (sync, _):
         await sync.run(once=True)
     path.write_text("second version\n")
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns - 10**10))
 
-    async with folder(settings, fake.transport, inbox) as (sync, _):
+    async with folder(app, inbox) as (sync, _):
         await sync.run(once=True)
 
-    assert len(fake.uploads) == 2
+    assert len(await app.uploads()) == 2
     assert result_of(inbox, "a.txt")["sha256"] == sha(path)
 
 
 async def test_an_interrupted_watch_resumes_from_the_chunks_already_stored(
-    settings: ClientSettings, fake: FakeServer, tmp_path: Path
+    app: App, tmp_path: Path
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     big = inbox / "big.bin"
     big.write_bytes(os.urandom(24 * CHUNK))
-    fake.put_delay = 0.02  # a slow link, so the watch is stopped mid-upload
+    # The link stalls after chunk 3, so the watch is stopped mid-upload.
+    stalled = app.wire.hold(chunk_put(at_least=4), every=True)
 
-    def some_stored() -> bool:
-        return any(len(u.reports) >= 4 for u in fake.uploads.values())
+    def stopped_mid_upload() -> bool:
+        # Four chunks are stored and every PUT the senders have started waits at the wire;
+        # nothing else but the long-poll for results is out, so the kill lands between requests.
+        out = app.wire.in_flight()
+        return (
+            app.reports_answered() >= 4
+            and stalled.waiting > 0
+            and len(out) == stalled.waiting + sum(sent.path == UPLOADS_WAIT for sent in out)
+        )
 
-    async with folder(settings, fake.transport, inbox) as (sync, _):
+    async with folder(app, inbox) as (sync, _):
         watching = asyncio.create_task(sync.run())
-        await wait_for(some_stored, "part of the upload")
+        await wait_for(app, stopped_mid_upload, "part of the upload")
         watching.cancel()  # like a kill: nothing is told to the server or the journal
         await asyncio.gather(watching, return_exceptions=True)
-    [upload] = fake.uploads.values()
-    stored_before = len(upload.reports)
-    assert stored_before < 24
-    fake.put_delay = 0.0
+    stalled.release()
+    [upload] = await app.uploads()
+    stored_before = len(upload.chunks_stored)
+    assert upload.chunks_stored == [0, 1, 2, 3]
 
     heard = Heard()
-    async with folder(settings, fake.transport, inbox, heard) as (sync, runtime):
+    async with folder(app, inbox, heard) as (sync, runtime):
         summary = await sync.run(once=True)
 
     assert not summary.failed
-    assert len(fake.uploads) == 1, "the same upload carries on"
+    assert [u.id for u in await app.uploads()] == [upload.id], "the same upload carries on"
     assert runtime.uploader.bytes_sent == (24 - stored_before) * CHUNK < big.stat().st_size
     [(outcome, _)] = heard.outcomes
     assert outcome.bytes_sent == runtime.uploader.bytes_sent
@@ -173,7 +175,7 @@ async def test_an_interrupted_watch_resumes_from_the_chunks_already_stored(
 
 
 async def test_a_running_watch_takes_new_files_from_change_events(
-    settings: ClientSettings, fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(folder_module, "EARLY_RESCAN_SECONDS", 3600.0)  # events alone
     inbox, results = tmp_path / "inbox", tmp_path / "results"
@@ -182,19 +184,20 @@ async def test_a_running_watch_takes_new_files_from_change_events(
     moved = tmp_path / "elsewhere" / "batch"
     moved.mkdir(parents=True)
     (moved / "m.txt").write_text("moved in with its directory\n")
-    async with folder(settings, fake.transport, inbox) as (sync, _):
+    async with folder(app, inbox) as (sync, _):
         watching = asyncio.create_task(sync.run())
         try:
-            await wait_for((results / "first.txt.result.json").exists, "the start-up scan")
+            await wait_for(app, (results / "first.txt.result.json").exists, "the start-up scan")
             (inbox / "new.txt").write_text("dropped in\n")
             (inbox / "ignored.part").write_text("still downloading\n")
             moved.rename(inbox / "batch")
-            await wait_for((results / "new.txt.result.json").exists, "a new file's result")
-            await wait_for((results / "batch/m.txt.result.json").exists, "a moved-in directory")
+            await wait_for(app, (results / "new.txt.result.json").exists, "a new file's result")
+            moved_in = results / "batch/m.txt.result.json"
+            await wait_for(app, moved_in.exists, "a moved-in directory")
         finally:
             watching.cancel()
             await asyncio.gather(watching, return_exceptions=True)
-    assert sorted(u.info.name for u in fake.uploads.values()) == [
+    assert sorted(upload.name for upload in await app.uploads()) == [
         "batch/m.txt",
         "first.txt",
         "new.txt",
@@ -202,28 +205,25 @@ async def test_a_running_watch_takes_new_files_from_change_events(
 
 
 async def test_a_server_that_is_away_is_waited_for_and_nothing_is_lost(
-    settings: ClientSettings, fake: FakeServer, tmp_path: Path
+    app: App, tmp_path: Path
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "a.txt").write_text("patience\n")
-    down = True
-
-    async def flaky(request: httpx.Request) -> httpx.Response:
-        if down:
-            raise httpx.ConnectError("connection refused", request=request)
-        return await fake.handle(request)
+    away = app.wire.outage()
 
     heard = Heard()
     result = tmp_path / "results" / "a.txt.result.json"
-    async with folder(settings, httpx.MockTransport(flaky), inbox, heard) as (sync, _):
+    async with folder(app, inbox, heard) as (sync, _):
         watching = asyncio.create_task(sync.run())
         try:
-            await wait_for(lambda: bool(heard.retries), "the watch to say it is waiting")
-            down = False
-            await wait_for(result.exists, "the result once the server is back", timeout=20)
+            await wait_for(app, lambda: bool(heard.retries), "the watch to say it is waiting")
+            assert await app.uploads() == []
+            away.end()
+            await wait_for(app, result.exists, "the result once the server is back")
         finally:
             watching.cancel()
             await asyncio.gather(watching, return_exceptions=True)
     assert "did not answer" in heard.retries[0]
-    assert len(fake.uploads) == 1
+    assert len(await app.uploads()) == 1
+    assert result_of(inbox, "a.txt")["sha256"] == sha(inbox / "a.txt")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,44 @@ async def test_a_journal_that_cannot_be_opened_is_one_clear_error(tmp_path: Path
     with pytest.raises(InputError, match="cannot be opened"):
         async with Journal(blocker / "journal.sqlite3", SERVER):
             pass
+
+
+async def test_a_request_id_is_kept_until_a_new_version_of_the_file_starts_again(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.sqlite3"
+    async with Journal(path, SERVER) as journal:
+        await journal.record_version("/in/a", 1, 1, "old")
+        await journal.record_request("/in/a", "req-1")
+    async with Journal(path, SERVER) as journal:  # a restart finds it before any upload id
+        record = await journal.get("/in/a")
+        assert record is not None and (record.state, record.request_id) == ("pending", "req-1")
+        await journal.record_version("/in/a", 2, 2, "new")
+        changed = await journal.get("/in/a")
+        assert changed is not None and changed.request_id is None
+
+
+async def test_a_journal_of_an_older_fap_gains_the_request_id_and_keeps_its_rows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.sqlite3"
+    with sqlite3.connect(path) as db:  # the schema before request ids were journalled
+        db.execute(
+            "CREATE TABLE files (server TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, "
+            "mtime_ns INTEGER NOT NULL, sha256 TEXT, state TEXT NOT NULL, upload_id TEXT, "
+            "chunk_count INTEGER, chunks_stored INTEGER NOT NULL DEFAULT 0, result_path TEXT, "
+            "error TEXT, updated_at REAL NOT NULL, PRIMARY KEY (server, path))"
+        )
+        db.execute(
+            "INSERT INTO files VALUES (?, '/in/a', 1, 1, 'aa', 'uploading', 'up-1', 3, 1, "
+            "NULL, NULL, 0)",
+            (SERVER,),
+        )
+
+    async with Journal(path, SERVER) as journal:
+        record = await journal.get("/in/a")
+        assert record is not None
+        assert (record.state, record.upload_id, record.request_id) == ("uploading", "up-1", None)
+        await journal.record_request("/in/a", "req-2")
+        again = await journal.get("/in/a")
+        assert again is not None and again.request_id == "req-2"

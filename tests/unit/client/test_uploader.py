@@ -1,19 +1,27 @@
-"""The upload engine against an in-process fake server: chunks, URLs signed per encoded chunk
-and asked for in batches, resume."""
+"""The upload engine against the real server app: chunks, URLs signed per encoded chunk and asked
+for in batches, resume."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from pathlib import Path
 
 import pytest
-from tests.unit.client.conftest import CHUNK
-from tests.unit.client.fake_server import FakeServer
+from tests.unit.client.conftest import no_worker
+from tests.unit.client.real_app import CHUNK_URLS_STEP, App, chunk_put
+from tests.unit.server.harness import CHUNK
 
-from fap.api import UploadInfo
+import fap.client.uploader as uploader_module
+from fap.api import BLOBS, UPLOAD, ChunkStored, ChunkUrl, UploadInfo
 from fap.client import Runtime, UploadListener
+from fap.client.chunk_urls import ChunkUrlBook
 from fap.errors import InputError, ServerError
+from fap.transfer import EncodedChunk, encode_chunk, read_chunk
+
+# Each test here looks at what the client sent and stored; no job needs to finish.
+pytestmark = no_worker
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -30,15 +38,15 @@ class Recorder(UploadListener):
     async def on_upload(self, info: UploadInfo) -> None:
         self.created.append(info.id)
 
-    async def on_chunk(self, info: UploadInfo) -> None:
-        self.stored.append(len(info.chunks_stored))
+    async def on_chunk(self, stored: ChunkStored) -> None:
+        self.stored.append(stored.stored)
 
     def on_bytes(self, raw_bytes: int) -> None:
         self.progress += raw_bytes
 
 
 async def test_a_file_arrives_whole_in_compressed_chunks(
-    runtime: Runtime, fake: FakeServer, tmp_path: Path
+    runtime: Runtime, app: App, tmp_path: Path
 ) -> None:
     data = b"a line of very compressible text\n" * 20_000  # ~660 KiB: 11 chunks
     path = _write(tmp_path / "text.log", data)
@@ -50,16 +58,18 @@ async def test_a_file_arrives_whole_in_compressed_chunks(
 
     assert local.sha256 == hashlib.sha256(data).hexdigest()
     assert sent.info.chunks_stored == list(range(sent.info.chunk_count)) == list(range(11))
-    assert fake.file_bytes(sent.info.id) == data
-    assert {r.codec for r in fake.uploads[sent.info.id].reports.values()} == {"zstd"}
-    assert sent.bytes_sent == fake.bytes_received < len(data) // 10
+    assert await app.file_bytes(sent.info.id) == data
+    assert {chunk.codec for chunk in await app.chunks(sent.info.id)} == {"zstd"}
+    assert sent.bytes_sent == app.bytes_stored() < len(data) // 10
     assert listener.created == [sent.info.id]
     assert sorted(listener.stored) == list(range(1, 12))
     assert listener.progress == len(data)
+    [info] = await app.uploads()
+    assert (info.chunks_stored, info.state) == (list(range(11)), "queued")
 
 
 async def test_each_url_is_asked_for_once_its_chunk_is_encoded_with_its_size_and_checksum(
-    runtime: Runtime, fake: FakeServer, tmp_path: Path
+    runtime: Runtime, app: App, tmp_path: Path
 ) -> None:
     data = os.urandom(20 * CHUNK + 5) + b"compressible " * 10_000
     path = _write(tmp_path / "mixed.bin", data)
@@ -67,93 +77,141 @@ async def test_each_url_is_asked_for_once_its_chunk_is_encoded_with_its_size_and
 
     sent = await runtime.uploader.upload(await runtime.uploader.inspect(path))
 
-    assert fake.file_bytes(sent.info.id) == data
-    specs = sorted((spec for batch in fake.url_requests for spec in batch), key=lambda s: s.seq)
-    reports = fake.uploads[sent.info.id].reports
+    assert await app.file_bytes(sent.info.id) == data
+    specs = sorted((spec for batch in app.url_requests() for spec in batch), key=lambda s: s.seq)
+    chunks = await app.chunks(sent.info.id)
     assert [spec.seq for spec in specs] == list(range(sent.info.chunk_count))
     assert [(spec.size, spec.sha256) for spec in specs] == [
-        (reports[spec.seq].stored_size, reports[spec.seq].sha256) for spec in specs
+        (chunk.stored_size, chunk.sha256) for chunk in chunks
     ]
-    assert fake.refused_puts == []  # every PUT carried the headers its URL was signed with
+    assert {chunk.codec for chunk in chunks} == {"raw", "zstd"}
+    # Every PUT carried the headers its URL was signed with: the store took each at once.
+    assert [put.status for put in app.puts()] == [200] * sent.info.chunk_count
 
 
 async def test_chunks_encoded_while_a_url_request_is_out_go_in_the_next_one(
-    runtime: Runtime, fake: FakeServer, tmp_path: Path
+    runtime: Runtime, app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = os.urandom(30 * CHUNK)
     path = _write(tmp_path / "random.bin", data)
     await runtime.device()
-    fake.url_delay = 0.05  # a slow round trip: the encoders get ahead of it
+    # A slow round trip: the first request for URLs waits at the wire until two more chunks,
+    # encoded meanwhile, have asked for theirs.
+    slow = app.wire.hold(lambda request: request.url.path.endswith(CHUNK_URLS_STEP))
+    asked = count_asking(monkeypatch)
 
+    async def release_once_others_ask() -> None:
+        await app.wire.until(lambda: len(asked) >= 3, "two more chunks to ask", poll=0.01)
+        slow.release()
+
+    releasing = asyncio.create_task(release_once_others_ask())
     sent = await runtime.uploader.upload(await runtime.uploader.inspect(path))
+    await releasing
 
-    assert fake.file_bytes(sent.info.id) == data
-    sizes = [len(batch) for batch in fake.url_requests]
+    assert await app.file_bytes(sent.info.id) == data
+    sizes = [len(batch) for batch in app.url_requests()]
     assert sum(sizes) == 30
-    assert max(sizes) > 1 and len(sizes) < 30
+    assert sizes[0] == 1  # the first chunk asks alone
+    assert sizes[1] >= 2  # those encoded while it was out, together
+    assert len(sizes) < 30
+
+
+def count_asking(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The chunks that asked for their URL, in order (each asks once it is encoded)."""
+    asked: list[int] = []
+
+    class CountingBook(ChunkUrlBook):
+        async def take(self, chunk: EncodedChunk) -> ChunkUrl:
+            asked.append(chunk.seq)
+            return await super().take(chunk)
+
+    monkeypatch.setattr(uploader_module, "ChunkUrlBook", CountingBook)
+    return asked
 
 
 async def test_a_url_that_expired_before_its_put_is_asked_for_again(
-    runtime: Runtime, fake: FakeServer, tmp_path: Path
+    runtime: Runtime, app: App, tmp_path: Path
 ) -> None:
     data = os.urandom(4 * CHUNK)
     path = _write(tmp_path / "random.bin", data)
     await runtime.device()
-    fake.expire_first_url_of = {2}
+    # Chunk 2's PUT waits at the wire until its URL has expired, the other chunks are stored.
+    late = app.wire.hold(chunk_put(2))
 
+    async def expire_while_held() -> None:
+        await app.wire.until(
+            lambda: late.waiting == 1 and app.reports_answered() == 3, "the other chunks"
+        )
+        app.server.clock.advance(app.server.settings.url_ttl_seconds + 1)
+        late.release()
+
+    expiring = asyncio.create_task(expire_while_held())
     sent = await runtime.uploader.upload(await runtime.uploader.inspect(path))
+    await expiring
 
-    assert fake.file_bytes(sent.info.id) == data
-    assert fake.refused_puts == [(2, 403)]
-    assert sum(spec.seq == 2 for batch in fake.url_requests for spec in batch) == 2
+    assert await app.file_bytes(sent.info.id) == data
+    assert [put.status for put in app.puts(2)] == [403, 200]
+    assert [put.status for put in app.puts()].count(403) == 1
+    assert sum(spec.seq == 2 for batch in app.url_requests() for spec in batch) == 2
 
 
 async def test_an_interrupted_upload_resumes_with_only_the_missing_chunks(
-    runtime: Runtime, fake: FakeServer, tmp_path: Path
+    runtime: Runtime, app: App, tmp_path: Path
 ) -> None:
     data = os.urandom(10 * CHUNK)
     path = _write(tmp_path / "big.bin", data)
     await runtime.device()
     local = await runtime.uploader.inspect(path)
-    fake.refuse_puts_from = 4  # the object store falls over after chunk 3
+    # The object store falls over after chunk 3.
+    falls_over = app.wire.refuse(
+        chunk_put(at_least=4), times=None, status=400, detail="Refused by the test."
+    )
     with pytest.raises(ServerError):
         await runtime.uploader.upload(local)
-    [upload_id] = fake.uploads
-    stored_before = len(fake.uploads[upload_id].reports)
-    assert 0 < stored_before < 10
-    fake.refuse_puts_from = None
-    fake.url_requests.clear()
+    [before] = await app.uploads()
+    stored = set(before.chunks_stored)
+    # Chunk 4 goes once a sender is done with one of 0-2; those in flight may or may not land.
+    assert 2 <= len(stored) <= 4 and max(stored) < 4
+    falls_over.end()
+    asked_before = len(app.url_requests())
     listener = Recorder()
 
-    sent = await runtime.uploader.upload(local, resume=upload_id, listener=listener)
+    sent = await runtime.uploader.upload(local, resume=before.id, listener=listener)
 
-    assert sent.info.id == upload_id
-    assert len(fake.uploads) == 1
-    assert fake.file_bytes(upload_id) == data
-    assert sent.bytes_sent == (10 - stored_before) * CHUNK < len(data)
-    asked = sorted(spec.seq for batch in fake.url_requests for spec in batch)
-    assert asked == list(range(stored_before, 10))
+    assert sent.info.id == before.id
+    assert [upload.id for upload in await app.uploads()] == [before.id]
+    assert await app.file_bytes(before.id) == data
+    assert sent.bytes_sent == (10 - len(stored)) * CHUNK < len(data)
+    asked = sorted(spec.seq for batch in app.url_requests()[asked_before:] for spec in batch)
+    assert asked == sorted(set(range(10)) - stored)
     assert listener.progress == len(data)  # stored earlier counts, so the bar starts part-way
 
 
 async def test_resuming_an_upload_the_server_does_not_know_starts_a_new_one(
-    runtime: Runtime, fake: FakeServer, tmp_path: Path
+    runtime: Runtime, app: App, tmp_path: Path
 ) -> None:
     path = _write(tmp_path / "a.txt", b"hello\n")
     await runtime.device()
-    sent = await runtime.uploader.upload(await runtime.uploader.inspect(path), resume="up-404")
-    assert sent.info.id == "up-1"
-    assert fake.file_bytes("up-1") == b"hello\n"
+    unknown = "0" * 32
+    sent = await runtime.uploader.upload(await runtime.uploader.inspect(path), resume=unknown)
+    asked = [s.status for s in app.wire.sent if s.path == UPLOAD.format(upload_id=unknown)]
+    assert asked == [404]
+    assert [upload.id for upload in await app.uploads()] == [sent.info.id]
+    assert sent.info.id != unknown
+    assert await app.file_bytes(sent.info.id) == b"hello\n"
 
 
 async def test_an_empty_file_has_no_chunks_to_send(
-    runtime: Runtime, fake: FakeServer, tmp_path: Path
+    runtime: Runtime, app: App, tmp_path: Path
 ) -> None:
     path = _write(tmp_path / "empty", b"")
     await runtime.device()
     sent = await runtime.uploader.upload(await runtime.uploader.inspect(path))
     assert (sent.info.chunk_count, sent.bytes_sent) == (0, 0)
-    assert not [call for call in fake.calls if call[1].startswith("/blobs/")]
+    assert not [s for s in app.wire.sent if s.path.startswith(BLOBS)]
+    assert app.url_requests() == []
+    [info] = await app.uploads()
+    assert info.state == "queued"  # nothing to wait for: it can be analysed at once
 
 
 async def test_a_missing_file_or_a_directory_is_an_input_error(
@@ -165,25 +223,41 @@ async def test_a_missing_file_or_a_directory_is_an_input_error(
         await runtime.uploader.inspect(tmp_path)
 
 
-async def test_memory_stays_bounded_while_the_link_is_slow(
-    runtime: Runtime, fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_memory_stays_bounded_while_the_link_is_stalled(
+    runtime: Runtime, app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fap.client.uploader as uploader_module
-
     path = _write(tmp_path / "big.bin", os.urandom(40 * CHUNK))
     await runtime.device()
-    fake.put_delay = 0.01
-    read = uploader_module.read_chunk
-    buffered: list[int] = []
+    bound = (os.cpu_count() or 1) + runtime.settings.parallel_puts
+    reads: list[int] = []  # at each read (in the pool): the chunks read and not yet stored
+    encodes: list[int] = []
 
     def counting_read(*args: object) -> bytes:
-        chunk: bytes = read(*args)  # type: ignore[arg-type]
-        stored = fake.bytes_received // CHUNK
-        buffered.append(len(buffered) + 1 - stored)
-        return chunk
+        reads.append(len(reads) + 1 - len([put for put in app.puts() if put.status == 200]))
+        return read_chunk(*args)  # type: ignore[arg-type]
+
+    def counting_encode(seq: int, raw: bytes) -> EncodedChunk:
+        encodes.append(seq)
+        return encode_chunk(seq, raw)
 
     monkeypatch.setattr(uploader_module, "read_chunk", counting_read)
-    await runtime.uploader.upload(await runtime.uploader.inspect(path))
+    monkeypatch.setattr(uploader_module, "encode_chunk", counting_encode)
+    # The link stalls: no PUT goes through until the test says so.
+    stalled = app.wire.hold(chunk_put(), every=True)
+    uploading = asyncio.create_task(runtime.uploader.upload(await runtime.uploader.inspect(path)))
 
-    workers = os.cpu_count() or 1
-    assert max(buffered) <= workers + runtime.settings.parallel_puts
+    await app.wire.until(
+        lambda: len(encodes) >= bound and stalled.waiting == runtime.settings.parallel_puts,
+        "the reader to fill every buffer slot",
+        poll=0.01,
+    )
+    # Were the reader not bounded, it would hand the next read to the pool right after the last
+    # encode; the pool runs its work in order, so once a task queued after that has run, such a
+    # read has started, and been counted.
+    await asyncio.get_running_loop().run_in_executor(runtime.uploader.executor, lambda: None)
+    assert len(reads) == bound, "the reader went on while nothing was stored"
+    stalled.release()
+    await uploading
+
+    assert len(reads) == 40
+    assert max(reads) <= bound
