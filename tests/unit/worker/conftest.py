@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 from tests.engines.analyzers import MARKERS_ENV
+from tests.support.app_transport import AppTransport
 from tests.support.processes import fap_argv
 from tests.unit.server.harness import BASE, Server, running_server
-from tests.unit.worker.app_transport import AppTransport
 from tests.unit.worker.pipeline import ENGINE, Pipeline
 
 from fap.api import ApiSession

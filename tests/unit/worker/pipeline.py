@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import msgspec
+from tests.support.app_transport import AppTransport, Sent
 from tests.unit.server.harness import CHUNK, Server
-from tests.unit.worker.app_transport import AppTransport, Sent
 
 from fap.api import (
     BLOBS,
