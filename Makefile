@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint services bench clean
+.PHONY: install up test lint services soak bench clean
 
 # fap's own sources are installed editable, outside what uv compiles: compile them on every
 # install (only files changed since the last time are compiled again).
@@ -38,6 +38,12 @@ services:
 
 test: lint services
 	$(BIN)/pytest
+
+# The chaos test at length: SOAK_ROUNDS rounds of kills, each with a 30 s PostgreSQL outage and a
+# 30 s S3 outage (`make test` runs one short round). CHAOS_SEED=N replays a run: its seed is printed.
+SOAK_ROUNDS ?= 3
+soak: install services
+	SOAK_ROUNDS=$(SOAK_ROUNDS) $(BIN)/pytest tests/chaos --timeout $$(( $(SOAK_ROUNDS) * 600 + 300 ))
 
 # Throughput and memory of the whole path on this machine; results in bench/results/.
 bench: install

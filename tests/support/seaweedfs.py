@@ -181,10 +181,13 @@ class SeaweedFS:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def start(self) -> SeaweedFS:
-        master, volume, filer, s3 = free_twin_ports(4)
-        self.ports = {"master": master, "volume": volume, "filer": filer, "s3": s3}
+        """Start weed; a server stopped before starts again on its ports, with its data."""
+        if not self.ports:
+            master, volume, filer, s3 = free_twin_ports(4)
+            self.ports = {"master": master, "volume": volume, "filer": filer, "s3": s3}
+        master, volume, filer, s3 = (self.ports[k] for k in ("master", "volume", "filer", "s3"))
         data = self.directory / "data"
-        data.mkdir(parents=True)
+        data.mkdir(parents=True, exist_ok=True)
         identities = self.directory / "identities.json"
         identities.write_text(
             json.dumps(
@@ -211,6 +214,9 @@ class SeaweedFS:
             "-ip.bind=127.0.0.1",
             f"-master.port={master}",
             "-master.telemetry=false",
+            # One master: an election is a formality, and on a restart its 10 s default is the
+            # time the S3 gateway stays unready.
+            "-master.electionTimeout=1s",
             "-master.volumeSizeLimitMB=64",
             f"-volume.port={volume}",
             "-volume.max=500",
