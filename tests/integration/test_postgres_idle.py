@@ -1,7 +1,7 @@
 """Idle long-polls cost the database nothing: two replicas with workers and a client all waiting
 send PostgreSQL no statement at all, and the lease sweeper sleeps as soon as nothing is leased.
 The one exception is chosen: each replica checks its wake-up connection with a ``SELECT 1`` every
-few seconds, so that one that died silently is noticed (fap.server.notify_pg).
+few seconds, so that one that died silently is noticed (fap.server.queue.notify_pg).
 
 Measured with PostgreSQL's own statistics on a server of the test's own (``private_postgres``:
 nothing else runs in it, not even autovacuum): pg_stat_statements counts every statement as it

@@ -30,9 +30,8 @@ from fap.config import ServerSettings
 from fap.durations import format_duration
 from fap.server.background import BackgroundTask
 from fap.server.blobs import BlobStore, upload_prefix
-from fap.server.notify import Notifier, chunks_topic, upload_topic
 from fap.server.problems import Gone
-from fap.server.queue import Clock
+from fap.server.queue import Clock, Notifier, chunks_topic, upload_topic
 from fap.server.store import Store, Upload
 from fap.server.store.retention import Finished, Retention
 

@@ -15,9 +15,7 @@ from fap.server.auth import bootstrap_local
 from fap.server.blobs import BlobStore, LocalBlobStore, blob_store_for
 from fap.server.cleanup import Cleanup
 from fap.server.metrics import Metrics
-from fap.server.notify import LocalNotifier, Notifier
-from fap.server.notify_pg import PgNotifier
-from fap.server.queue import Clock, JobQueue
+from fap.server.queue import Clock, JobQueue, LocalNotifier, Notifier, PgNotifier
 from fap.server.secrets import ServerSecrets
 from fap.server.store import Store, database_url, is_postgresql, libpq_dsn
 

@@ -41,8 +41,8 @@ from fap.config import ServerSettings
 from fap.crypto import DeviceIdentity
 from fap.server import Services, create_app, services_of
 from fap.server.auth import hash_token, new_token
-from fap.server.notify import LocalNotifier, leases_topic
-from fap.server.notify_pg import PgNotifier
+from fap.server.queue.notify import LocalNotifier, leases_topic
+from fap.server.queue.notify_pg import PgNotifier
 from fap.transfer import EncodedChunk, encode_chunk
 
 T = TypeVar("T")

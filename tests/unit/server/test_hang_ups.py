@@ -14,8 +14,8 @@ from tests.unit.server.test_metrics import scrape
 
 from fap.api import JOB_CHUNKS, LEASE, UPLOADS_WAIT, LeaseRequest, UploadWait
 from fap.server.auth import hash_token
-from fap.server.notify import chunks_topic, queue_topic, upload_topic
 from fap.server.problems import CLIENT_CLOSED_REQUEST
+from fap.server.queue.notify import chunks_topic, queue_topic, upload_topic
 
 
 async def asgi_call(

@@ -13,7 +13,7 @@ from tests.unit.server.harness import CHUNK, Server, both_backends, running_serv
 
 from fap.api import JOB_CHUNKS, UPLOADS_WAIT, ChunkList, UploadList
 from fap.server.auth import hash_token
-from fap.server.notify import chunks_topic, queue_topic, upload_topic
+from fap.server.queue.notify import chunks_topic, queue_topic, upload_topic
 
 pytestmark = both_backends
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from fap.server.notify import LocalNotifier, long_poll
+from fap.server.queue.notify import LocalNotifier, long_poll
 
 
 async def test_a_publish_before_the_wait_is_kept() -> None:

@@ -13,8 +13,8 @@ import asyncpg
 from sqlalchemy.engine import make_url
 from tests.support.postgres import admin_url
 
-from fap.server.notify import Listener
-from fap.server.notify_pg import PgNotifier
+from fap.server.queue.notify import Listener
+from fap.server.queue.notify_pg import PgNotifier
 from fap.server.store import libpq_dsn
 
 WAIT = 5.0

@@ -20,8 +20,8 @@ from fap.api import (
 )
 from fap.server.auth import ACCESS, Caller
 from fap.server.blobs import chunk_key
-from fap.server.notify import chunks_topic, upload_topic
 from fap.server.problems import BadRequest, Conflict, Forbidden
+from fap.server.queue import chunks_topic, upload_topic
 from fap.server.routes.deps import CallerDep, ServicesDep, route
 from fap.server.routes.uploads import load_upload
 from fap.server.routes.validation import check_sha256

@@ -32,8 +32,8 @@ from fap.api import (
 from fap.api.messages import Codec
 from fap.server.auth import ACCESS
 from fap.server.blobs import StoredBlob, chunk_key, result_key
-from fap.server.notify import chunks_topic, long_poll, upload_topic
 from fap.server.problems import BadRequest, ClientDisconnected, Conflict, TooLarge
+from fap.server.queue import chunks_topic, long_poll, upload_topic
 from fap.server.routes.deps import ProcessorDep, ServicesDep, route
 from fap.server.routes.request import FapRequest, while_connected
 from fap.server.routes.validation import check_engine, check_sha256, check_text, check_timeout

@@ -25,8 +25,8 @@ from fap.api import (
 from fap.server.auth import ACCESS, Caller
 from fap.server.blobs import result_key
 from fap.server.cleanup import check_result_kept
-from fap.server.notify import long_poll, upload_topic
 from fap.server.problems import BadRequest, Conflict, Forbidden, NotFound, TooLarge, shown_id
+from fap.server.queue import long_poll, upload_topic
 from fap.server.routes.deps import CallerDep, ServicesDep, route
 from fap.server.routes.request import FapRequest, while_connected
 from fap.server.routes.validation import (

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from fap.backoff import Backoff
 from fap.server.background import BackgroundTask
-from fap.server.notify import Notifier, leases_topic
+from fap.server.queue.notify import Notifier, leases_topic
 from fap.server.store import Jobs, StoreUnavailable
 
 __all__ = ("Sweeper",)

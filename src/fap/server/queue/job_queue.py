@@ -13,7 +13,8 @@ from typing import NoReturn
 
 from fap.config import ServerSettings
 from fap.server.metrics import Metrics
-from fap.server.notify import (
+from fap.server.problems import Conflict, NotFound, shown_id
+from fap.server.queue.notify import (
     Notifier,
     chunks_topic,
     leases_topic,
@@ -21,9 +22,8 @@ from fap.server.notify import (
     queue_topic,
     upload_topic,
 )
-from fap.server.problems import Conflict, NotFound, shown_id
+from fap.server.queue.sweeper import Sweeper
 from fap.server.store import Store, Upload
-from fap.server.sweeper import Sweeper
 
 __all__ = ("Clock", "JobQueue")
 

@@ -5,7 +5,7 @@ subscription; a publish between the read and the sleep is therefore never lost (
 set). Wake-ups are hints, not messages: after each one the waiter reads the store again.
 
 :class:`LocalNotifier` serves one process. Several replicas on one PostgreSQL database share
-wake-ups through LISTEN/NOTIFY (:class:`fap.server.notify_pg.PgNotifier`).
+wake-ups through LISTEN/NOTIFY (:class:`fap.server.queue.notify_pg.PgNotifier`).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ import asyncpg
 from asyncpg.connection import Connection
 from asyncpg.pool import PoolConnectionProxy
 
-from fap.server.notify import Listener, LocalNotifier
+from fap.server.queue.notify import Listener, LocalNotifier
 from fap.server.store import StoreUnavailable
 
 __all__ = ("CHANNEL", "PgNotifier")
