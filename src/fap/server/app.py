@@ -49,11 +49,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await services.start()
-        services.metrics.start()
         try:
             yield
         finally:
-            await services.metrics.stop()
             await services.stop()
 
     return Litestar(

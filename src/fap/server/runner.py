@@ -22,7 +22,6 @@ from fap.config import ServerSettings
 from fap.errors import ConfigError, FapError
 from fap.logs import guard_sources
 from fap.server.app import create_app, services_of
-from fap.server.services import prepare_data_dir
 
 __all__ = ("serve",)
 
@@ -40,17 +39,19 @@ async def serve(settings: ServerSettings) -> bool:
 
     Raises FapError if the server cannot start.
     """
-    _prepare_data_dir(settings)
     sock = _bind(settings.host, settings.port)
     app = create_app(settings)
-    # Before uvicorn: a failed start-up there is a traceback, and a missing secret is a sentence.
-    await services_of(app).load_secrets()
-    # So is a database out of reach (this migrates it; the start-up then finds it done).
-    await services_of(app).store.open()
-    # And an object store out of reach, a bucket that is not there, credentials it refuses.
-    await services_of(app).blobs.open()
+    services = services_of(app)
+    # Before uvicorn, whose failed start-up is a traceback: a data directory that cannot be used,
+    # a missing secret, an object store or a database out of reach are each one sentence here.
+    # The app's start-up then finds the services open.
+    try:
+        await services.open()
+    except BaseException:
+        sock.close()
+        raise
     loop = asyncio.get_running_loop()
-    notifier = services_of(app).notifier
+    notifier = services.notifier
     # uvicorn's access line names each blob URL with its query, which is its signature.
     guard_sources()
     config = uvicorn.Config(
@@ -102,19 +103,6 @@ class _Server(uvicorn.Server):
         # Runs as a signal handler on the loop's thread; the callback only schedules work.
         super().handle_exit(sig, frame)
         self._on_exit()
-
-
-def _prepare_data_dir(settings: ServerSettings) -> None:
-    data = settings.data_dir
-    prepare_data_dir(data)
-    try:
-        probe = data / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise ConfigError(
-            f"The data directory {data} cannot be used: {error.strerror or error}."
-        ) from error
 
 
 def _bind(host: str, port: int) -> socket.socket:

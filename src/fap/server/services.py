@@ -38,6 +38,7 @@ class Services:
     metrics: Metrics = field(init=False)
     queue: JobQueue = field(init=False)
     cleanup: Cleanup = field(init=False)
+    _opened: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.store.jobs, self.clock)
@@ -59,32 +60,37 @@ class Services:
             secrets=ServerSecrets.from_settings(settings),
         )
 
-    async def start(self) -> None:
-        """Prepare the data directory, migrate the store, bootstrap, start the sweeper."""
-        data = self.settings.data_dir
-        await asyncio.to_thread(prepare_data_dir, data)
-        await self.load_secrets()
-        await self.blobs.open()
-        await self.store.open()
-        await self.notifier.open()
-        await bootstrap_local(self.store, self.settings, self.clock())
-        self.queue.start_sweeper()
-        self.cleanup.start()
-        logger.info("fap server ready; data in %s", data)
+    async def open(self) -> None:
+        """The part of start-up that a wrong setting or a service out of reach makes fail: the
+        data directory, the secrets, the object store, the state store (migrated). Once.
 
-    async def load_secrets(self) -> None:
-        """Read the server's secrets and hand them to the services that sign with them.
-
-        ``fap serve`` calls it before the server starts, so that a secret that cannot be read is
-        one sentence rather than a failed start-up's traceback; ``start`` calls it again (cheap).
+        ``fap serve`` opens the services before the HTTP server starts, so that each such failure
+        is one sentence (a FapError or StoreUnavailable) rather than a failed start-up's traceback.
         """
+        if self._opened:
+            return
+        await asyncio.to_thread(prepare_data_dir, self.settings.data_dir)
         await self.secrets.load()
         if isinstance(self.blobs, LocalBlobStore):
             key = await self.secrets.blob_signing_key()
             if key is not None:
                 self.blobs.use_signing_key(key)
+        await self.blobs.open()
+        await self.store.open()
+        self._opened = True
+
+    async def start(self) -> None:
+        """Open (unless opened already), bootstrap, start the background tasks."""
+        await self.open()
+        await self.notifier.open()
+        await bootstrap_local(self.store, self.settings, self.clock())
+        self.queue.start_sweeper()
+        self.cleanup.start()
+        self.metrics.start()
+        logger.info("fap server ready; data in %s", self.settings.data_dir)
 
     async def stop(self) -> None:
+        await self.metrics.stop()
         self.notifier.stop()
         await self.queue.stop_sweeper()
         await self.cleanup.stop()
@@ -96,14 +102,21 @@ class Services:
 def prepare_data_dir(data: Path) -> None:
     """Create the data directory 0700, or make an existing one private (it holds the state store,
     the blobs and the signing key); warn if it cannot be made so. Raises ConfigError if it
-    cannot be created."""
+    cannot be created or written to."""
     try:
         data.mkdir(mode=0o700, parents=True, exist_ok=True)
         mode = stat.S_IMODE(data.stat().st_mode)
+        _make_private(data, mode)
+        probe = data / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
     except OSError as error:
         raise ConfigError(
-            f"The data directory {data} cannot be created: {error.strerror or error}."
+            f"The data directory {data} cannot be used: {error.strerror or error}."
         ) from error
+
+
+def _make_private(data: Path, mode: int) -> None:
     if not mode & 0o077:
         return
     try:

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from tests.unit.server.harness import running_server
 
+from fap.errors import ConfigError
+from fap.server.services import prepare_data_dir
+
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
@@ -37,3 +40,11 @@ async def test_an_existing_data_dir_open_to_others_is_made_private(
         async with running_server(data):
             assert mode(data) == 0o700
     assert any("0700 now" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize("kind", ["a file", "under a file"])
+def test_a_data_dir_that_cannot_be_used_is_one_sentence(tmp_path: Path, kind: str) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    data = tmp_path / "file" if kind == "a file" else tmp_path / "file" / "data"
+    with pytest.raises(ConfigError, match=rf"^The data directory {data} cannot be used: .+\.$"):
+        prepare_data_dir(data)
