@@ -1,8 +1,9 @@
 """The chaos test's knobs (how long, which seed) and its deployment.
 
-``make test`` runs the short form: one round, outages of 5 s, a few kills of each kind.
-``make soak`` sets ``SOAK_ROUNDS``: that many rounds, each with outages of 30 s and more kills.
-``CHAOS_SEED=N`` replays a run: the seed is printed at the start of every run.
+``make test`` runs the short form: one round, outages of 5 s, a few kills of each kind, on a fixed
+seed (the same script in every CI run: a red build is a replayable one, not a roll of the dice).
+``make soak`` sets ``SOAK_ROUNDS``: that many rounds, each with outages of 30 s and more kills, on a
+fresh seed each time. ``CHAOS_SEED=N`` replays a run: the seed is printed at the start of every run.
 """
 
 from __future__ import annotations
@@ -48,11 +49,21 @@ def say(capsys: pytest.CaptureFixture[str]) -> Say:
     return say
 
 
+# The short form's script; any seed must pass, this one is what every `make test` runs.
+SHORT_SEED = 449104
+
+
 @pytest.fixture
 def chaos_seed(say: Say) -> int:
-    """The seed of every random choice of the run: ``CHAOS_SEED``, else a fresh one."""
+    """The seed of every random choice of the run: ``CHAOS_SEED``, else the short form's own, else
+    (a soak) a fresh one."""
     given = os.environ.get("CHAOS_SEED")
-    seed = int(given) if given else secrets.randbelow(1_000_000)
+    if given:
+        seed = int(given)
+    elif os.environ.get("SOAK_ROUNDS"):
+        seed = secrets.randbelow(1_000_000)
+    else:
+        seed = SHORT_SEED
     say(f"chaos seed: {seed} (replay with CHAOS_SEED={seed})")
     return seed
 
