@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +20,18 @@ from tests.support.postgres import (
 )
 from tests.support.processes import ServerProcess, fap_argv, free_port
 from tests.support.seaweedfs import S3Storage, SeaweedFS, SeaweedFSError, running_seaweedfs
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """A command run in-process (typer's CliRunner) sets up fap's logging on the runner's own
+    stderr, which is closed once it returns: the root logger's handlers and level are put back
+    after each test, so no later test logs to a closed stream."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
