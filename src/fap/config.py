@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import platformdirs
 
+from fap.api.limits import DEFAULT_CHUNK_SIZE
 from fap.durations import parse_duration
 from fap.errors import ConfigError
 
@@ -80,7 +81,7 @@ class ClientSettings:
     token: str | None = None
     home: Path = field(default_factory=fap_home)
     retry_for: float = 30.0
-    chunk_size: int = 8 * MiB
+    chunk_size: int = DEFAULT_CHUNK_SIZE
     parallel_puts: int = 4
     settle_seconds: float = 1.0
 

@@ -1,6 +1,8 @@
 """What every BlobStore does, run against each one: the local store (served by the real app) and
 S3 (a real SeaweedFS). A presigned PUT stores exactly the bytes it was signed for — their size and
-SHA-256 — or nothing; a presigned GET reads them back; sizes and deletes work by key and prefix."""
+SHA-256 — or nothing; a presigned GET reads them back; sizes and deletes work by key and prefix.
+Its errors are the contract's too (fap.server.blobs.base): a bad key or checksum is BadRequest, a
+store closed or out of reach is BlobStoreUnavailable, nothing stored is None, not an error."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 from aiobotocore.session import get_session
-from tests.support.seaweedfs import S3Storage
+from tests.support.seaweedfs import S3Storage, SeaweedFS
 from tests.unit.server.harness import running_server
 
 from fap.server.blobs import (
@@ -24,7 +26,9 @@ from fap.server.blobs import (
     chunk_key,
     parse_storage_url,
     result_key,
+    upload_prefix,
 )
+from fap.server.errors import BadRequest, BlobStoreUnavailable
 
 UPLOAD = "0123456789abcdef0123456789abcdef"
 KEY = chunk_key(UPLOAD, 3)
@@ -130,6 +134,7 @@ async def test_a_url_altered_to_another_key_is_refused(backend: Backend) -> None
 
 async def test_nothing_stored_has_no_size_and_reads_404(backend: Backend) -> None:
     assert await backend.store.size(KEY) is None
+    assert await backend.store.describe(KEY) is None
     response = await backend.http.get(await backend.store.presign_get(KEY, 60))
     assert response.status_code == 404
 
@@ -143,3 +148,83 @@ async def test_delete_prefix_removes_one_uploads_objects_only(backend: Backend) 
     await backend.store.delete_prefix(f"uploads/{UPLOAD}/")
     assert [await backend.store.size(key) for key in keys] == [None, None, None, 1]
     await backend.store.delete_prefix("uploads/nothing-here/")  # nothing to delete is fine
+
+
+# A key that could climb out of a directory, or is not of the layout at all.
+BAD_KEYS = ["../escape", "uploads/../../etc/passwd", "/abs", "a//b", ".hidden", "x" * 513]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS, ids=lambda key: key[:24])
+async def test_a_key_outside_the_layout_is_bad_request_from_every_method(
+    backend: Backend, key: str
+) -> None:
+    store = backend.store
+    with pytest.raises(BadRequest, match="not a valid blob key"):
+        await store.presign_put(key, 1, 60)
+    with pytest.raises(BadRequest):
+        await store.presign_get(key, 60)
+    with pytest.raises(BadRequest):
+        await store.size(key)
+    with pytest.raises(BadRequest):
+        await store.describe(key)
+    with pytest.raises(BadRequest):
+        await store.seal(key)
+    with pytest.raises(BadRequest):
+        await store.delete_prefix(key + "/")
+
+
+@pytest.mark.parametrize(
+    "checksum",
+    [sha256(b"x").upper(), sha256(b"x")[:63], "z" * 64, ""],
+    ids=["upper-case", "short", "not-hex", "empty"],
+)
+async def test_a_checksum_that_is_not_a_lower_case_sha256_is_bad_request(
+    backend: Backend, checksum: str
+) -> None:
+    with pytest.raises(BadRequest, match="SHA-256"):
+        await backend.store.presign_put(KEY, 1, 60, sha256=checksum)
+    assert await backend.store.size(KEY) is None
+
+
+async def test_a_closed_store_is_unavailable(backend: Backend) -> None:
+    """A request still in flight while the server stops gets a 503 to retry, never a 500."""
+    store = backend.store
+    await store.close()
+    with pytest.raises(BlobStoreUnavailable, match="not open"):
+        await store.presign_put(KEY, 1, 60)
+    with pytest.raises(BlobStoreUnavailable, match="not open"):
+        await store.presign_get(KEY, 60)
+    if isinstance(store, S3BlobStore):  # the local store reads its own disk, open or not
+        with pytest.raises(BlobStoreUnavailable, match="not open"):
+            await store.size(KEY)
+        with pytest.raises(BlobStoreUnavailable, match="not open"):
+            await store.delete_prefix(upload_prefix(UPLOAD))
+
+
+async def test_an_object_store_out_of_reach_is_unavailable_until_it_is_back(
+    seaweedfs: SeaweedFS, s3_storage: S3Storage
+) -> None:
+    """S3 only: the local store is this server's own disk, never out of its reach. Presigning is
+    arithmetic, done without the store; everything that asks the store raises, and the same store
+    works again once the object store is back."""
+    session = get_session()
+    session.set_credentials(s3_storage.access_key, s3_storage.secret_key)
+    location = parse_storage_url(s3_storage.url)
+    assert isinstance(location, S3Location)
+    store = S3BlobStore(location, session=session)
+    await store.open()
+    try:
+        seaweedfs.stop()
+        try:
+            with pytest.raises(BlobStoreUnavailable, match="failed"):
+                await store.size(KEY)
+            with pytest.raises(BlobStoreUnavailable, match="failed"):
+                await store.describe(KEY)
+            with pytest.raises(BlobStoreUnavailable, match="failed"):
+                await store.delete_prefix(upload_prefix(UPLOAD))
+            assert (await store.presign_put(KEY, 1, 60)).url
+        finally:
+            seaweedfs.start().wait_ready()
+        assert await store.size(KEY) is None
+    finally:
+        await store.close()

@@ -1,8 +1,14 @@
 """The wire contract shared by every role: messages, paths, limits, the API version."""
 
-from fap.api.limits import MAX_CHUNK_URLS, MAX_LIST_LIMIT, MAX_WAIT_IDS
+from fap.api.limits import (
+    DEFAULT_CHUNK_SIZE,
+    MAX_CHUNK_SIZE,
+    MAX_CHUNK_URLS,
+    MAX_LIST_LIMIT,
+    MAX_WAIT_IDS,
+    MIN_CHUNK_SIZE,
+)
 from fap.api.messages import (
-    TERMINAL_STATES,
     ChunkList,
     ChunkListRequest,
     ChunkRef,
@@ -18,7 +24,6 @@ from fap.api.messages import (
     FailRequest,
     FileMeta,
     Heartbeat,
-    JobState,
     Lease,
     LeaseRequest,
     LeaseToken,
@@ -57,6 +62,18 @@ from fap.api.paths import (
     UPLOADS_WAIT,
 )
 from fap.api.session import ApiSession, parse_servers
+from fap.api.states import (
+    INITIAL_STATES,
+    TERMINAL_STATES,
+    TRANSITIONS,
+    JobState,
+    Transition,
+    transition,
+)
+
+# The engine names every role agrees on: the engine protocol owns the rule (an engine imports
+# nothing of fap), and the wire contract carries it to the server and the client.
+from fap.engine.protocol import ENGINE_NAME, ENGINE_NAME_RULE, is_engine_name
 
 __all__ = (
     "API_VERSION",
@@ -64,20 +81,27 @@ __all__ = (
     "BLOBS",
     "CHUNKS",
     "CHUNK_URLS",
+    "DEFAULT_CHUNK_SIZE",
     "DEVICES",
+    "ENGINE_NAME",
+    "ENGINE_NAME_RULE",
     "HEALTHZ",
+    "INITIAL_STATES",
     "JOB_CHUNKS",
     "JOB_COMPLETE",
     "JOB_FAIL",
     "JOB_HEARTBEAT",
     "JOB_RESULT_URL",
     "LEASE",
+    "MAX_CHUNK_SIZE",
     "MAX_CHUNK_URLS",
     "MAX_LIST_LIMIT",
     "MAX_WAIT_IDS",
     "ME",
+    "MIN_CHUNK_SIZE",
     "STATUS",
     "TERMINAL_STATES",
+    "TRANSITIONS",
     "UPLOAD",
     "UPLOADS",
     "UPLOADS_WAIT",
@@ -108,11 +132,14 @@ __all__ = (
     "Role",
     "StatusReport",
     "Struct",
+    "Transition",
     "UploadCreate",
     "UploadCreated",
     "UploadInfo",
     "UploadList",
     "UploadWait",
     "WorkerInfo",
+    "is_engine_name",
     "parse_servers",
+    "transition",
 )

@@ -6,7 +6,17 @@ cannot drift apart.
 
 from __future__ import annotations
 
-__all__ = ("MAX_CHUNK_URLS", "MAX_LIST_LIMIT", "MAX_WAIT_IDS")
+__all__ = (
+    "DEFAULT_CHUNK_SIZE",
+    "MAX_CHUNK_SIZE",
+    "MAX_CHUNK_URLS",
+    "MAX_LIST_LIMIT",
+    "MAX_WAIT_IDS",
+    "MIN_CHUNK_SIZE",
+)
+
+_KiB = 1024
+_MiB = 1024 * _KiB
 
 # Upload ids one ``POST /v1/uploads/wait`` may name: each is a topic the long-poll subscribes to.
 MAX_WAIT_IDS = 1000
@@ -14,3 +24,10 @@ MAX_WAIT_IDS = 1000
 MAX_LIST_LIMIT = 1000
 # Chunks one ``POST /v1/uploads/{id}/chunk-urls`` may ask for: each URL is signed on the spot.
 MAX_CHUNK_URLS = 1024
+# An upload's chunk size, in raw bytes, is the uploader's choice within these bounds: below 64 KiB
+# the requests per byte dominate; above 256 MiB one chunk no longer fits a worker's memory at ease.
+MIN_CHUNK_SIZE = 64 * _KiB
+MAX_CHUNK_SIZE = 256 * _MiB
+# What an uploader that does not say chooses: large enough that a chunk's two requests (its URL,
+# its report) are a small part of its time, small enough that a lost PUT costs little to repeat.
+DEFAULT_CHUNK_SIZE = 8 * _MiB

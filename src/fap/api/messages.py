@@ -10,6 +10,9 @@ from typing import Literal
 
 import msgspec
 
+from fap.api.limits import DEFAULT_CHUNK_SIZE
+from fap.api.states import TERMINAL_STATES, JobState
+
 __all__ = (
     "TERMINAL_STATES",
     "ChunkList",
@@ -47,11 +50,6 @@ __all__ = (
 
 Role = Literal["owner", "admin", "member", "viewer"]
 Codec = Literal["zstd", "raw"]
-
-# pending: created, no chunk stored yet; queued: leasable; leased: a worker holds it;
-# done: a sealed result is stored; failed: no result after max_attempts (error says why).
-JobState = Literal["pending", "queued", "leased", "done", "failed"]
-TERMINAL_STATES: frozenset[str] = frozenset({"done", "failed"})
 
 
 class Struct(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
@@ -99,7 +97,7 @@ class UploadCreate(Struct):
     size: int
     sha256: str
     engine: str | None = None  # name@version; None: the organisation's default
-    chunk_size: int = 8 * 1024 * 1024
+    chunk_size: int = DEFAULT_CHUNK_SIZE
     # Chosen by the client, unique per upload it means to make (e.g. a random UUID): the same
     # request sent again after a lost answer — to this replica or another — gets the same upload.
     request_id: str | None = None

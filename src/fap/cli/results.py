@@ -104,12 +104,14 @@ def _render_rich(uploads: list[UploadInfo]) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from fap.api import JobState
+
     table = Table(title=f"{len(uploads)} uploads", title_justify="left")
     table.add_column("id", no_wrap=True)  # whole: it is what `fap results get` takes
     table.add_column("name", overflow="fold")
     for column in ("state", "engine", "created"):
         table.add_column(column, no_wrap=True)
-    styles = {"done": "green", "failed": "red"}
+    styles = {JobState.DONE: "green", JobState.FAILED: "red"}
     for upload in uploads:
         # Text, not str: a str cell is read as markup, and a name like "[red]x" would change it.
         table.add_row(

@@ -13,8 +13,6 @@ if TYPE_CHECKING:
 
 __all__ = ("status",)
 
-_STATES = ("pending", "queued", "leased", "done", "failed")
-
 
 def status(
     server: ServerOption = None,
@@ -47,8 +45,11 @@ def _ago(timestamp: float) -> str:
 
 
 def _jobs(report: StatusReport) -> list[tuple[str, int]]:
-    known = [(state, report.jobs.get(state, 0)) for state in _STATES]
-    return known + sorted((s, n) for s, n in report.jobs.items() if s not in _STATES)
+    from fap.api import JobState
+
+    # The states this client knows, in the state machine's order; then any a newer server adds.
+    known = [(state.value, report.jobs.get(state, 0)) for state in JobState]
+    return known + sorted((s, n) for s, n in report.jobs.items() if s not in set(JobState))
 
 
 def _render_plain(report: StatusReport) -> str:

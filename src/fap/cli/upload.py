@@ -21,6 +21,7 @@ from fap.cli.common import (
     run,
     setup_logging,
 )
+from fap.engine.protocol import ENGINE_NAME_RULE, is_engine_name
 from fap.errors import EXIT_INPUT, JobsFailed
 
 if TYPE_CHECKING:
@@ -45,11 +46,13 @@ _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 
 
 def check_engine(value: str | None) -> str | None:
+    """``--engine``: refused here, in the words of a flag, before any file is read or sent."""
     if value is None:
         return None
-    name, at, version = value.partition("@")
-    if not (name and at and version) or "@" in version:
-        raise typer.BadParameter(f"{value!r} is not NAME@VERSION (for example size@1).")
+    if not is_engine_name(value):
+        raise typer.BadParameter(
+            f"{value[:100]!r} is not NAME@VERSION (for example size@1): {ENGINE_NAME_RULE}."
+        )
     return value
 
 

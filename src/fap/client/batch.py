@@ -8,7 +8,7 @@ from pathlib import Path
 from stat import S_ISDIR, S_ISREG
 from typing import Literal, Protocol
 
-from fap.api import UploadInfo
+from fap.api import JobState, UploadInfo
 from fap.client.results import ResultWaiter, failure_reason, open_result, write_atomic
 from fap.client.runtime import Runtime
 from fap.client.tasks import first_error
@@ -180,7 +180,7 @@ async def upload_files(
 
 async def _receive(runtime: Runtime, info: UploadInfo, target: Path, outcome: FileOutcome) -> None:
     """Record a finished upload: write its decrypted result, or the reason it failed."""
-    if info.state == "failed":
+    if info.state == JobState.FAILED:
         outcome.status = "failed"
         outcome.error = failure_reason(info)
         return

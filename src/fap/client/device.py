@@ -18,13 +18,13 @@ import keyring
 import keyring.errors
 
 from fap.api import DEVICES, ApiSession, DeviceInfo, DeviceRegistration
+from fap.client.keyring_names import KEYRING_SERVICE
 from fap.client.private import make_private_dir
 from fap.crypto import DeviceIdentity
 from fap.errors import InputError
 
 __all__ = ("KEYRING_USER", "KEY_FILE_NAME", "DeviceKeys", "register_device")
 
-KEYRING_SERVICE = "fap"
 KEYRING_USER = "device-identity"
 KEY_FILE_NAME = "device.key"
 

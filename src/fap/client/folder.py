@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from fap.api import ChunkStored, UploadInfo
+from fap.api import ChunkStored, JobState, UploadInfo
+from fap.backoff import Backoff
 from fap.client.batch import FILES_IN_FLIGHT, FileOutcome, Status, result_path
 from fap.client.journal import FileRecord, Journal
 from fap.client.results import ResultWaiter, failure_reason, open_result, write_atomic
@@ -38,8 +39,9 @@ EARLY_RESCAN_SECONDS = 2.0
 # A watch that runs on waits for a server that is away; each request gives up sooner than a
 # one-off command would, so the user hears about it, and the watch retries on its own schedule.
 CALL_BUDGET_SECONDS = 10.0
-# Backoff between attempts at a file or a result while the server is away: 2, 4, … 30 s.
-MAX_BACKOFF = 30.0
+# Waits between attempts at a file or at the results while the server is away: 2, 4, … 30 s,
+# jittered, since every watcher of a server that restarted lost it at the same moment.
+SERVER_AWAY = Backoff(first=2.0, cap=30.0)
 
 
 class FolderReporter(Protocol):
@@ -217,7 +219,7 @@ class FolderSync:
         attempt = self._attempts.get(path, 0) + 1
         self._attempts[path] = attempt
         loop = asyncio.get_running_loop()
-        self._retry_at[path] = loop.time() + min(MAX_BACKOFF, 2.0**attempt)
+        self._retry_at[path] = loop.time() + SERVER_AWAY.delay(attempt)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -339,7 +341,7 @@ class FolderSync:
         self._waiter.add(upload_id, receive)
 
     async def _receive(self, key: str, info: UploadInfo) -> None:
-        if info.state == "failed":
+        if info.state == JobState.FAILED:
             error = failure_reason(info)
             await self.journal.record_failed(key, error)
             self._finish(key, info.id, error)
@@ -365,7 +367,7 @@ class FolderSync:
             self._finish(key, info.id, None, result=str(target))
 
     async def _results_loop(self) -> None:
-        delay = 1.0
+        failures = 0
         while True:
             try:
                 await self._waiter.run()
@@ -373,8 +375,8 @@ class FolderSync:
                 if self._once:
                     raise
                 self.reporter.retrying(str(error))
-                await asyncio.sleep(delay)
-                delay = min(MAX_BACKOFF, delay * 2)
+                failures += 1
+                await asyncio.sleep(SERVER_AWAY.delay(failures))
             else:
                 return
 

@@ -19,14 +19,13 @@ import keyring.errors
 
 from fap import __version__
 from fap.api import ApiSession, parse_servers
+from fap.client.keyring_names import KEYRING_SERVICE
 from fap.client.private import secure_home
 from fap.client.state import remember_server, resolve_server
 from fap.config import ClientSettings, build
 from fap.errors import AuthError, ServerUnreachable
 
-__all__ = ("KEYRING_SERVICE", "connect", "load_settings", "resolve_token")
-
-KEYRING_SERVICE = "fap"
+__all__ = ("connect", "load_settings", "resolve_token")
 
 log = logging.getLogger(__name__)
 

@@ -17,15 +17,13 @@ float, bool, None). An exception becomes the job's error; the analysis runs in a
 from __future__ import annotations
 
 import importlib
-import re
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from fap.engine.errors import EngineSetupError
+from fap.engine.protocol import ENGINE_NAME_RULE, is_engine_name
 
 __all__ = ("Analyzer", "FileMeta", "check_engine_name", "load_analyzer")
-
-_ENGINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*@[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +75,9 @@ def load_analyzer(spec: str) -> Analyzer:
 
 def check_engine_name(name: str) -> str:
     """Answer ``name`` if it has the form NAME@VERSION, else raise EngineSetupError."""
-    if not _ENGINE_NAME.fullmatch(name):
+    if not is_engine_name(name):
         raise EngineSetupError(
-            f"The engine name {name!r} is not of the form NAME@VERSION (for example size@1)."
+            f"The engine name {name[:100]!r} is not of the form NAME@VERSION "
+            f"(for example size@1): {ENGINE_NAME_RULE}."
         )
     return name

@@ -57,7 +57,7 @@ def create_app(
     return Litestar(
         route_handlers=handlers,
         dependencies=dependencies(services),
-        exception_handlers=exception_handlers,  # type: ignore[arg-type]
+        exception_handlers=exception_handlers,
         lifespan=[lifespan],
         before_send=[_api_version_header],
         middleware=[services.metrics.middleware()],

@@ -26,11 +26,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from fap.api import JobState
 from fap.config import ServerSettings
 from fap.durations import format_duration
 from fap.server.background import BackgroundTask
 from fap.server.blobs import BlobStore, upload_prefix
-from fap.server.problems import Gone
+from fap.server.errors import Gone
 from fap.server.queue import Clock, Notifier, chunks_topic, upload_topic
 from fap.server.store import Store, Upload
 from fap.server.store.retention import Finished, Retention
@@ -167,7 +168,7 @@ class Cleanup:
     async def _delete_chunks(self, now: float) -> int:
         async def delete(upload: Finished) -> bool:
             # A failed upload has no result to keep: whatever it stored goes.
-            if upload.state == "failed":
+            if upload.state == JobState.FAILED:
                 await self._blobs.delete_prefix(upload_prefix(upload.id))
             else:
                 await self._blobs.delete_prefix(_chunks_prefix(upload.id))

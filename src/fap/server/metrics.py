@@ -37,6 +37,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
 from fap.api import BLOBS, JOB_CHUNKS, LEASE, UPLOADS_WAIT
+from fap.server.background import BackgroundTask
 from fap.server.store import Backlog, Jobs
 
 __all__ = ("METRICS_PATH", "Metrics", "metrics_route")
@@ -123,7 +124,7 @@ class Metrics:
         self._backlog = _BacklogCollector(jobs, clock)
         registry.register(self._backlog)
         ProcessCollector(registry=registry)  # CPU, memory, open files (on Linux)
-        self._probe: asyncio.Task[None] | None = None
+        self._probe = BackgroundTask("fap-loop-lag", self._measure_lag)
 
     # -- what the app reports -------------------------------------------------------------------
 
@@ -155,13 +156,10 @@ class Metrics:
 
     def start(self) -> None:
         """Start measuring event-loop lag."""
-        self._probe = asyncio.create_task(self._measure_lag(), name="fap-loop-lag")
+        self._probe.start()
 
     async def stop(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
-            await asyncio.gather(self._probe, return_exceptions=True)
-            self._probe = None
+        await self._probe.stop()
 
     async def _measure_lag(self) -> None:
         """Sleep for a known time and see how much later than asked the loop woke us: any

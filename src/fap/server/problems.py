@@ -1,27 +1,21 @@
-"""Refusals the server answers with, and the handlers that turn every error into ``ErrorBody``.
+"""The HTTP edge of the server's errors: each error of :mod:`fap.server.errors` mapped to its
+status, in one table, and the handlers that answer every exception with an ``ErrorBody``.
 
-Route and store code raise a :class:`Problem` subclass named after its status; Litestar's own
-exceptions (a malformed body, an unknown route, a wrong method) get their detail rewritten into one
-sentence; a database out of reach (``StoreUnavailable``) is 503, which clients and workers retry;
-a client that hung up (:class:`ClientDisconnected`) is answered 499, as nginx does, and logged at
-debug level: a long-poll given up is normal, and 5xx must mean a fault of the server's; anything
-else is a bug, logged with its traceback and answered 500 without details.
-
-    Problem          the caller asked for something the server refuses
-    ├── BadRequest   400  a malformed body or parameter
-    ├── Unauthorized 401  no token, or one the server does not know
-    ├── Forbidden    403  a role that may not do this
-    ├── NotFound     404  no such object in the caller's organisation
-    ├── Conflict     409  a lost race, a stale lease, a finished job
-    ├── Gone         410  an object deleted for good (a result past its retention)
-    └── TooLarge     413  over the plan's size limit
+The rest of the server raises errors named for what happened and never chooses a status; this is
+the one module that does. Besides the table: Litestar's own exceptions (a malformed body, an
+unknown route, a wrong method) get their detail rewritten into one sentence; a service out of reach
+(:class:`Unavailable`) is 503 with Retry-After, which clients and workers retry, logged as a
+warning; a client that hung up (:class:`ClientDisconnected`) is answered 499, as nginx does, and
+logged at debug level: a long-poll given up is normal, and 5xx must mean a fault of the server's;
+anything else is a bug, logged with its traceback and answered 500 without details.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import (
@@ -31,76 +25,92 @@ from litestar.exceptions import (
     SerializationException,
     ValidationException,
 )
+from litestar.types import ExceptionHandlersMap
 
 from fap.api import ErrorBody
-from fap.server.store.outages import StoreUnavailable
+from fap.server.errors import (
+    BadRequest,
+    BlobStoreUnavailable,
+    ClientDisconnected,
+    Conflict,
+    Forbidden,
+    Gone,
+    NotFound,
+    Refusal,
+    StoreUnavailable,
+    TooLarge,
+    Unauthorized,
+    Unavailable,
+)
 
 __all__ = (
+    "ANSWERS",
     "CLIENT_CLOSED_REQUEST",
-    "BadRequest",
-    "ClientDisconnected",
-    "Conflict",
-    "Forbidden",
-    "Gone",
-    "NotFound",
-    "Problem",
-    "TooLarge",
-    "Unauthorized",
+    "Answer",
+    "answer_for",
     "error_response",
     "exception_handlers",
-    "shown_id",
 )
 
 logger = logging.getLogger(__name__)
 
-
-class Problem(Exception):
-    """A refusal: ``str(problem)`` is the one sentence the caller reads."""
-
-    status_code: ClassVar[int] = 400
-
-
-class BadRequest(Problem):
-    status_code = 400
-
-
-class Unauthorized(Problem):
-    status_code = 401
-
-
-class Forbidden(Problem):
-    status_code = 403
-
-
-class NotFound(Problem):
-    status_code = 404
-
-
-class Conflict(Problem):
-    status_code = 409
-
-
-class Gone(Problem):
-    status_code = 410
-
-
-class TooLarge(Problem):
-    status_code = 413
-
-
-class ClientDisconnected(Exception):
-    """The client hung up before it had its answer: nobody is left to read one."""
-
-
 # nginx's status for it; no client sees it, the access log and the metrics do.
 CLIENT_CLOSED_REQUEST = 499
 
-_PRINTABLE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+# Retry soon: an outage is noticed per request, and the next one may already succeed.
+_RETRY = {"Retry-After": "1"}
 
 
-def shown_id(value: str) -> str:
-    """An id as a message may quote it: itself if it looks like an id, else a description."""
-    return value if _PRINTABLE_ID.fullmatch(value) else "with that id"
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """How an error is answered: its status, its headers, and, where ``str(error)`` is for the log
+    only, the sentence the caller reads instead."""
+
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    detail: str | None = None
+    level: int | None = None  # logged at this level (with the error's own message), or not at all
+
+
+# The one place a server error becomes a status. A subclass answers as its nearest listed base
+# (Sealed as Conflict); tests/unit/server/test_problems.py holds every class of the tree to one.
+ANSWERS: Mapping[type[Exception], Answer] = {
+    Refusal: Answer(400),
+    BadRequest: Answer(400),
+    Unauthorized: Answer(401, {"WWW-Authenticate": "Bearer"}),
+    Forbidden: Answer(403),
+    NotFound: Answer(404),
+    Conflict: Answer(409),
+    Gone: Answer(410),
+    TooLarge: Answer(413),
+    Unavailable: Answer(
+        503,
+        _RETRY,
+        "A service the server needs is out of reach; try again shortly.",
+        logging.WARNING,
+    ),
+    StoreUnavailable: Answer(
+        503,
+        _RETRY,
+        "The server cannot reach its database right now; try again shortly.",
+        logging.WARNING,
+    ),
+    BlobStoreUnavailable: Answer(
+        503,
+        _RETRY,
+        "The server cannot reach its object store right now; try again shortly.",
+        logging.WARNING,
+    ),
+    ClientDisconnected: Answer(CLIENT_CLOSED_REQUEST, level=logging.DEBUG),
+}
+
+
+def answer_for(kind: type[Exception]) -> Answer | None:
+    """The answer of ``kind``: its own entry, else its nearest base's; None for no error of ours."""
+    for base in kind.__mro__:
+        if base in ANSWERS:
+            return ANSWERS[base]
+    return None
 
 
 def error_response(
@@ -114,9 +124,15 @@ def error_response(
     )
 
 
-def _problem(request: Request[Any, Any, Any], problem: Problem) -> Response[ErrorBody]:
-    headers = {"WWW-Authenticate": "Bearer"} if problem.status_code == 401 else None
-    return error_response(problem.status_code, str(problem), headers)
+def _answer(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorBody]:
+    answer = answer_for(type(error))
+    if answer is None:  # registered below for the table's classes only: cannot happen
+        return _unexpected(request, error)
+    if answer.level is not None:
+        # The reason (an address, a driver's words) is for the log; callers only need to retry.
+        logger.log(answer.level, "%s %s: %s", request.method, request.url.path, error)
+    detail = answer.detail if answer.detail is not None else str(error)
+    return error_response(answer.status, detail, dict(answer.headers) or None)
 
 
 def _http_exception(request: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorBody]:
@@ -179,29 +195,8 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
 
-def _client_disconnected(
-    request: Request[Any, Any, Any], error: ClientDisconnected
-) -> Response[ErrorBody]:
-    logger.debug("%s %s: the client hung up", request.method, request.url.path)
-    return error_response(CLIENT_CLOSED_REQUEST, "The client hung up before its answer.")
-
-
-def _store_unavailable(
-    request: Request[Any, Any, Any], error: StoreUnavailable
-) -> Response[ErrorBody]:
-    # The reason (an address, a driver's words) is for the log; callers only need to retry.
-    logger.warning("%s %s: %s", request.method, request.url.path, error)
-    return error_response(
-        503,
-        "The server cannot reach its database right now; try again shortly.",
-        headers={"Retry-After": "1"},
-    )
-
-
-exception_handlers = {
-    Problem: _problem,
-    ClientDisconnected: _client_disconnected,
-    StoreUnavailable: _store_unavailable,
+exception_handlers: ExceptionHandlersMap = {
+    **{kind: _answer for kind in ANSWERS},
     HTTPException: _http_exception,
     Exception: _unexpected,
 }

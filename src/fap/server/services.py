@@ -43,7 +43,12 @@ class Services:
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.store.jobs, self.clock)
         self.queue = JobQueue(
-            self.store, self.notifier, self.settings, self.clock, metrics=self.metrics
+            self.store,
+            self.notifier,
+            self.settings,
+            self.clock,
+            blobs=self.blobs,
+            metrics=self.metrics,
         )
         self.cleanup = Cleanup(self.store, self.blobs, self.notifier, self.settings, self.clock)
 

@@ -1,18 +1,12 @@
 """Moving file bytes: chunking, the zstd codec, checksums, presigned PUT/GET."""
 
-from fap.transfer.chunking import (
-    DEFAULT_CHUNK_SIZE,
-    chunk_count,
-    file_sha256,
-    read_chunk,
-    read_chunks,
-)
+from fap.transfer.chunking import chunk_count, file_sha256, read_chunk, read_chunks
 from fap.transfer.codec import EncodedChunk, decode_chunk, encode_chunk, sha256_hex
-from fap.transfer.presigned import get_bytes, put_bytes
+from fap.transfer.presigned import Retries, get_bytes, put_bytes
 
 __all__ = (
-    "DEFAULT_CHUNK_SIZE",
     "EncodedChunk",
+    "Retries",
     "chunk_count",
     "decode_chunk",
     "encode_chunk",

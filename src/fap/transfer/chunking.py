@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ("DEFAULT_CHUNK_SIZE", "chunk_count", "file_sha256", "read_chunk", "read_chunks")
+__all__ = ("chunk_count", "file_sha256", "read_chunk", "read_chunks")
 
-DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 _HASH_BLOCK = 1024 * 1024
 
 

@@ -1,39 +1,72 @@
-"""PUT and GET of blob bytes through presigned URLs, with bounded retries.
+"""PUT and GET of blob bytes through presigned URLs, riding out an object store that falls over.
 
 The URL carries all the authority: no credentials, no API token. Transient faults (a dropped
 connection, a 5xx) are retried with backoff; a refusal (4xx: expired, tampered, too large) is not,
 since sending the same request again cannot change the answer.
+
+How long to retry is the caller's to say (:class:`Retries`). By default a few attempts, about 8 s:
+a client has its journal to try again later. A worker holding a lease says "while I hold it": an
+outage of the object store is then waited out rather than spent as one of the job's attempts.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import httpx
 
 from fap.backoff import Backoff
 from fap.errors import ServerError, ServerUnreachable
 
-__all__ = ("get_bytes", "put_bytes")
+__all__ = ("Retries", "get_bytes", "put_bytes")
 
-_ATTEMPTS = 5
+logger = logging.getLogger(__name__)
+
+# 0.5, 1, 2, 4 s between five attempts: about 8 s, over a restart of the store or a load balancer.
+_BACKOFF = Backoff(first=0.5, cap=8.0)
 
 
-_RETRY = Backoff(first=0.5, cap=8.0)
+@dataclass(frozen=True, slots=True)
+class Retries:
+    """How a transfer retries an object store that does not answer (a dropped connection, a 5xx).
+
+    ``attempts`` in all, waiting by ``backoff`` between them; past those, as long as ``go_on()``
+    answers True (None: never). Jittered: every worker and client of one store lost it together.
+    """
+
+    attempts: int = 5
+    backoff: Backoff = _BACKOFF
+    go_on: Callable[[], bool] | None = None
+
+    def another(self, attempt: int) -> bool:
+        """Whether to try again after ``attempt`` failed attempts."""
+        if attempt < self.attempts:
+            return True
+        return self.go_on is not None and self.go_on()
+
+
+_BOUNDED = Retries()
 
 
 async def put_bytes(
-    http: httpx.AsyncClient, url: str, data: bytes, headers: Mapping[str, str] | None = None
+    http: httpx.AsyncClient,
+    url: str,
+    data: bytes,
+    headers: Mapping[str, str] | None = None,
+    *,
+    retries: Retries = _BOUNDED,
 ) -> None:
     """PUT ``data``, with the ``headers`` its URL was signed for (a checksum, the length)."""
     sent = httpx.Headers({"Content-Length": str(len(data))})
     sent.update(headers or {})  # case-insensitive: the signed headers win
-    await _send(http, "PUT", url, data, sent)
+    await _send(http, "PUT", url, data, sent, retries)
 
 
-async def get_bytes(http: httpx.AsyncClient, url: str) -> bytes:
-    return await _send(http, "GET", url, None, {})
+async def get_bytes(http: httpx.AsyncClient, url: str, *, retries: Retries = _BOUNDED) -> bytes:
+    return await _send(http, "GET", url, None, {}, retries)
 
 
 async def _send(
@@ -42,28 +75,42 @@ async def _send(
     url: str,
     data: bytes | None,
     headers: Mapping[str, str] | httpx.Headers,
+    retries: Retries,
 ) -> bytes:
-    last: str = ""
-    for attempt in range(_ATTEMPTS):
+    attempt = 0
+    while True:
         if attempt:
-            await asyncio.sleep(_RETRY.delay(attempt))
+            await asyncio.sleep(retries.backoff.delay(attempt))
+        attempt += 1
         try:
             response = await http.request(method, url, content=data, headers=headers)
         except httpx.TransportError as error:
             last = f"{type(error).__name__}: {error}"
-            continue
-        if response.status_code < 300:
-            return response.content
-        if response.status_code < 500:
-            raise ServerError(
-                f"The object store refused a {method} with status {response.status_code}: "
-                f"{_reason(response)}.",
-                response.status_code,
+        else:
+            if response.status_code < 300:
+                if attempt > retries.attempts:
+                    logger.info("The object store took a %s again, at attempt %d.", method, attempt)
+                return response.content
+            if response.status_code < 500:
+                raise ServerError(
+                    f"The object store refused a {method} with status {response.status_code}: "
+                    f"{_reason(response)}.",
+                    response.status_code,
+                )
+            last = f"status {response.status_code}"
+        if not retries.another(attempt):
+            raise ServerUnreachable(
+                f"The object store did not take a {method} after {attempt} attempts ({last})."
             )
-        last = f"status {response.status_code}"
-    raise ServerUnreachable(
-        f"The object store did not take a {method} after {_ATTEMPTS} attempts ({last})."
-    )
+        if attempt == retries.attempts:
+            # Once per transfer, not per attempt: an outage of minutes would fill the log. (The
+            # URL is never logged: its query is the signature.)
+            logger.warning(
+                "The object store did not take a %s after %d attempts (%s); trying on.",
+                method,
+                attempt,
+                last,
+            )
 
 
 def _reason(response: httpx.Response) -> str:

@@ -18,7 +18,7 @@ import httpx
 from fap.api import JOB_CHUNKS, ApiSession, ChunkList, ChunkListRequest, ChunkRef
 from fap.backoff import Backoff
 from fap.errors import ServerError
-from fap.transfer import decode_chunk, get_bytes
+from fap.transfer import Retries, decode_chunk, get_bytes
 
 __all__ = ("ChunkStream",)
 
@@ -27,6 +27,8 @@ LIST_TIMEOUT = 20.0
 # When the listing answers only chunks already known (a later one was stored before the next one
 # needed), wait a little before asking again rather than spin; the uploader is mid-PUT.
 OUT_OF_ORDER_PAUSE = Backoff(first=0.2, cap=2.0, jitter=False)
+# The object store's retries when the caller names none: a few attempts (a job names its own).
+_BOUNDED = Retries()
 
 
 class ChunkStream:
@@ -40,8 +42,10 @@ class ChunkStream:
         lease_token: str,
         chunk_count: int,
         prefetch: int,
+        retries: Retries = _BOUNDED,
     ) -> None:
         self._session = session
+        self._retries = retries
         self._blobs = blobs
         self._executor = executor
         self._path = JOB_CHUNKS.format(job_id=job_id)
@@ -117,13 +121,13 @@ class ChunkStream:
 
     async def _fetch(self, chunk: ChunkRef) -> bytes:
         try:
-            data = await get_bytes(self._blobs, chunk.url)
+            data = await get_bytes(self._blobs, chunk.url, retries=self._retries)
         except ServerError as error:
             if error.status_code not in (401, 403):
                 raise
             # Presigned URLs expire; a chunk listed long before it was needed gets a fresh one.
             chunk = await self._fresh(chunk.seq)
-            data = await get_bytes(self._blobs, chunk.url)
+            data = await get_bytes(self._blobs, chunk.url, retries=self._retries)
         decode = functools.partial(
             decode_chunk, data, codec=chunk.codec, raw_size=chunk.raw_size, sha256=chunk.sha256
         )

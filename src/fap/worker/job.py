@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import httpx
@@ -40,7 +41,7 @@ from fap.errors import (
     ServerError,
     ServerUnreachable,
 )
-from fap.transfer import put_bytes, sha256_hex
+from fap.transfer import Retries, put_bytes, sha256_hex
 from fap.worker.chunks import ChunkStream
 from fap.worker.engine_client import EngineConnectionLost
 from fap.worker.engine_process import EngineProcess
@@ -71,6 +72,8 @@ class JobServices:
     executor: Executor  # checksums, decompression, sealing: never on the event loop
     prefetch: int
     job_timeout: float
+    # How the object store is retried; a job retries it on for as long as it holds its lease.
+    blob_retries: Retries = field(default_factory=Retries)
 
 
 class Job:
@@ -82,6 +85,15 @@ class Job:
         self._started = time.monotonic()
         self._first_byte: float | None = None
         self._sent = 0
+        # Until when the lease is surely ours: its term from the last heartbeat that succeeded
+        # (from the start, the lease's own). While it is, an object store that does not answer
+        # is waited out: giving up would let the lease lapse and cost the job an attempt for an
+        # outage that is no fault of the job's, again and again for as long as the outage lasts.
+        self._held_until = time.monotonic() + lease.lease_seconds
+        self._blob_retries = dataclasses.replace(services.blob_retries, go_on=self._holds_lease)
+
+    def _holds_lease(self) -> bool:
+        return time.monotonic() < self._held_until
 
     async def run(self) -> Outcome:
         lease = self.lease
@@ -158,6 +170,7 @@ class Job:
             lease_token=lease.lease_token,
             chunk_count=lease.chunk_count,
             prefetch=services.prefetch,
+            retries=self._blob_retries,
         )
         try:
             async with asyncio.timeout(services.job_timeout) as timer:
@@ -222,13 +235,7 @@ class Job:
         loop = asyncio.get_running_loop()
         sealed = await loop.run_in_executor(services.executor, seal, result, lease.recipients)
         sealed_sha256 = await loop.run_in_executor(services.executor, sha256_hex, sealed)
-        target = await services.session.call(
-            "POST",
-            JOB_RESULT_URL.format(job_id=lease.job_id),
-            ResultUrlRequest(lease_token=lease.lease_token, size=len(sealed), sha256=sealed_sha256),
-            returns=ResultUrl,
-        )
-        await put_bytes(services.blobs, target.url, sealed, target.headers)
+        await self._store_result(sealed, sealed_sha256)
         await services.session.call(
             "POST",
             JOB_COMPLETE.format(job_id=lease.job_id),
@@ -238,6 +245,27 @@ class Job:
                 result_sha256=sealed_sha256,
             ),
         )
+
+    async def _store_result(self, sealed: bytes, sha256: str) -> None:
+        """PUT the sealed result to a URL signed for it, asking for a fresh one if it expired."""
+        services, lease = self._services, self.lease
+        for fresh in (False, True):
+            target = await services.session.call(
+                "POST",
+                JOB_RESULT_URL.format(job_id=lease.job_id),
+                ResultUrlRequest(lease_token=lease.lease_token, size=len(sealed), sha256=sha256),
+                returns=ResultUrl,
+            )
+            try:
+                await put_bytes(
+                    services.blobs, target.url, sealed, target.headers, retries=self._blob_retries
+                )
+                return
+            except ServerError as error:
+                # A result URL lives no longer than the lease it was signed under, so one outlived
+                # by an outage of the object store is refused; a fresh URL's refusal is final.
+                if fresh or error.status_code not in (401, 403):
+                    raise
 
     async def _fail(self, reason: str, *, retryable: bool) -> Outcome:
         lease = self.lease
@@ -266,9 +294,11 @@ class Job:
         path = JOB_HEARTBEAT.format(job_id=lease.job_id)
         while True:
             await asyncio.sleep(interval)
+            sent = time.monotonic()
             try:
                 # Retried only until the next beat is due: a late beat is worth no more.
                 await self._services.session.call("POST", path, request, retry_for=interval)
+                self._held_until = sent + lease.lease_seconds
             except ConflictError as error:
                 self._log_lost(error)
                 self._lease_lost = True

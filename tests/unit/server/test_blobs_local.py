@@ -14,7 +14,7 @@ import pytest
 from tests.unit.server.harness import Server, error_body, running_server
 
 from fap.server.blobs import LocalBlobStore, StoredBlob, chunk_key, result_key
-from fap.server.problems import BadRequest
+from fap.server.errors import BadRequest, Conflict, Sealed
 
 KEY = "uploads/0123456789abcdef0123456789abcdef/chunks/00000007"
 TEN = b"0123456789"
@@ -287,11 +287,17 @@ async def test_a_key_that_could_escape_is_refused(tmp_path: Path, key: str) -> N
         await blobs.presign_put(key, 1, 60)
 
 
-async def test_a_checksum_that_is_not_a_sha256_is_a_bug_of_the_caller(tmp_path: Path) -> None:
+async def test_a_sealed_object_refuses_what_would_replace_it_with_sealed(tmp_path: Path) -> None:
+    """Sealed is the contract's error for it: a Conflict, whatever answers the PUT."""
     blobs = LocalBlobStore(tmp_path / "blobs", tmp_path / "secret", "http://x")
     await blobs.open()
-    with pytest.raises(ValueError, match="SHA-256"):
-        await blobs.presign_put(KEY, 1, 60, sha256=TEN_SHA.upper())
+    await blobs.receive(KEY, one(TEN), 10)
+    await blobs.seal(KEY)
+    with pytest.raises(Sealed, match="sealed") as refused:
+        await blobs.receive(KEY, one(b"9876543210"), 10)
+    assert isinstance(refused.value, Conflict)
+    assert blobs.path(KEY).read_bytes() == TEN
+    assert stored_files(blobs) == [blobs.path(KEY)]
 
 
 async def test_delete_prefix_removes_an_uploads_objects(tmp_path: Path) -> None:

@@ -22,10 +22,15 @@ from tests.unit.server.harness import BASE, Server, running_server
 from tests.unit.worker.pipeline import ENGINE, Pipeline
 
 from fap.api import ApiSession
+from fap.backoff import Backoff
+from fap.transfer import Retries
 from fap.worker import EngineProcess, JobServices, Worker
 from fap.worker.engine_process import start_engines
 
 REPO = Path(__file__).resolve().parents[3]
+# The object store retried as a worker does — as many attempts before it only goes on while the
+# lease is held — but milliseconds apart: an outage longer than that budget takes no time.
+BLOB_RETRIES = Retries(backoff=Backoff(first=0.01, cap=0.05))
 
 
 def engine_command(analyzer: str) -> list[str]:
@@ -119,6 +124,7 @@ def running_worker(pipeline: Pipeline, markers: Path) -> Start:
                     executor=executor,
                     prefetch=prefetch,
                     job_timeout=job_timeout,
+                    blob_retries=BLOB_RETRIES,
                 )
                 worker = Worker(services, engines, worker_id="test-worker")
                 task = asyncio.create_task(worker.run())

@@ -16,7 +16,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.types import Guard
 
 from fap.server.auth.tokens import hash_token, token_kind
-from fap.server.problems import Forbidden, Unauthorized
+from fap.server.errors import Forbidden, Unauthorized
 from fap.server.store import Accounts, Org, User
 
 # Guards and dependencies run for any route: its handler, user and state types are not known here.

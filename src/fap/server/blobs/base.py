@@ -7,15 +7,42 @@ once its job is complete, is sealed: the local store refuses any PUT to it; on S
 cannot be locked so, its URLs are bound to its SHA-256 and live no longer than the lease.
 Implementations: the local directory served by this server (:mod:`fap.server.blobs.local`) and
 any S3 API (:mod:`fap.server.blobs.s3`).
+
+The errors of the contract, the same from every store (fap.server.errors):
+- a key outside the layout below, or a checksum that is not a lower-case hex SHA-256, is
+  :class:`BadRequest` — checked by :func:`check_key` and :func:`check_sha256`, before any I/O;
+- a store that fails or cannot be reached, or is not open (before ``open``, after ``close``), is
+  :class:`BlobStoreUnavailable`: a 503 the caller retries, never a 500;
+- nothing stored at a key is no error: ``size`` and ``describe`` answer None;
+- a PUT to a sealed object is refused by the store that can enforce it (:class:`Sealed`, a 409).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ("BlobStore", "SignedPut", "StoredBlob", "chunk_key", "result_key", "upload_prefix")
+from fap.server.errors import BadRequest
+
+__all__ = (
+    "BlobStore",
+    "SignedPut",
+    "StoredBlob",
+    "check_key",
+    "check_prefix",
+    "check_sha256",
+    "chunk_key",
+    "result_key",
+    "upload_prefix",
+)
+
+# Segments of letters, digits, '.', '_' and '-', none empty nor starting with '.': no key can
+# climb out of the local store's directory, and every store accepts the same keys.
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
+_MAX_KEY = 512
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def upload_prefix(upload_id: str) -> str:
@@ -28,6 +55,27 @@ def chunk_key(upload_id: str, seq: int) -> str:
 
 def result_key(upload_id: str) -> str:
     return f"uploads/{upload_id}/result.age"
+
+
+def check_key(key: str) -> str:
+    """``key`` itself if it is a key of the layout; BadRequest if not."""
+    if len(key) > _MAX_KEY or not _KEY.fullmatch(key):
+        raise BadRequest(f"{key[:80]!r} is not a valid blob key.")
+    return key
+
+
+def check_prefix(prefix: str) -> str:
+    """``prefix`` itself if it is a key, or a key and '/', or empty; BadRequest if not."""
+    if stem := prefix.removesuffix("/"):
+        check_key(stem)
+    return prefix
+
+
+def check_sha256(sha256: str) -> str:
+    """``sha256`` itself if it is a SHA-256 in lower-case hex; BadRequest if not."""
+    if not _SHA256.fullmatch(sha256):
+        raise BadRequest(f"{sha256[:80]!r} is not a SHA-256 in lower-case hexadecimal digits.")
+    return sha256
 
 
 @dataclass(frozen=True, slots=True)

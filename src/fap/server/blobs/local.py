@@ -26,15 +26,12 @@ from typing import BinaryIO
 from urllib.parse import parse_qsl, quote, urlencode
 
 from fap.api import BLOBS
-from fap.server.blobs.base import SignedPut, StoredBlob
+from fap.server.blobs.base import SignedPut, StoredBlob, check_key, check_prefix, check_sha256
 from fap.server.blobs.signing import UrlSigner, load_or_create_secret
-from fap.server.problems import BadRequest, Conflict, Forbidden
+from fap.server.errors import BadRequest, BlobStoreUnavailable, Conflict, Forbidden, Sealed
 
 __all__ = ("LocalBlobStore",)
 
-_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*")
-_MAX_KEY = 512
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _UNSIGNED = (
     "This blob URL is not signed: it needs exp and sig (and size for a PUT); "
     "ask the API for a presigned URL."
@@ -45,6 +42,8 @@ _SIGNATURE = re.compile(rb"[0-9a-f]{64}")
 _SEALED_MODE = 0o400
 # Writes go to the disk in batches of at least this much, each on a worker thread.
 _WRITE_BATCH = 1024 * 1024
+# A GET's body goes out in pieces of this size: bounded memory whatever the object's size.
+_READ_PIECE = 1024 * 1024
 
 
 class LocalBlobStore:
@@ -81,19 +80,23 @@ class LocalBlobStore:
         self._signer = UrlSigner(await asyncio.to_thread(prepare))
 
     async def close(self) -> None:
-        return None
+        # A closed store signs and checks no URL: a request still in flight while the server
+        # stops is answered 503 (retried elsewhere), as with S3.
+        self._signer = None
 
     @property
     def signer(self) -> UrlSigner:
         if self._signer is None:
-            raise RuntimeError("LocalBlobStore.open() was not awaited")
+            raise BlobStoreUnavailable(
+                "The local blob store is not open: the server is starting or stopping."
+            )
         return self._signer
 
     async def presign_put(
         self, key: str, size: int, ttl: float, *, sha256: str | None = None
     ) -> SignedPut:
-        if sha256 is not None and not _SHA256.fullmatch(sha256):
-            raise ValueError(f"{sha256!r} is not a lower-case hex SHA-256")
+        if sha256 is not None:
+            check_sha256(sha256)
         url = self._url("PUT", key, ttl, size, sha256)
         return SignedPut(url=url, headers={"Content-Length": str(size)})
 
@@ -107,6 +110,26 @@ class LocalBlobStore:
     async def stat(self, key: str) -> os.stat_result | None:
         """The stat of the object at ``key``; None if there is none (or a directory is there)."""
         return await asyncio.to_thread(_regular_file, self.path(key))
+
+    async def read(self, key: str) -> AsyncIterator[bytes]:
+        """The bytes of the object at ``key``, a piece at a time; the file is opened at the first
+        piece asked for and closed when the iteration ends, however it ends.
+
+        Opened on a thread, and closed there too should the request be given up while it opens:
+        a file opened for a request that is gone would otherwise stay open until the collector
+        finds it (a thread cannot be cancelled; what it returns must be taken care of).
+        """
+        opening = asyncio.ensure_future(asyncio.to_thread(_open_for_reading, self.path(key)))
+        try:
+            handle = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_opened)
+            raise
+        try:
+            while piece := await asyncio.to_thread(handle.read, _READ_PIECE):
+                yield piece
+        finally:
+            handle.close()
 
     async def describe(self, key: str) -> StoredBlob | None:
         def digest() -> StoredBlob | None:
@@ -135,6 +158,8 @@ class LocalBlobStore:
     async def delete_prefix(self, prefix: str) -> None:
         # Replicas (or clean-up passes) may delete the same prefix at once: whatever another one
         # removed first is simply gone, never an error.
+        check_prefix(prefix)
+
         def delete() -> None:
             directory, _, stem = prefix.rpartition("/")
             base = self.path(directory) if directory else self.root
@@ -164,9 +189,7 @@ class LocalBlobStore:
 
     def path(self, key: str) -> Path:
         """Where ``key`` lives; a key that could escape the blob directory is refused."""
-        if len(key) > _MAX_KEY or not _KEY.fullmatch(key):
-            raise BadRequest(f"{key[:80]!r} is not a valid blob key.")
-        return self.root.joinpath(*key.split("/"))
+        return self.root.joinpath(*check_key(key).split("/"))
 
     def authorize(self, method: str, key: str, query: bytes) -> tuple[int | None, str | None]:
         """Check a presigned URL's query string, as sent, for ``method`` on ``key``; answer the
@@ -244,6 +267,15 @@ class LocalBlobStore:
         return f"{self._base_url}{BLOBS}/{quote(key)}?{query}&sig={signature}"
 
 
+def _open_for_reading(path: Path) -> BinaryIO:
+    return path.open("rb")
+
+
+def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
+
+
 def _regular_file(path: Path) -> os.stat_result | None:
     """The stat of the object at ``path``; None if there is none, or a directory is there."""
     try:
@@ -263,7 +295,7 @@ def _move_into_place(temp: Path, final: Path, key: str) -> None:
     # Under LocalBlobStore._placing, so that no seal comes between the check and the rename.
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         if stat.S_IMODE(final.stat().st_mode) == _SEALED_MODE:
-            raise Conflict(f"The object at {key} is sealed; nothing replaces it.")
+            raise Sealed(f"The object at {key} is sealed; nothing replaces it.")
     try:
         _make_dirs(final.parent)
         temp.replace(final)

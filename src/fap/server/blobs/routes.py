@@ -10,11 +10,11 @@ from typing import Any
 from litestar import Request, Router, get, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
-from litestar.response import File
+from litestar.response import Stream
 
 from fap.api import BLOBS
 from fap.server.blobs.local import LocalBlobStore
-from fap.server.problems import BadRequest, NotFound
+from fap.server.errors import BadRequest, NotFound
 
 __all__ = ("blob_router",)
 
@@ -42,17 +42,18 @@ async def put_blob(
 @get("/{key:path}", include_in_schema=False)
 async def get_blob(
     request: Request[Any, Any, Any], key: FromPath[str], blobs: NamedDependency[LocalBlobStore]
-) -> File:
+) -> Stream:
     key = key.lstrip("/")
     blobs.authorize("GET", key, request.scope["query_string"])
     found = await blobs.stat(key)
     if found is None:
         raise NotFound(f"Nothing is stored at {key}.")
-    return File(
-        blobs.path(key),
-        stat_result=found,
+    # Not Litestar's File: it opens the file on a thread that a hang-up can abandon, leaving the
+    # file open; the store's reader closes it whenever the request ends.
+    return Stream(
+        blobs.read(key),
         media_type="application/octet-stream",
-        content_disposition_type="inline",
+        headers={"Content-Length": str(found.st_size)},
     )
 
 

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-from litestar.exceptions import ServiceUnavailableException
 
 from fap.errors import ConfigError
-from fap.server.blobs.base import SignedPut, StoredBlob
+from fap.server.blobs.base import SignedPut, StoredBlob, check_key, check_prefix, check_sha256
 from fap.server.blobs.location import S3Location
+from fap.server.errors import BlobStoreUnavailable
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -95,12 +95,16 @@ class S3BlobStore:
     @property
     def client(self) -> S3Client:
         if self._client is None:
-            raise RuntimeError("S3BlobStore.open() was not awaited")
+            raise BlobStoreUnavailable(
+                f"The object store {self.location} is not open: the server is starting or stopping."
+            )
         return self._client
 
     async def presign_put(
         self, key: str, size: int, ttl: float, *, sha256: str | None = None
     ) -> SignedPut:
+        if sha256 is not None:
+            check_sha256(sha256)  # before bytes.fromhex, which would take upper case too
         headers = {"Content-Length": str(size)}
         params: dict[str, str | int] = {
             "Bucket": self.location.bucket,
@@ -152,14 +156,15 @@ class S3BlobStore:
     async def seal(self, key: str) -> None:
         # S3 cannot refuse a PUT per object without Object Lock (a bucket-wide setting); a result's
         # URLs are bound to its SHA-256 and expire with the lease they were signed under.
-        return None
+        check_key(key)
 
     async def delete_prefix(self, prefix: str) -> None:
         bucket = self.location.bucket
         paginator = self.client.get_paginator("list_objects_v2")
         try:
             batch: list[ObjectIdentifierTypeDef] = []
-            async for page in paginator.paginate(Bucket=bucket, Prefix=self._key(prefix)):
+            prefixed = self.location.key(check_prefix(prefix))
+            async for page in paginator.paginate(Bucket=bucket, Prefix=prefixed):
                 for item in page.get("Contents", []):
                     batch.append({"Key": item["Key"]})
                     if len(batch) == _DELETE_BATCH:
@@ -176,13 +181,13 @@ class S3BlobStore:
         )
         if errors := answer.get("Errors", []):
             first = errors[0]
-            raise ServiceUnavailableException(
+            raise BlobStoreUnavailable(
                 f"The object store {self.location} kept {len(errors)} objects it was asked to "
                 f"delete, {first.get('Key')!r} among them: {first.get('Message', 'no reason')}."
             )
 
     def _key(self, key: str) -> str:
-        return self.location.key(key)
+        return self.location.key(check_key(key))
 
 
 def _expiry(ttl: float) -> int:
@@ -206,6 +211,6 @@ def _bucket_refusal(where: S3Location, error: ClientError) -> str:
     return f"The object store {where} answered status {status} to a check of its bucket: {error}."
 
 
-def _unavailable(where: S3Location, error: Exception) -> ServiceUnavailableException:
-    # 503, so clients and workers retry: an object store that stumbles is not their fault.
-    return ServiceUnavailableException(f"The object store {where} failed: {error}.")
+def _unavailable(where: S3Location, error: Exception) -> BlobStoreUnavailable:
+    # Retried by clients and workers: an object store that stumbles is not their fault.
+    return BlobStoreUnavailable(f"The object store {where} failed: {error}.")

@@ -1,19 +1,25 @@
 """The job queue: leasing (long-polled), fencing checks, heartbeats, completion, failure, and the
 sweeper that returns lapsed leases to the queue.
 
+Completing a job is done here and only here (:meth:`JobQueue.complete`): one read of the job, every
+check, the conditional update, the seal of the result, the metrics and the wake-ups.
+
 Delivery is at least once — a worker that stops answering loses its lease and another gets the
 job — and completion exactly once: only the current, unexpired lease token can record a result.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from fap.api import JobState
 from fap.config import ServerSettings
+from fap.server.blobs import BlobStore, StoredBlob, result_key
+from fap.server.errors import BadRequest, Conflict, NotFound, shown_id
 from fap.server.metrics import Metrics
-from fap.server.problems import Conflict, NotFound, shown_id
 from fap.server.queue.notify import (
     Notifier,
     chunks_topic,
@@ -40,9 +46,11 @@ class JobQueue:
         settings: ServerSettings,
         clock: Clock,
         *,
+        blobs: BlobStore,
         metrics: Metrics,
     ) -> None:
         self._store = store
+        self._blobs = blobs
         self._metrics = metrics
         self._notifier = notifier
         self._settings = settings
@@ -56,8 +64,11 @@ class JobQueue:
         engines: Sequence[str],
         timeout: float,
         request_id: str | None = None,
+        *,
+        abandoned: asyncio.Event | None = None,
     ) -> Upload | None:
-        """The oldest queued job for one of ``engines``, waiting up to ``timeout`` s for one."""
+        """The oldest queued job for one of ``engines``, waiting up to ``timeout`` s for one, or
+        until ``abandoned`` is set (the worker hung up; see ``long_poll``)."""
         await self._store.jobs.see_worker(org_id, worker_id, list(engines), self._clock())
 
         async def attempt() -> Upload | None:
@@ -65,7 +76,8 @@ class JobQueue:
                 org_id, engines, worker_id, self._settings.lease_seconds, self._clock(), request_id
             )
 
-        job = await long_poll(self._notifier, [queue_topic(org_id)], attempt, timeout)
+        topics = [queue_topic(org_id)]
+        job = await long_poll(self._notifier, topics, attempt, timeout, abandoned=abandoned)
         if job is not None:
             logger.info("job %s leased by %s (attempt %d)", job.id, worker_id, job.attempts)
             await self._notifier.publish(upload_topic(job.id), leases_topic())
@@ -99,37 +111,60 @@ class JobQueue:
     async def complete(
         self, org_id: str, job_id: str, token: str, result_size: int, result_sha256: str
     ) -> None:
-        """Record the result. Repeating the very same completion is harmless; any other is 409."""
-        job = await self._store.jobs.holder_view(org_id, job_id)
-        if job is None:
+        """Record the result the current lease holder stored, once, and seal it.
+
+        The very same completion sent again (its first answer was lost) is answered as the first
+        was; any other after the job finished, or from a stale or lapsed lease, is a Conflict.
+        A result that is not stored as reported is a BadRequest: the worker may PUT it again.
+        """
+        view = await self._store.jobs.completion_view(org_id, job_id)
+        if view is None:
             raise NotFound(f"There is no job {shown_id(job_id)} in your organisation.")
+        job, chunks_stored = view
+        key = result_key(job_id)
         if (job.state, job.lease_token, job.result_size, job.result_sha256) == (
-            "done",
+            JobState.DONE,
             token,
             result_size,
             result_sha256,
         ):
-            return  # this holder's completion, answered again (its first answer was lost)
+            # This holder's completion, answered again. Sealed again too: the first request may
+            # have ended between recording the result and sealing it.
+            await self._blobs.seal(key)
+            return
         _check_lease(job, token, self._clock())
+        # Chunks are never unrecorded, so the count read above stays true until the update.
+        if chunks_stored < job.chunk_count:
+            raise Conflict(
+                f"Job {job_id} cannot be complete: not all of its {job.chunk_count} chunks "
+                "are stored yet."
+            )
+        _check_stored_result(job_id, await self._blobs.describe(key), result_size, result_sha256)
         done = await self._store.jobs.complete(
             job_id, token, result_size, result_sha256, self._clock()
         )
         if not done:
             await self._lost(org_id, job_id, token)
+        # Sealed once recorded, not before: a lease that lapsed in between leaves the result's
+        # key open to the next holder's PUT. From now on the result is what the uploader checks
+        # it against, and nothing replaces it.
+        await self._blobs.seal(key)
         since = job.queued_at if job.queued_at is not None else job.created_at
         self._metrics.job_done(job.engine, self._clock() - since)
         logger.info("job %s done", job_id)
         await self._notifier.publish(upload_topic(job_id))
 
-    async def fail(self, org_id: str, job_id: str, token: str, error: str, retryable: bool) -> str:
-        """End the lease with ``error``; answer the job's new state (``queued`` or ``failed``)."""
+    async def fail(
+        self, org_id: str, job_id: str, token: str, error: str, retryable: bool
+    ) -> JobState:
+        """End the lease with ``error``; answer the job's new state (queued or failed)."""
         job = await self.holding(org_id, job_id, token)
         requeue = retryable and job.attempts < self._settings.max_attempts
         state = await self._store.jobs.release(job_id, token, error, requeue, self._clock())
         if state is None:
             await self._lost(org_id, job_id, token)
         logger.info("job %s failed on attempt %d (%s): %s", job_id, job.attempts, state, error)
-        await self._announce(job, state == "queued")
+        await self._announce(job, state == JobState.QUEUED)
         return state
 
     async def queued(self, upload: Upload) -> None:
@@ -147,7 +182,7 @@ class JobQueue:
                 lapse.upload.attempts,
                 lapse.state,
             )
-            await self._announce(lapse.upload, lapse.state == "queued")
+            await self._announce(lapse.upload, lapse.state == JobState.QUEUED)
         return len(lapses)
 
     def start_sweeper(self) -> None:
@@ -170,7 +205,7 @@ class JobQueue:
 
 def _check_lease(job: Upload, token: str, now: float) -> None:
     # The job's state first: a token that is not the current lease's says nothing more.
-    if job.state != "leased":
+    if job.state != JobState.LEASED:
         raise Conflict(f"Job {job.id} is {job.state}: no lease of it is current; drop the job.")
     if job.lease_token != token:
         raise Conflict(f"That lease token is not job {job.id}'s current lease; drop the job.")
@@ -178,4 +213,18 @@ def _check_lease(job: Upload, token: str, now: float) -> None:
         raise Conflict(
             f"This lease of job {job.id} lapsed (no heartbeat in time); the job goes back "
             "to the queue."
+        )
+
+
+def _check_stored_result(job_id: str, stored: StoredBlob | None, size: int, sha256: str) -> None:
+    """The result stored for ``job_id`` is the one the worker reports, or the completion is refused."""
+    if stored is None:
+        raise BadRequest(f"No result is stored for job {job_id}; PUT it to the result URL first.")
+    if stored.size != size:
+        raise BadRequest(f"The stored result holds {stored.size} bytes, not the {size} reported.")
+    # None: an object store that keeps no checksum (its URL was bound to the SHA-256 even so).
+    if stored.sha256 is not None and stored.sha256 != sha256:
+        raise BadRequest(
+            f"The stored result of job {job_id} does not have the SHA-256 reported; PUT the "
+            "result again."
         )

@@ -158,16 +158,43 @@ async def long_poll(
     topics: list[str],
     check: Callable[[], Awaitable[T | None]],
     timeout: float,
+    *,
+    abandoned: asyncio.Event | None = None,
 ) -> T | None:
     """Answer ``check()``'s first non-None result, re-checking after each wake-up, or None after
-    ``timeout`` seconds (or at once when the server is shutting down)."""
+    ``timeout`` seconds, at once when the server is shutting down, or as soon as ``abandoned`` is
+    set (the client hung up).
+
+    ``abandoned`` ends the poll only where it waits, never in the middle of a ``check()``: a
+    check is a store call, and one cut short would leave its connection half-way through a
+    round trip. A check that has begun runs to its end and its answer is returned (a lease it
+    took must be handed back by the caller).
+    """
     deadline = time.monotonic() + timeout
     async with notifier.listen(*topics) as listener:
         while True:
+            if abandoned is not None and abandoned.is_set():
+                return None
             result = await check()
             if result is not None:
                 return result
             remaining = deadline - time.monotonic()
             if remaining <= 0 or notifier.stopped:
                 return None
-            await listener.wait(remaining)
+            if abandoned is None:
+                await listener.wait(remaining)
+            else:
+                await _wait_unless(listener, remaining, abandoned)
+
+
+async def _wait_unless(listener: Listener, timeout: float, abandoned: asyncio.Event) -> None:
+    """``listener.wait(timeout)``, ended early once ``abandoned`` is set."""
+    woken = asyncio.ensure_future(listener.wait(timeout))
+    given_up = asyncio.ensure_future(abandoned.wait())
+    try:
+        await asyncio.wait((woken, given_up), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # Both are waits on events, with nothing half-done to cut short.
+        woken.cancel()
+        given_up.cancel()
+        await asyncio.gather(woken, given_up, return_exceptions=True)

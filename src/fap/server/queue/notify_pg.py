@@ -31,8 +31,10 @@ import asyncpg
 from asyncpg.connection import Connection
 from asyncpg.pool import PoolConnectionProxy
 
+from fap.backoff import Backoff
+from fap.server.background import BackgroundTask
 from fap.server.queue.notify import Listener, LocalNotifier
-from fap.server.store import StoreUnavailable
+from fap.server.store import StoreUnavailable, store_unavailable
 
 __all__ = ("CHANNEL", "PgNotifier")
 
@@ -46,8 +48,9 @@ _MAX_PENDING = 1000
 _MAX_PAYLOAD = 7000
 _SEND = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
 _CONNECT_TIMEOUT = 10.0
-_FIRST_BACKOFF = 0.1
-_MAX_BACKOFF = 5.0
+# Reconnections start at once (a restart is usually over in a moment) and wait up to 5 s, so a
+# database that comes back is noticed within seconds; jittered, as every replica lost it together.
+_RECONNECT = Backoff(first=0.1, cap=5.0)
 _APPLICATION_NAME = "fap-serve-wakeups"
 # An idle connection is checked this often, and a check or a send must be answered within the
 # timeout: a silent death is noticed within about their sum. A healthy database on any network a
@@ -78,7 +81,7 @@ class PgNotifier:
         self._pending: set[str] = set()
         # Set by a publish and by a broken connection: the task below has something to do.
         self._attention = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("fap-wakeups", self._run)
 
     @property
     def stopped(self) -> bool:
@@ -91,13 +94,10 @@ class PgNotifier:
     async def open(self) -> None:
         """Connect and LISTEN; raises StoreUnavailable if the database is out of reach."""
         await self._connect()
-        self._task = asyncio.create_task(self._run(), name="fap-wakeups")
+        self._task.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._task.stop()
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.remove_termination_listener(self._on_terminated)
@@ -128,7 +128,7 @@ class PgNotifier:
         failures = 0
         while True:
             if self._connection is None:
-                await asyncio.sleep(min(_MAX_BACKOFF, _FIRST_BACKOFF * 2**failures))
+                await asyncio.sleep(_RECONNECT.delay(failures + 1))
                 try:
                     await self._connect()
                 except StoreUnavailable as error:
@@ -189,12 +189,12 @@ class PgNotifier:
                 server_settings={"application_name": _APPLICATION_NAME},
             )
         except _BROKEN as error:
-            raise StoreUnavailable.from_error(error) from error
+            raise store_unavailable(error) from error
         try:
             await connection.add_listener(CHANNEL, self._on_notification)
         except _BROKEN as error:
             connection.terminate()
-            raise StoreUnavailable.from_error(error) from error
+            raise store_unavailable(error) from error
         connection.add_termination_listener(self._on_terminated)
         self._own_pid = connection.get_server_pid()
         self._connection = connection

@@ -12,7 +12,7 @@ from fap.api import DEVICES, ME, DeviceInfo, DeviceRegistration, Me, Role
 from fap.crypto import check_recipient
 from fap.errors import InputError
 from fap.server.auth import ACCESS
-from fap.server.problems import BadRequest
+from fap.server.errors import BadRequest
 from fap.server.routes.deps import CallerDep, ServicesDep
 from fap.server.routes.validation import check_text
 from fap.server.routes.views import device_info

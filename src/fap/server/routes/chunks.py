@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 from litestar import post
 from litestar.params import FromPath, JSONBody
 
@@ -11,16 +9,16 @@ from fap.api import (
     CHUNK_URLS,
     CHUNKS,
     MAX_CHUNK_URLS,
+    TERMINAL_STATES,
     ChunkReport,
     ChunkSpec,
     ChunkStored,
     ChunkUrl,
     ChunkUrlsRequest,
-    JobState,
 )
 from fap.server.auth import ACCESS, Caller
 from fap.server.blobs import chunk_key
-from fap.server.problems import BadRequest, Conflict, Forbidden
+from fap.server.errors import BadRequest, Conflict, Forbidden
 from fap.server.queue import chunks_topic, upload_topic
 from fap.server.routes.deps import CallerDep, ServicesDep, route
 from fap.server.routes.uploads import load_upload
@@ -101,6 +99,7 @@ async def report_chunk(
         raise _reported_otherwise(upload, seq)
     if record.outcome is ChunkOutcome.CLOSED:
         raise Conflict(f"Upload {upload.id} is finished; it takes no more chunks.")
+    assert record.state is not None  # only a CLOSED record lacks the state
     if record.outcome in (ChunkOutcome.QUEUED, ChunkOutcome.STORED):
         services.metrics.chunk_stored(chunk.stored_size, chunk.raw_size)
     if record.outcome is ChunkOutcome.QUEUED:
@@ -112,7 +111,7 @@ async def report_chunk(
         seq=seq,
         stored=record.stored,
         chunk_count=upload.chunk_count,
-        state=cast(JobState, record.state),
+        state=record.state,
     )
 
 
@@ -120,7 +119,7 @@ async def _own_open_upload(services: Services, caller: Caller, upload_id: str) -
     upload = await load_upload(services, caller, upload_id)
     if upload.user_id != caller.user.id:
         raise Forbidden(f"Only the user who created upload {upload.id} can send its chunks.")
-    if upload.state in ("done", "failed"):
+    if upload.state in TERMINAL_STATES:
         raise Conflict(f"Upload {upload.id} is {upload.state}; it takes no more chunks.")
     return upload
 

@@ -31,8 +31,8 @@ from fap.api import (
 )
 from fap.api.messages import Codec
 from fap.server.auth import ACCESS
-from fap.server.blobs import StoredBlob, chunk_key, result_key
-from fap.server.problems import BadRequest, ClientDisconnected, Conflict, TooLarge
+from fap.server.blobs import chunk_key, result_key
+from fap.server.errors import BadRequest, ClientDisconnected, TooLarge
 from fap.server.queue import chunks_topic, long_poll, upload_topic
 from fap.server.routes.deps import ProcessorDep, ServicesDep, route
 from fap.server.routes.request import FapRequest, while_connected
@@ -78,7 +78,9 @@ async def lease(
     engines = [check_engine(engine) for engine in dict.fromkeys(data.engines)]
     timeout = check_timeout(data.timeout, services.settings.long_poll_seconds)
     request_id = None if data.request_id is None else check_text(data.request_id, "request_id", 64)
-    leasing = services.queue.lease(processor.org.id, worker_id, engines, timeout, request_id)
+    leasing = services.queue.lease(
+        processor.org.id, worker_id, engines, timeout, request_id, abandoned=request.abandoned
+    )
     job = await while_connected(request, leasing)
     if job is not None and request.hung_up:
         # Leased just as the worker hung up (it died while waiting): handed back at once rather
@@ -139,7 +141,8 @@ async def job_chunks(
         return chunks or None
 
     topics = [chunks_topic(job_id), upload_topic(job_id)]
-    chunks = await while_connected(request, long_poll(services.notifier, topics, stored, timeout))
+    polling = long_poll(services.notifier, topics, stored, timeout, abandoned=request.abandoned)
+    chunks = await while_connected(request, polling)
     if chunks is None:
         await services.queue.holding(processor.org.id, job_id, data.lease_token)
         chunks = []
@@ -190,25 +193,13 @@ async def complete_job(
     processor: ProcessorDep,
     services: ServicesDep,
 ) -> None:
-    """Record the sealed result, once, and seal it; 409 for a stale or lapsed lease."""
+    """Record the sealed result, once, and seal it; 409 for a stale or lapsed lease, 400 for a
+    result not stored as reported (see :meth:`JobQueue.complete`)."""
     _check_result_size(data.result_size)
     sha256 = check_sha256(data.result_sha256, "result_sha256")
-    key = result_key(job_id)
-    job = await services.store.jobs.holder_view(processor.org.id, job_id)
-    if job is not None and job.state == "leased":
-        await services.queue.holding(processor.org.id, job_id, data.lease_token)
-        stored = await services.store.uploads.stored_seqs([job_id])
-        if len(stored.get(job_id, [])) < job.chunk_count:
-            raise Conflict(
-                f"Job {job_id} cannot be complete: not all of its {job.chunk_count} chunks "
-                "are stored yet."
-            )
-        _check_stored_result(job_id, await services.blobs.describe(key), data.result_size, sha256)
     await services.queue.complete(
         processor.org.id, job_id, data.lease_token, data.result_size, sha256
     )
-    # From now on the result is what the uploader will check it against: nothing replaces it.
-    await services.blobs.seal(key)
 
 
 def _check_result_size(size: int) -> None:
@@ -217,20 +208,6 @@ def _check_result_size(size: int) -> None:
     if size > MAX_RESULT_SIZE:
         raise TooLarge(
             f"A result of {size} bytes is over the {MAX_RESULT_SIZE}-byte limit for results."
-        )
-
-
-def _check_stored_result(job_id: str, stored: StoredBlob | None, size: int, sha256: str) -> None:
-    """The result stored for ``job_id`` is the one the worker reports, or the completion is 400."""
-    if stored is None:
-        raise BadRequest(f"No result is stored for job {job_id}; PUT it to the result URL first.")
-    if stored.size != size:
-        raise BadRequest(f"The stored result holds {stored.size} bytes, not the {size} reported.")
-    # None: an object store that keeps no checksum (its URL was bound to the SHA-256 even so).
-    if stored.sha256 is not None and stored.sha256 != sha256:
-        raise BadRequest(
-            f"The stored result of job {job_id} does not have the SHA-256 reported; PUT the "
-            "result again."
         )
 
 

@@ -23,7 +23,7 @@ from litestar.exceptions import InternalServerException
 from litestar.types import Receive, ReceiveMessage, Scope, Send
 from litestar.types.empty import Empty
 
-from fap.server.problems import BadRequest, ClientDisconnected
+from fap.server.errors import BadRequest, ClientDisconnected
 
 __all__ = (
     "MAX_JSON_CONTAINERS",
@@ -45,19 +45,25 @@ MAX_JSON_CONTAINERS = 4096
 class FapRequest(Request[Any, Any, Any]):
     """Litestar's request, decoding ``data`` strictly and raising ClientDisconnected on a hang-up."""
 
-    __slots__ = ("_decoded", "hung_up")
+    __slots__ = ("_decoded", "abandoned")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.hung_up = False
+        # Set once the client is known to have hung up: a long-poll given it ends at its next
+        # wait point (see while_connected).
+        self.abandoned = asyncio.Event()
         self._decoded: Any = Empty
 
         async def receiving() -> ReceiveMessage:
             message = await receive()
             if message["type"] == "http.disconnect":
-                self.hung_up = True
+                self.abandoned.set()
             return message
 
         super().__init__(scope, receiving, send)
+
+    @property
+    def hung_up(self) -> bool:
+        return self.abandoned.is_set()
 
     async def stream(self) -> AsyncGenerator[bytes, None]:
         try:
@@ -77,31 +83,30 @@ class FapRequest(Request[Any, Any, Any]):
         return self._decoded
 
 
-async def while_connected(request: FapRequest, work: Awaitable[T]) -> T:
-    """``work`` (a long-poll), given up — cancelled, ClientDisconnected raised — if the client
-    hangs up first. An answer that came just as the client hung up is still returned, with
+async def while_connected(request: FapRequest, work: Awaitable[T | None]) -> T | None:
+    """``work`` (a long-poll given ``request.abandoned``, see ``long_poll``), watching for a
+    hang-up meanwhile; ClientDisconnected if the client hung up and the poll ended without an
+    answer. An answer that came just as the client hung up is still returned, with
     ``request.hung_up`` set: a lease must then be handed back.
+
+    The hang-up does not cancel ``work``: it sets ``request.abandoned``, and the poll gives up at
+    its next wait. Cancelled in the middle of a store call, the store's driver would be cut off
+    mid-protocol and its pool would log an ERROR closing the connection — for a client that did
+    nothing wrong. A cancellation of the request itself (the server is stopping) still goes
+    straight through.
     """
-    gone = asyncio.ensure_future(_hang_up(request))
-    working = asyncio.ensure_future(work)
+    watching = asyncio.ensure_future(_hang_up(request))
     try:
-        await asyncio.wait({gone, working}, return_when=asyncio.FIRST_COMPLETED)
-        if not working.done():
-            working.cancel()
-        try:
-            result = await working
-        except asyncio.CancelledError:
-            if not gone.done():
-                raise  # the request itself was cancelled (the server is stopping)
-            raise ClientDisconnected from None
-        if not gone.done():
+        result = await work
+        if not watching.done():
             await asyncio.sleep(0)  # a hang-up that landed meanwhile gets its turn to show
-        return result
     finally:
-        for task in (gone, working):
-            task.cancel()
+        watching.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await gone
+            await watching
+    if result is None and request.hung_up:
+        raise ClientDisconnected
+    return result
 
 
 async def _hang_up(request: FapRequest) -> None:

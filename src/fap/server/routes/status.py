@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import get
 
-from fap.api import HEALTHZ, STATUS, StatusReport, WorkerInfo
+from fap.api import HEALTHZ, STATUS, JobState, StatusReport, WorkerInfo
 from fap.server.auth import ACCESS
 from fap.server.routes.deps import CallerDep, ServicesDep
 
@@ -12,7 +12,6 @@ __all__ = ("ONLINE_SECONDS", "healthz", "status")
 
 # A worker long-polls for a lease at least every ~20 s; one silent for a minute is gone.
 ONLINE_SECONDS = 60.0
-_STATES = ("pending", "queued", "leased", "done", "failed")
 
 
 @get(HEALTHZ, include_in_schema=True)
@@ -26,7 +25,8 @@ async def status(caller: CallerDep, services: ServicesDep) -> StatusReport:
     workers, by_state = await services.store.jobs.status(
         caller.org.id, services.clock(), ONLINE_SECONDS
     )
-    jobs = {state: by_state.get(state, 0) for state in _STATES}
+    # Every state, those without jobs too, in the state machine's order.
+    jobs: dict[str, int] = {state: by_state.get(state, 0) for state in JobState}
     return StatusReport(
         workers=[
             WorkerInfo(
@@ -38,5 +38,5 @@ async def status(caller: CallerDep, services: ServicesDep) -> StatusReport:
             for w in workers
         ],
         jobs=jobs,
-        queue_depth=jobs["queued"],
+        queue_depth=jobs[JobState.QUEUED],
     )

@@ -8,13 +8,16 @@ from litestar import get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from fap.api import (
+    MAX_CHUNK_SIZE,
     MAX_LIST_LIMIT,
     MAX_WAIT_IDS,
+    MIN_CHUNK_SIZE,
     TERMINAL_STATES,
     UPLOAD,
     UPLOAD_RESULT,
     UPLOADS,
     UPLOADS_WAIT,
+    JobState,
     ResultUrl,
     UploadCreate,
     UploadCreated,
@@ -25,13 +28,11 @@ from fap.api import (
 from fap.server.auth import ACCESS, Caller
 from fap.server.blobs import result_key
 from fap.server.cleanup import check_result_kept
-from fap.server.problems import BadRequest, Conflict, Forbidden, NotFound, TooLarge, shown_id
+from fap.server.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, shown_id
 from fap.server.queue import long_poll, upload_topic
 from fap.server.routes.deps import CallerDep, ServicesDep, route
 from fap.server.routes.request import FapRequest, while_connected
 from fap.server.routes.validation import (
-    MAX_CHUNK_SIZE,
-    MIN_CHUNK_SIZE,
     check_engine,
     check_sha256,
     check_text,
@@ -99,7 +100,7 @@ async def create_upload(
         raise Conflict(
             "This request_id was used for another upload already; send a new one for each file."
         )
-    if upload.state == "queued":
+    if upload.state == JobState.QUEUED:
         await services.queue.queued(upload)
     return UploadCreated(upload=upload_info(upload, []))
 
@@ -151,7 +152,8 @@ async def wait_uploads(
 
     topics = [upload_topic(upload_id) for upload_id in ids]
     uploads = await while_connected(
-        request, long_poll(services.notifier, topics, finished, timeout)
+        request,
+        long_poll(services.notifier, topics, finished, timeout, abandoned=request.abandoned),
     )
     if uploads is None:
         latest = await services.store.uploads.get_many(caller.org.id, ids)
@@ -170,9 +172,9 @@ async def upload_result(
             f"Only the user who uploaded {upload.id} can fetch its result: it is sealed to "
             "their devices."
         )
-    if upload.state == "failed":
+    if upload.state == JobState.FAILED:
         raise Conflict(f"Upload {upload.id} failed, so it has no result: {upload.error}")
-    if upload.state != "done" or upload.result_size is None:
+    if upload.state != JobState.DONE or upload.result_size is None:
         raise Conflict(f"Upload {upload.id} is not done yet; it is {upload.state}.")
     check_result_kept(upload, services.settings, services.clock())
     url = await services.blobs.presign_get(result_key(upload.id), services.settings.url_ttl_seconds)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import math
 import re
 
-from fap.server.problems import BadRequest
+from fap.api import ENGINE_NAME_RULE, is_engine_name
+from fap.server.errors import BadRequest
 
 __all__ = (
-    "ENGINE_PATTERN",
-    "MAX_CHUNK_SIZE",
-    "MIN_CHUNK_SIZE",
     "check_engine",
     "check_sha256",
     "check_text",
@@ -18,11 +16,6 @@ __all__ = (
     "check_upload_name",
 )
 
-KiB = 1024
-MiB = 1024 * KiB
-MIN_CHUNK_SIZE = 64 * KiB
-MAX_CHUNK_SIZE = 256 * MiB
-ENGINE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}@[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -55,9 +48,10 @@ def check_sha256(value: str, what: str) -> str:
 
 
 def check_engine(engine: str) -> str:
-    if not ENGINE_PATTERN.fullmatch(engine):
+    if not is_engine_name(engine):
         raise BadRequest(
-            f"{engine[:100]!r} is not an engine: write name@version, for example size@1."
+            f"{engine[:100]!r} is not an engine: write name@version, for example size@1 "
+            f"({ENGINE_NAME_RULE})."
         )
     return engine
 

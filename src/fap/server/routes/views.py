@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
-
-from fap.api import DeviceInfo, JobState, UploadInfo
+from fap.api import DeviceInfo, UploadInfo
 from fap.server.store import Device, Upload
 
 __all__ = ("device_info", "expected_raw_size", "upload_info")
@@ -20,7 +18,7 @@ def upload_info(upload: Upload, chunks_stored: list[int]) -> UploadInfo:
         chunk_size=upload.chunk_size,
         chunk_count=upload.chunk_count,
         chunks_stored=chunks_stored,
-        state=cast(JobState, upload.state),
+        state=upload.state,
         attempts=upload.attempts,
         error=upload.error,
         created_at=upload.created_at,

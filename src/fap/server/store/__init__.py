@@ -12,7 +12,7 @@ from fap.server.store.accounts import Accounts, NewOrg, TokenOwner
 from fap.server.store.database import Database
 from fap.server.store.jobs import Backlog, Jobs, Lapse, WorkerSeen
 from fap.server.store.models import Chunk, Device, Org, Upload, User
-from fap.server.store.outages import StoreUnavailable
+from fap.server.store.outages import StoreUnavailable, store_unavailable
 from fap.server.store.uploads import ChunkOutcome, ChunkRecord, NewUpload, Uploads
 from fap.server.store.urls import database_url, is_postgresql, libpq_dsn, sqlite_url
 
@@ -40,6 +40,7 @@ __all__ = (
     "is_postgresql",
     "libpq_dsn",
     "sqlite_url",
+    "store_unavailable",
 )
 
 

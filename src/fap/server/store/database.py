@@ -47,7 +47,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from fap.errors import ConfigError
-from fap.server.store.outages import StoreUnavailable, is_outage, reason_of
+from fap.server.store.outages import StoreUnavailable, is_outage, reason_of, store_unavailable
 from fap.server.store.sqlite_file import BUSY_TIMEOUT_MS, prepare_sqlite_file
 from fap.server.store.urls import is_postgresql, sqlite_url
 
@@ -149,7 +149,7 @@ async def _outages_reported() -> AsyncIterator[None]:
         raise
     except Exception as error:
         if is_outage(error):
-            raise StoreUnavailable.from_error(error) from error
+            raise store_unavailable(error) from error
         raise
 
 

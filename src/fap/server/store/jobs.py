@@ -17,16 +17,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Update, func, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fap.api import JobState, Transition, transition
 from fap.server.store.database import Database, update_rows
-from fap.server.store.models import Upload, Worker
+from fap.server.store.models import Chunk, Upload, Worker
+from fap.server.store.moves import moving
 from fap.server.store.outages import retried
 
-__all__ = ("Backlog", "Jobs", "Lapse", "WorkerSeen")
+__all__ = ("MOVES", "Backlog", "Jobs", "Lapse", "WorkerSeen")
 
 _SWEEP_BATCH = 100
+
+# The moves this module makes, checked against the state machine's table at import.
+_LEASE = transition(JobState.QUEUED, JobState.LEASED)
+_COMPLETE = transition(JobState.LEASED, JobState.DONE)
+# Failed or lapsed with attempts left, or handed back before its worker heard of the lease.
+_REQUEUE = transition(JobState.LEASED, JobState.QUEUED)
+_FAIL = transition(JobState.LEASED, JobState.FAILED)  # failed or lapsed on its last attempt
+MOVES: tuple[Transition, ...] = (_LEASE, _COMPLETE, _REQUEUE, _FAIL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +52,7 @@ class Lapse:
     """A lease the sweeper ended: the job is queued again, or failed after its last attempt."""
 
     upload: Upload
-    state: str
+    state: JobState
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +118,7 @@ class Jobs:
                         Upload.org_id == org_id,
                         Upload.lease_request_id == request_id,
                         Upload.worker_id == worker_id,
-                        Upload.state == "leased",
+                        Upload.state == JobState.LEASED,
                         Upload.lease_expires > now,
                     )
                 )
@@ -120,7 +130,7 @@ class Jobs:
                 select(Upload.id)
                 .where(
                     Upload.org_id == org_id,
-                    Upload.state == "queued",
+                    Upload.state == JobState.QUEUED,
                     Upload.engine.in_(list(engines)),
                 )
                 .order_by(Upload.created_at, Upload.id)
@@ -131,10 +141,9 @@ class Jobs:
                 return None
             taken = await update_rows(
                 session,
-                update(Upload)
-                .where(Upload.id == upload_id, Upload.state == "queued")
+                moving(_LEASE)
+                .where(Upload.id == upload_id)
                 .values(
-                    state="leased",
                     lease_token=secrets.token_urlsafe(24),
                     lease_expires=now + lease_seconds,
                     attempts=Upload.attempts + 1,
@@ -154,10 +163,31 @@ class Jobs:
         return upload
 
     @retried
+    async def completion_view(self, org_id: str, job_id: str) -> tuple[Upload, int] | None:
+        """The job as its holder sees it and how many of its chunks are stored, in one read:
+        all that completing it checks in the store."""
+        stored = select(func.count()).select_from(Chunk).where(Chunk.upload_id == job_id)
+        async with self._db.read() as session:
+            row = (
+                await session.execute(
+                    select(Upload, stored.scalar_subquery()).where(
+                        Upload.id == job_id, Upload.org_id == org_id
+                    )
+                )
+            ).one_or_none()
+        if row is None:
+            return None
+        upload, count = row
+        return upload, count
+
+    @retried
     async def extend(self, job_id: str, token: str, lease_seconds: float, now: float) -> bool:
         async with self._db.write() as session:
             changed = await update_rows(
-                session, _current(job_id, token, now).values(lease_expires=now + lease_seconds)
+                session,
+                update(Upload)
+                .where(Upload.state == JobState.LEASED, _held(job_id, token, now))
+                .values(lease_expires=now + lease_seconds),
             )
             if changed != 1:
                 return False
@@ -176,10 +206,10 @@ class Jobs:
     ) -> bool:
         """Record the result, once: only the current, unexpired lease can."""
         return await self._while_current(
+            _COMPLETE,
             job_id,
             token,
             now,
-            state="done",
             result_size=result_size,
             result_sha256=result_sha256,
             error=None,
@@ -188,24 +218,24 @@ class Jobs:
 
     async def release(
         self, job_id: str, token: str, error: str, requeue: bool, now: float
-    ) -> str | None:
+    ) -> JobState | None:
         """End the current lease with ``error``: queued again, or failed. None if not current."""
         values: dict[str, object] = {"error": error, "worker_id": None}
         if requeue:
-            values.update(state="queued", queued_at=now)
+            move, values["queued_at"] = _REQUEUE, now
         else:
-            values.update(state="failed", finished_at=now)
-        if not await self._while_current(job_id, token, now, **values):
+            move, values["finished_at"] = _FAIL, now
+        if not await self._while_current(move, job_id, token, now, **values):
             return None
-        return "queued" if requeue else "failed"
+        return move.target
 
     async def unlease(self, job_id: str, token: str, now: float) -> bool:
         """Take back a lease its worker never received: queued again, the attempt not counted."""
         return await self._while_current(
+            _REQUEUE,
             job_id,
             token,
             now,
-            state="queued",
             lease_token=None,
             lease_expires=None,
             worker_id=None,
@@ -213,11 +243,16 @@ class Jobs:
             attempts=Upload.attempts - 1,
         )
 
-    async def _while_current(self, job_id: str, token: str, now: float, **values: Any) -> bool:
-        """Set ``values`` on the job if ``token`` still holds its unexpired lease; answer whether
-        it did (False: the lease changed meanwhile)."""
+    async def _while_current(
+        self, move: Transition, job_id: str, token: str, now: float, **values: Any
+    ) -> bool:
+        """Make ``move`` with ``values`` if ``token`` still holds the job's unexpired lease;
+        answer whether it did (False: the lease changed meanwhile)."""
+        assert move.sources == {JobState.LEASED}  # what the fencing check takes for granted
         async with self._db.write() as session:
-            changed = await update_rows(session, _current(job_id, token, now).values(**values))
+            changed = await update_rows(
+                session, moving(move).where(_held(job_id, token, now)).values(**values)
+            )
         return changed == 1
 
     async def sweep(self, max_attempts: int, now: float) -> list[Lapse]:
@@ -227,7 +262,7 @@ class Jobs:
         async with self._db.write() as session:
             expired = await session.scalars(
                 select(Upload)
-                .where(Upload.state == "leased", Upload.lease_expires <= now)
+                .where(Upload.state == JobState.LEASED, Upload.lease_expires <= now)
                 .order_by(Upload.lease_expires)
                 .limit(_SWEEP_BATCH)
                 .with_for_update(skip_locked=True)
@@ -237,29 +272,23 @@ class Jobs:
                 final = upload.attempts >= max_attempts
                 values: dict[str, object] = {"lapses": lapsed, "worker_id": None}
                 if final:
+                    move = _FAIL
                     values.update(
-                        state="failed",
-                        finished_at=now,
-                        error=_gave_up(lapsed, upload.attempts, upload.error),
+                        finished_at=now, error=_gave_up(lapsed, upload.attempts, upload.error)
                     )
                 else:
+                    move = _REQUEUE
                     values.update(
-                        state="queued",
-                        queued_at=now,
-                        error="The processor stopped answering (lease lapsed).",
+                        queued_at=now, error="The processor stopped answering (lease lapsed)."
                     )
                 changed = await update_rows(
                     session,
-                    update(Upload)
-                    .where(
-                        Upload.id == upload.id,
-                        Upload.state == "leased",
-                        Upload.lease_token == upload.lease_token,
-                    )
+                    moving(move)
+                    .where(Upload.id == upload.id, Upload.lease_token == upload.lease_token)
                     .values(**values),
                 )
                 if changed == 1:
-                    lapses.append(Lapse(upload, "failed" if final else "queued"))
+                    lapses.append(Lapse(upload, move.target))
         return lapses
 
     @retried
@@ -268,14 +297,14 @@ class Jobs:
         for); one look at the (state, lease_expires) index."""
         async with self._db.read() as session:
             deadline: float | None = await session.scalar(
-                select(func.min(Upload.lease_expires)).where(Upload.state == "leased")
+                select(func.min(Upload.lease_expires)).where(Upload.state == JobState.LEASED)
             )
             return deadline
 
     @retried
     async def status(
         self, org_id: str, now: float, online_seconds: float
-    ) -> tuple[list[WorkerSeen], dict[str, int]]:
+    ) -> tuple[list[WorkerSeen], dict[JobState, int]]:
         """Workers seen in the last ``online_seconds`` with their live leases; jobs by state."""
         async with self._db.read() as session:
             workers = list(
@@ -289,7 +318,7 @@ class Jobs:
                 select(Upload.worker_id, func.count())
                 .where(
                     Upload.org_id == org_id,
-                    Upload.state == "leased",
+                    Upload.state == JobState.LEASED,
                     Upload.lease_expires > now,
                 )
                 .group_by(Upload.worker_id)
@@ -300,7 +329,7 @@ class Jobs:
                 .where(Upload.org_id == org_id)
                 .group_by(Upload.state)
             )
-            by_state: dict[str, int] = {state: count for state, count in state_rows}
+            by_state: dict[JobState, int] = {state: count for state, count in state_rows}
         seen = [
             WorkerSeen(w.worker_id, list(w.engines), w.last_seen, active.get(w.worker_id, 0))
             for w in workers
@@ -313,7 +342,7 @@ class Jobs:
         async with self._db.read() as session:
             rows = await session.execute(
                 select(Upload.engine, Upload.state, func.count())
-                .where(Upload.state.in_(("queued", "leased")))
+                .where(Upload.state.in_((JobState.QUEUED, JobState.LEASED)))
                 .group_by(Upload.engine, Upload.state)
             )
             counts = {(engine, state): count for engine, state, count in rows}
@@ -325,20 +354,15 @@ class Jobs:
                 for name in set(names):
                     processors[name] = processors.get(name, 0) + 1
         return Backlog(
-            queued={engine: n for (engine, state), n in counts.items() if state == "queued"},
-            leased={engine: n for (engine, state), n in counts.items() if state == "leased"},
+            queued={e: n for (e, state), n in counts.items() if state == JobState.QUEUED},
+            leased={e: n for (e, state), n in counts.items() if state == JobState.LEASED},
             processors=processors,
         )
 
 
-def _current(job_id: str, token: str, now: float) -> Update:
-    """UPDATE of the job, only while ``token`` holds its unexpired lease (the fencing check)."""
-    return update(Upload).where(
-        Upload.id == job_id,
-        Upload.state == "leased",
-        Upload.lease_token == token,
-        Upload.lease_expires > now,
-    )
+def _held(job_id: str, token: str, now: float) -> ColumnElement[bool]:
+    """The job's lease is ``token``'s and unexpired (the fencing check; with the state leased)."""
+    return and_(Upload.id == job_id, Upload.lease_token == token, Upload.lease_expires > now)
 
 
 async def _reload(session: AsyncSession, upload_id: str) -> Upload:

@@ -18,11 +18,25 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ("Base", "Chunk", "Device", "Org", "Token", "Upload", "User", "Worker")
+from fap.api import JobState
+
+__all__ = (
+    "Base",
+    "Chunk",
+    "Device",
+    "JobStateColumn",
+    "Org",
+    "Token",
+    "Upload",
+    "User",
+    "Worker",
+)
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -32,6 +46,20 @@ NAMING = {
 }
 
 ID = String(32)
+
+
+class JobStateColumn(TypeDecorator[JobState]):
+    """A job state, stored as its value in a VARCHAR (what migration 0001 made) and read back as
+    a :class:`JobState`: the drivers are handed plain strings, and a row holds the enum."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: JobState | None, dialect: Dialect) -> str | None:
+        return None if value is None else JobState(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> JobState | None:
+        return None if value is None else JobState(value)
 
 
 class Base(DeclarativeBase):
@@ -112,7 +140,7 @@ class Upload(Base):
     engine: Mapped[str] = mapped_column(String(200))
     chunk_size: Mapped[int] = mapped_column(BigInteger)
     chunk_count: Mapped[int] = mapped_column(BigInteger)
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[JobState] = mapped_column(JobStateColumn)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lapses: Mapped[int] = mapped_column(Integer, default=0)
     lease_token: Mapped[str | None] = mapped_column(String(64))

@@ -1,5 +1,5 @@
-"""When the database cannot be reached: the error that says so, how to recognise one, and the one
-retry of work that is safe to repeat.
+"""When the database cannot be reached: the StoreUnavailable that says so, how to recognise one,
+and the one retry of work that is safe to repeat.
 
 A PostgreSQL server that restarts, fails over or runs out of connections is an outage, not a bug:
 requests meanwhile are answered 503 (clients and workers retry those) and the server carries on
@@ -17,9 +17,9 @@ import asyncpg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from fap.errors import FapError
+from fap.server.errors import StoreUnavailable
 
-__all__ = ("StoreUnavailable", "is_outage", "reason_of", "retried")
+__all__ = ("StoreUnavailable", "is_outage", "reason_of", "retried", "store_unavailable")
 
 logger = logging.getLogger(__name__)
 
@@ -37,19 +37,12 @@ _OUTAGES: tuple[type[BaseException], ...] = (
 )
 
 
-class StoreUnavailable(FapError):
-    """The state store cannot be reached now; the request may be tried again shortly."""
-
-    def __init__(self, message: str, *, lost_connection: bool) -> None:
-        super().__init__(message)
-        # True when a connection broke under a transaction: the pool has dropped it, so an
-        # immediate retry gets a fresh one. False when no connection could be made at all.
-        self.lost_connection = lost_connection
-
-    @classmethod
-    def from_error(cls, error: BaseException) -> StoreUnavailable:
-        lost = isinstance(error, DBAPIError) and error.connection_invalidated
-        return cls(f"The state store cannot be reached: {reason_of(error)}.", lost_connection=lost)
+def store_unavailable(error: BaseException) -> StoreUnavailable:
+    """The StoreUnavailable that says ``error`` (an outage, see :func:`is_outage`) happened."""
+    lost = isinstance(error, DBAPIError) and error.connection_invalidated
+    return StoreUnavailable(
+        f"The state store cannot be reached: {reason_of(error)}.", lost_connection=lost
+    )
 
 
 def is_outage(error: BaseException) -> bool:

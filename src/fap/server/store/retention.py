@@ -14,14 +14,18 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlalchemy.orm import InstrumentedAttribute
 
+from fap.api import TERMINAL_STATES, JobState, Transition, transition
 from fap.server.store.database import Database, update_rows
 from fap.server.store.models import Chunk, Upload
+from fap.server.store.moves import in_source, moving
 
-__all__ = ("Finished", "Retention")
+__all__ = ("MOVES", "Finished", "Retention")
 
-# The states whose uploads may be waiting for chunks; a leased job is never abandoned.
-_OPEN = ("pending", "queued")
-_FINISHED = ("done", "failed")
+# The move this module makes, checked against the state machine's table at import: an upload
+# still waiting for chunks that stopped coming fails. A leased job is never abandoned.
+_ABANDON = transition((JobState.PENDING, JobState.QUEUED), JobState.FAILED)
+MOVES: tuple[Transition, ...] = (_ABANDON,)
+_FINISHED = sorted(TERMINAL_STATES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +33,7 @@ class Finished:
     """A finished upload whose blobs the clean-up deletes."""
 
     id: str
-    state: str
+    state: JobState
 
 
 class Retention:
@@ -50,9 +54,9 @@ class Retention:
             for upload in list(candidates):
                 changed = await update_rows(
                     session,
-                    update(Upload)
+                    moving(_ABANDON)
                     .where(Upload.id == upload.id, _abandoned(cutoff))
-                    .values(state="failed", error=error, finished_at=now),
+                    .values(error=error, finished_at=now),
                 )
                 if changed == 1:
                     abandoned.append(upload)
@@ -117,7 +121,7 @@ def _abandoned(cutoff: float) -> ColumnElement[bool]:
         select(func.count()).select_from(Chunk).where(Chunk.upload_id == Upload.id)
     ).scalar_subquery()
     return and_(
-        Upload.state.in_(_OPEN),
+        in_source(_ABANDON),
         Upload.created_at <= cutoff,
         ~recent_chunk,
         stored < Upload.chunk_count,

@@ -10,15 +10,19 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, Select, case, func, select, update
 
+from fap.api import TERMINAL_STATES, JobState, Transition, transition
 from fap.server.store.database import Database
 from fap.server.store.ids import new_id
 from fap.server.store.models import Chunk, Upload
+from fap.server.store.moves import created_in, in_source, state_after
 from fap.server.store.outages import retried
 
-__all__ = ("ChunkOutcome", "ChunkRecord", "NewUpload", "Uploads")
+__all__ = ("MOVES", "ChunkOutcome", "ChunkRecord", "NewUpload", "Uploads")
 
-# States an upload takes no more chunks in.
-_CLOSED = ("done", "failed")
+# The move this module makes, checked against the state machine's table at import: the first
+# chunk stored makes the job leasable.
+_FIRST_CHUNK = transition(JobState.PENDING, JobState.QUEUED)
+MOVES: tuple[Transition, ...] = (_FIRST_CHUNK,)
 
 
 class ChunkOutcome(enum.Enum):
@@ -35,7 +39,7 @@ class ChunkRecord:
 
     outcome: ChunkOutcome
     stored: int  # chunks of the upload recorded, this one included (0 when CLOSED)
-    state: str  # the upload's state after it ("" when CLOSED)
+    state: JobState | None  # the upload's state after it (None when CLOSED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +82,8 @@ class Uploads:
                     engine=new.engine,
                     chunk_size=new.chunk_size,
                     chunk_count=new.chunk_count,
-                    state="queued" if empty else "pending",
+                    # Nothing to wait for makes it leasable at once.
+                    state=created_in(JobState.QUEUED if empty else JobState.PENDING),
                     attempts=0,
                     lapses=0,
                     created_at=now,
@@ -160,18 +165,18 @@ class Uploads:
             # changes nothing for a report of a chunk recorded before.
             state = await session.scalar(
                 update(Upload)
-                .where(Upload.id == upload_id, Upload.state.not_in(_CLOSED))
+                .where(Upload.id == upload_id, Upload.state.not_in(sorted(TERMINAL_STATES)))
                 .values(
-                    state=case((Upload.state == "pending", "queued"), else_=Upload.state),
+                    state=state_after(_FIRST_CHUNK),
                     queued_at=case(
-                        (Upload.state == "pending", chunk.stored_at), else_=Upload.queued_at
+                        (in_source(_FIRST_CHUNK), chunk.stored_at), else_=Upload.queued_at
                     ),
                 )
                 .returning(Upload.state)
                 .execution_options(synchronize_session=False)
             )
             if state is None:
-                return ChunkRecord(ChunkOutcome.CLOSED, 0, "")
+                return ChunkRecord(ChunkOutcome.CLOSED, 0, None)
             # Insert unless recorded already, in one statement: the same report arriving twice at
             # once (a client retrying on another replica) records it once and answers SAME.
             inserted = await session.execute(
