@@ -26,7 +26,7 @@ from fap.server.errors import BlobStoreUnavailable
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
-    from types_aiobotocore_s3.type_defs import ObjectIdentifierTypeDef
+    from types_aiobotocore_s3.type_defs import HeadObjectOutputTypeDef, ObjectIdentifierTypeDef
 
 __all__ = ("S3BlobStore",)
 
@@ -127,31 +127,32 @@ class S3BlobStore:
         )
 
     async def size(self, key: str) -> int | None:
-        try:
-            head = await self.client.head_object(Bucket=self.location.bucket, Key=self._key(key))
-        except ClientError as error:
-            if _status(error) == 404:
-                return None
-            raise _unavailable(self.location, error) from error
-        except BotoCoreError as error:
-            raise _unavailable(self.location, error) from error
-        return head["ContentLength"]
+        head = await self._head(key)
+        return None if head is None else head["ContentLength"]
 
     async def describe(self, key: str) -> StoredBlob | None:
-        try:
-            head = await self.client.head_object(
-                Bucket=self.location.bucket, Key=self._key(key), ChecksumMode="ENABLED"
-            )
-        except ClientError as error:
-            if _status(error) == 404:
-                return None
-            raise _unavailable(self.location, error) from error
-        except BotoCoreError as error:
-            raise _unavailable(self.location, error) from error
+        head = await self._head(key, checksums=True)
+        if head is None:
+            return None
         checksum = head.get("ChecksumSHA256")
         # A multipart object's checksum is of its parts ("…-3"), not of its bytes: no digest.
         sha256 = None if checksum is None or "-" in checksum else base64.b64decode(checksum).hex()
         return StoredBlob(size=head["ContentLength"], sha256=sha256)
+
+    async def _head(self, key: str, *, checksums: bool = False) -> HeadObjectOutputTypeDef | None:
+        """The object's metadata (with its checksums, if asked); None if nothing is stored."""
+        try:
+            if checksums:
+                return await self.client.head_object(
+                    Bucket=self.location.bucket, Key=self._key(key), ChecksumMode="ENABLED"
+                )
+            return await self.client.head_object(Bucket=self.location.bucket, Key=self._key(key))
+        except ClientError as error:
+            if _status(error) == 404:
+                return None
+            raise _unavailable(self.location, error) from error
+        except BotoCoreError as error:
+            raise _unavailable(self.location, error) from error
 
     async def seal(self, key: str) -> None:
         # S3 cannot refuse a PUT per object without Object Lock (a bucket-wide setting); a result's
