@@ -3,10 +3,7 @@ reaches it by, and a client's uploads, stored chunk by chunk when the test says.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
-import inspect
 import json
 import os
 from collections.abc import Awaitable, Callable, Iterable
@@ -191,20 +188,9 @@ class Pipeline:
     async def until(
         self, check: Callable[[], bool | Awaitable[bool]], what: str, timeout: float = 30.0
     ) -> None:
-        """Wait until ``check()`` holds, looking again whenever the worker sends or is answered."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            changed = self.wire.change()
-            holds = check()
-            if await holds if inspect.isawaitable(holds) else holds:
-                return
-            left = deadline - loop.time()
-            if left <= 0:
-                raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-            # The marker files an engine writes send no word: look at them again now and then.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), min(left, 0.05))
+        """Wait until ``check()`` holds, looking again whenever the worker sends or is answered,
+        and now and then for the marker files an engine writes (they send no word)."""
+        await self.wire.until(check, what, timeout=timeout, poll=0.05)
 
     async def until_state(self, job: Job, state: str, timeout: float = 30.0) -> None:
         async def reached() -> bool:
