@@ -36,8 +36,10 @@ lint: install
 services:
 	@bash scripts/ensure-postgres.sh
 
+# One pytest process per core, each taking whole files (their module fixtures start once): the
+# suite spends much of its time waiting on the processes it starts, so the cores overlap well.
 test: lint services
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 # The chaos test at length: SOAK_ROUNDS rounds of kills, each with a 30 s PostgreSQL outage and a
 # 30 s S3 outage (`make test` runs one short round). CHAOS_SEED=N replays a run: its seed is printed.
