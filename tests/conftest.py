@@ -22,6 +22,31 @@ from tests.support.processes import ServerProcess, fap_argv, free_port
 from tests.support.seaweedfs import S3Storage, SeaweedFS, SeaweedFSError, running_seaweedfs
 
 
+class _Figures:
+    """Lines a test records as its ``figures`` property (``record_property("figures", line)``),
+    printed together at the end of the run. Properties travel from pytest-xdist's workers to the
+    controller, where a test's own prints never show."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            self.lines += [
+                str(value) for name, value in report.user_properties if name == "figures"
+            ]
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.lines:
+            terminalreporter.section("figures")
+            for line in self.lines:
+                terminalreporter.write_line(line)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_Figures(), "fap-figures")
+
+
 @pytest.fixture(autouse=True)
 def logging_as_it_was() -> Iterator[None]:
     """A command run in-process (typer's CliRunner) sets up fap's logging on the runner's own

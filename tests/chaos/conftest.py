@@ -39,10 +39,13 @@ Say = Callable[[str], None]
 
 
 @pytest.fixture
-def say(capsys: pytest.CaptureFixture[str]) -> Say:
-    """Print a line to the terminal as the test runs, past pytest's capture: the CI log shows it."""
+def say(capsys: pytest.CaptureFixture[str], record_property: Callable[[str, object], None]) -> Say:
+    """Print a line to the terminal as the test runs, past pytest's capture, and record it among
+    the run's figures, which the end of the run prints (also when pytest-xdist runs the test in a
+    worker, whose prints never show): the CI log has it either way."""
 
     def say(line: str) -> None:
+        record_property("figures", line)
         with capsys.disabled():
             print(f"\n{line}", flush=True)
 
