@@ -29,15 +29,20 @@ def result_url_body(lease: Lease, data: bytes) -> dict[str, object]:
     }
 
 
-async def complete(server: Server, lease: Lease) -> ResultUrl:
-    """Store SEALED, complete the job; answer the worker's result URL."""
-    url = await server.ok(
+async def result_url(server: Server, lease: Lease, data: bytes) -> ResultUrl:
+    """The worker's presigned PUT for ``data`` as the job's result."""
+    return await server.ok(
         "POST",
         JOB_RESULT_URL.format(job_id=lease.job_id),
         server.processor,
-        result_url_body(lease, SEALED),
+        result_url_body(lease, data),
         returns=ResultUrl,
     )
+
+
+async def complete(server: Server, lease: Lease) -> ResultUrl:
+    """Store SEALED, complete the job; answer the worker's result URL."""
+    url = await result_url(server, lease, SEALED)
     assert (await server.http.put(url.url, content=SEALED, headers=url.headers)).is_success
     done = await server.call(
         "POST",
@@ -67,13 +72,7 @@ async def test_a_result_url_needs_the_sha256_of_the_result(server: Server) -> No
 
 async def test_a_result_url_stores_those_bytes_only(server: Server) -> None:
     lease = await leased(server)
-    url = await server.ok(
-        "POST",
-        JOB_RESULT_URL.format(job_id=lease.job_id),
-        server.processor,
-        result_url_body(lease, SEALED),
-        returns=ResultUrl,
-    )
+    url = await result_url(server, lease, SEALED)
     assert url.sha256 == hashlib.sha256(SEALED).hexdigest()
     put = await server.http.put(url.url, content=OTHER, headers=url.headers)
     assert put.status_code == 400
@@ -110,13 +109,7 @@ async def test_no_result_url_is_signed_once_the_job_is_done(server: Server) -> N
 
 async def test_a_result_url_lives_no_longer_than_its_lease(server: Server) -> None:
     lease = await leased(server)
-    url = await server.ok(
-        "POST",
-        JOB_RESULT_URL.format(job_id=lease.job_id),
-        server.processor,
-        result_url_body(lease, SEALED),
-        returns=ResultUrl,
-    )
+    url = await result_url(server, lease, SEALED)
     server.clock.advance(server.settings.lease_seconds + 1)
     put = await server.http.put(url.url, content=SEALED, headers=url.headers)
     assert put.status_code == 403
