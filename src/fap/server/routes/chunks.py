@@ -29,8 +29,6 @@ from fap.server.store import Chunk, ChunkOutcome, Upload
 
 __all__ = ("chunk_urls", "report_chunk")
 
-_MAX_URLS = MAX_CHUNK_URLS  # fap.api.limits: the client splits its requests below it
-
 
 @post(route(CHUNK_URLS), opt={ACCESS: "upload"}, status_code=200)
 async def chunk_urls(
@@ -42,8 +40,8 @@ async def chunk_urls(
     """Presigned PUTs for encoded chunks, each signed for its exact size and SHA-256; 409 for a
     chunk already stored."""
     upload = await _own_open_upload(services, caller, upload_id)
-    if len(data.chunks) > _MAX_URLS:
-        raise BadRequest(f"Ask for at most {_MAX_URLS} chunk URLs at once.")
+    if len(data.chunks) > MAX_CHUNK_URLS:
+        raise BadRequest(f"Ask for at most {MAX_CHUNK_URLS} chunk URLs at once.")
     seqs = [spec.seq for spec in data.chunks]
     if len(set(seqs)) != len(seqs):
         repeated = next(seq for seq in seqs if seqs.count(seq) > 1)

@@ -52,9 +52,6 @@ __all__ = (
     "wait_uploads",
 )
 
-_MAX_LIST = MAX_LIST_LIMIT  # fap.api.limits: the client splits its requests below them
-_MAX_WAIT_IDS = MAX_WAIT_IDS
-
 
 @post(UPLOADS, opt={ACCESS: "upload"}, status_code=201)
 async def create_upload(
@@ -112,8 +109,8 @@ async def list_uploads(
     limit: Annotated[int, QueryParameter(description="How many uploads, newest first.")] = 100,
 ) -> UploadList:
     """The caller's uploads, newest first."""
-    if not 1 <= limit <= _MAX_LIST:
-        raise BadRequest(f"The limit must be between 1 and {_MAX_LIST}.")
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise BadRequest(f"The limit must be between 1 and {MAX_LIST_LIMIT}.")
     uploads = await services.store.uploads.list_for_user(caller.user.id, limit)
     return await _upload_list(services, uploads)
 
@@ -136,8 +133,8 @@ async def wait_uploads(
     ids = list(dict.fromkeys(data.ids))
     if not ids:
         raise BadRequest("Name at least one upload id to wait for.")
-    if len(ids) > _MAX_WAIT_IDS:
-        raise BadRequest(f"Wait for at most {_MAX_WAIT_IDS} uploads at once.")
+    if len(ids) > MAX_WAIT_IDS:
+        raise BadRequest(f"Wait for at most {MAX_WAIT_IDS} uploads at once.")
     timeout = check_timeout(data.timeout, services.settings.long_poll_seconds)
     first = await services.store.uploads.get_many(caller.org.id, ids)
     missing = [upload_id for upload_id in ids if upload_id not in first]
