@@ -9,8 +9,9 @@ it. Derandomized (the same cases every run) and bounded, so that it runs in ever
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -37,6 +38,22 @@ CHECKS = [
     negative_data_rejection,
     response_schema_conformance,
 ]
+
+
+@pytest.fixture(autouse=True)
+def no_collection_while_parsing() -> Iterator[None]:
+    """No garbage collection while the test runs: hypothesis parses the source of every local
+    module (``ast.parse``), and on Python 3.11 the AST builder keeps its recursion count in state
+    shared by the whole interpreter. A collection inside one parse can run a finalizer that parses
+    too (3.11's tracebacks parse source for their carets), which corrupts the count and fails the
+    outer parse with "SystemError: AST constructor recursion depth mismatch". Garbage of earlier
+    tests in the same worker is collected first, so nothing is left to finalize meanwhile."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def generated_cases(schema: Any) -> list[Case]:

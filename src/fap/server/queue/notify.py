@@ -11,11 +11,15 @@ wake-ups through LISTEN/NOTIFY (:class:`fap.server.queue.notify_pg.PgNotifier`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol, TypeVar
+
+from fap.backoff import Backoff
+from fap.server.errors import StoreUnavailable
 
 __all__ = (
     "Listener",
@@ -29,6 +33,11 @@ __all__ = (
 )
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+# How a held long-poll re-checks a store that is out of reach: soon, then every few seconds.
+_RECHECK = Backoff(first=0.2, cap=3.0)
 
 
 def queue_topic(org_id: str) -> str:
@@ -169,22 +178,44 @@ async def long_poll(
     check is a store call, and one cut short would leave its connection half-way through a
     round trip. A check that has begun runs to its end and its answer is returned (a lease it
     took must be handed back by the caller).
+
+    A first check that finds the store out of reach raises :class:`StoreUnavailable`; a later one
+    does not end the poll, which checks again with backoff and raises only at its deadline.
     """
     deadline = time.monotonic() + timeout
+    checks = outages = 0
     async with notifier.listen(*topics) as listener:
         while True:
             if abandoned is not None and abandoned.is_set():
                 return None
-            result = await check()
+            checks += 1
+            try:
+                result = await check()
+            except StoreUnavailable:
+                # The first check answers an outage at once (503: the caller retries). A poll
+                # already held rides one out, checking again with backoff until its deadline:
+                # a database restart ends no poll that outlives it.
+                remaining = deadline - time.monotonic()
+                if checks == 1 or remaining <= 0 or notifier.stopped:
+                    raise
+                outages += 1
+                logger.debug("long-poll: the store is out of reach; checking again shortly")
+                await _wait(listener, min(remaining, _RECHECK.delay(outages)), abandoned)
+                continue
             if result is not None:
                 return result
+            outages = 0
             remaining = deadline - time.monotonic()
             if remaining <= 0 or notifier.stopped:
                 return None
-            if abandoned is None:
-                await listener.wait(remaining)
-            else:
-                await _wait_unless(listener, remaining, abandoned)
+            await _wait(listener, remaining, abandoned)
+
+
+async def _wait(listener: Listener, timeout: float, abandoned: asyncio.Event | None) -> None:
+    if abandoned is None:
+        await listener.wait(timeout)
+    else:
+        await _wait_unless(listener, timeout, abandoned)
 
 
 async def _wait_unless(listener: Listener, timeout: float, abandoned: asyncio.Event) -> None:
