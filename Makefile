@@ -5,6 +5,9 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The OpenID Connect provider the tests sign in with (oidc-provider, run by Node.js).
+OIDC := tests/support/oidc
+OIDC_STAMP := $(OIDC)/node_modules/.installed
 
 .PHONY: install up test lint services soak bench clean
 
@@ -23,6 +26,17 @@ $(STAMP): pyproject.toml uv.lock
 	@bash scripts/install-system-deps.sh
 	@touch $(STAMP)
 
+# For the tests alone (`make up` needs no Node.js). Node.js comes with the system tools ($(STAMP)
+# installs them first); the exact packages come from the lock file, again only when it changed.
+# oidc-provider 9 calls URL.parse: Node.js 20.18+.
+$(OIDC_STAMP): $(OIDC)/package.json $(OIDC)/package-lock.json | $(STAMP)
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+		|| { echo "error: the tests' OIDC provider needs Node.js 20.18 or later with npm, and none is on PATH: install Node.js (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	@node -e 'const [major, minor] = process.versions.node.split(".").map(Number); process.exit(major > 20 || (major === 20 && minor >= 18) ? 0 : 1)' \
+		|| { echo "error: the tests' OIDC provider needs Node.js 20.18 or later, this is $$(node --version): install a newer Node.js" >&2; exit 1; }
+	@cd $(OIDC) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $(OIDC_STAMP)
+
 up: install
 	$(BIN)/fap up ./inbox --results ./results
 
@@ -38,7 +52,7 @@ services:
 
 # One pytest process per core, each taking whole files (their module fixtures start once): the
 # suite spends much of its time waiting on the processes it starts, so the cores overlap well.
-test: lint services
+test: lint services $(OIDC_STAMP)
 	$(BIN)/pytest -n auto --dist loadfile
 
 # The chaos test at length: SOAK_ROUNDS rounds of kills, each with a 30 s PostgreSQL outage and a

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.moto import MotoServer, running_moto
+from tests.support.oidc_provider import oidc_provider  # noqa: F401  (a fixture for every test)
 from tests.support.postgres import (
     PostgresUnreachable,
     PrivateServer,

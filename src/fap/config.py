@@ -19,6 +19,7 @@ import platformdirs
 from fap.api.limits import DEFAULT_CHUNK_SIZE
 from fap.durations import parse_duration
 from fap.errors import ConfigError
+from fap.issuers import TrustedIssuer, parse_trusted_issuers
 
 __all__ = (
     "ClientSettings",
@@ -53,6 +54,10 @@ class ServerSettings:
     url_ttl_seconds: int = 900
     max_file_size: int = 64 * GiB
     default_engine: str = "size@1"
+    # The plan (server/auth/plans.py) of organisations that signed-in users create.
+    default_plan: str = "team"
+    # The identity providers users sign in with: ISSUER=CLIENT_ID items (``--oidc``, FAP_OIDC).
+    oidc: tuple[str, ...] = ()
     long_poll_seconds: float = 20.0
     sweep_seconds: float = 1.0
     # Where state lives: "" is SQLite in the data dir; or sqlite:///PATH, postgresql+asyncpg://…
@@ -68,6 +73,10 @@ class ServerSettings:
     keep_results: float = 30 * 24 * 3600.0
 
     @property
+    def trusted_issuers(self) -> tuple[TrustedIssuer, ...]:
+        return parse_trusted_issuers(self.oidc)
+
+    @property
     def base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
@@ -79,6 +88,8 @@ class ServerSettings:
 class ClientSettings:
     server: str = ""
     token: str | None = None
+    # The organisation commands act in (``--org``, FAP_ORG); None: the user's only one.
+    org: str | None = None
     home: Path = field(default_factory=fap_home)
     retry_for: float = 30.0
     chunk_size: int = DEFAULT_CHUNK_SIZE
@@ -136,8 +147,10 @@ def build(cls: type[S], config_file: Path | None = None, **overrides: Any) -> S:
     for name in ("data_dir", "home"):
         if name in values:
             values[name] = Path(values[name]).expanduser()
-    if "engine_command" in values:
-        values["engine_command"] = tuple(values["engine_command"])
+    for name in ("engine_command", "oidc"):  # lists in TOML, tuples in the settings
+        if name in values:
+            value = values[name]
+            values[name] = (value,) if isinstance(value, str) else tuple(value)
     for name in _DURATIONS:
         if name in values:  # the config file may write durations as "24h", "30d"
             values[name] = parse_duration(values[name], f"{_SECTIONS[cls]}.{name}")

@@ -86,13 +86,13 @@ async def test_a_client_naming_both_replicas_keeps_working_when_one_is_killed(
     first, second = replicas
     token = first.owner_token
     async with ApiSession(f"{first.url},{second.url}", token, retry_for=15) as session:
-        assert (await session.call("GET", ME, returns=Me)).user_name == "owner"
+        assert (await session.call("GET", ME, returns=Me)).name == "owner"
         assert session.server == first.url
         before = await queue_empty_files(session, 2)
         first.kill_hard()
         after = await queue_empty_files(session, 2)  # on the other replica, same database
         assert session.server == second.url
-        assert (await session.call("GET", ME, returns=Me)).user_name == "owner"
+        assert (await session.call("GET", ME, returns=Me)).name == "owner"
     assert set(states(second, token, before + after).values()) == {"queued"}
 
 

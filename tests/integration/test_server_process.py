@@ -87,7 +87,7 @@ def test_the_first_start_writes_private_token_files(server: ServerProcess) -> No
     assert server.owner_token.startswith("fap_user_")
     assert server.processor_token.startswith("fap_processor_")
     with client(server, server.owner_token) as http:
-        assert http.get(ME).json()["org"] == "local"
+        assert http.get(ME).json()["orgs"] == [{"org": "local", "role": "owner"}]
 
 
 def test_a_malformed_request_to_any_route_is_4xx_json(server: ServerProcess) -> None:

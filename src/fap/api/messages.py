@@ -34,10 +34,8 @@ __all__ = (
     "Lease",
     "LeaseRequest",
     "LeaseToken",
-    "Me",
     "ResultUrl",
     "ResultUrlRequest",
-    "Role",
     "StatusReport",
     "Struct",
     "UploadCreate",
@@ -48,7 +46,6 @@ __all__ = (
     "WorkerInfo",
 )
 
-Role = Literal["owner", "admin", "member", "viewer"]
 Codec = Literal["zstd", "raw"]
 
 
@@ -63,15 +60,6 @@ class ErrorBody(Struct):
     detail: str
 
 
-class Me(Struct):
-    user_id: str
-    user_name: str
-    org: str
-    role: Role
-    default_engine: str
-    max_file_size: int
-
-
 class DeviceRegistration(Struct):
     name: str
     recipient: str  # an age X25519 public key, "age1…"
@@ -81,6 +69,8 @@ class DeviceInfo(Struct):
     id: str
     name: str
     recipient: str
+    created_at: float = 0.0
+    revoked_at: float | None = None  # a revoked device gets no new results
 
 
 class FileMeta(Struct):

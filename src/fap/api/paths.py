@@ -5,11 +5,19 @@ from __future__ import annotations
 __all__ = (
     "API_VERSION",
     "API_VERSION_HEADER",
+    "AUDIT",
+    "AUTH_PROVIDERS",
+    "AUTH_REFRESH",
+    "AUTH_SIGN_IN",
+    "AUTH_SIGN_OUT",
     "BLOBS",
     "CHUNKS",
     "CHUNK_URLS",
+    "DEVICE",
     "DEVICES",
     "HEALTHZ",
+    "INVITATION",
+    "INVITATIONS",
     "JOB_CHUNKS",
     "JOB_COMPLETE",
     "JOB_FAIL",
@@ -17,7 +25,16 @@ __all__ = (
     "JOB_RESULT_URL",
     "LEASE",
     "ME",
+    "MEMBER",
+    "MEMBERS",
+    "MEMBER_ROLE",
+    "ORG",
+    "ORGS",
+    "ORG_ACCESS",
+    "ORG_HEADER",
     "STATUS",
+    "TOKEN",
+    "TOKENS",
     "UPLOAD",
     "UPLOADS",
     "UPLOADS_WAIT",
@@ -27,11 +44,32 @@ __all__ = (
 # The dated API version this release speaks; clients send it, the server answers with its latest.
 API_VERSION = "2026-11-30"
 API_VERSION_HEADER = "Fap-Api-Version"
+# The organisation a request acts in, for a user in several (``--org`` / FAP_ORG).
+ORG_HEADER = "Fap-Org"
 
 HEALTHZ = "/healthz"
 ME = "/v1/me"
 DEVICES = "/v1/devices"
+DEVICE = "/v1/devices/{device_id}"
 STATUS = "/v1/status"
+
+# Signing in: public routes (no token), answered with the server's own session tokens.
+AUTH_PROVIDERS = "/v1/auth/providers"
+AUTH_SIGN_IN = "/v1/auth/sign-in"
+AUTH_REFRESH = "/v1/auth/refresh"
+AUTH_SIGN_OUT = "/v1/auth/sign-out"
+
+ORGS = "/v1/orgs"
+ORG = "/v1/orgs/{org}"
+ORG_ACCESS = "/v1/orgs/{org}/access"
+MEMBERS = "/v1/orgs/{org}/members"
+MEMBER = "/v1/orgs/{org}/members/{member}"
+MEMBER_ROLE = "/v1/orgs/{org}/members/{member}/role"
+INVITATIONS = "/v1/orgs/{org}/invitations"
+INVITATION = "/v1/orgs/{org}/invitations/{email}"
+TOKENS = "/v1/orgs/{org}/tokens"
+TOKEN = "/v1/orgs/{org}/tokens/{token_id}"  # noqa: S105 (a path)
+AUDIT = "/v1/orgs/{org}/audit"
 
 UPLOADS = "/v1/uploads"
 UPLOADS_WAIT = "/v1/uploads/wait"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -27,7 +28,7 @@ import httpx
 import msgspec
 
 from fap.api.messages import ErrorBody, Struct
-from fap.api.paths import API_VERSION, API_VERSION_HEADER
+from fap.api.paths import API_VERSION, API_VERSION_HEADER, ORG_HEADER
 from fap.backoff import Backoff
 from fap.errors import AuthError, ConfigError, ConflictError, ServerError, ServerUnreachable
 
@@ -64,13 +65,22 @@ class ApiSession:
         retry_for: float = 30.0,
         user_agent: str = "fap",
         transport: httpx.AsyncBaseTransport | None = None,
+        org: str | None = None,
+        renew: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
+        """``org``: the organisation requests act in (for a user in several). ``renew``: how to
+        get a new token when the server no longer takes this one (a sign-in's access token
+        lasts minutes); each request renews at most once, and concurrent ones share a renewal."""
         self.servers = parse_servers(server)
         self._current = 0
         self.retry_for = retry_for
+        self._renew = renew
+        self._renewing = asyncio.Lock()
         headers = {API_VERSION_HEADER: API_VERSION, "User-Agent": user_agent}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        if org:
+            headers[ORG_HEADER] = org
         # Long-polls hold a request open for ~20 s; the read timeout leaves them room.
         # No base URL: each request names its replica. httpx pools connections per origin.
         self.http = httpx.AsyncClient(
@@ -158,8 +168,10 @@ class ApiSession:
         deadline = time.monotonic() + budget
         replicas = len(self.servers)
         failures = 0
+        renewed = False
         while True:
             index = self._current
+            sent_with = self.http.headers.get("Authorization")
             try:
                 response = await self.http.request(
                     method,
@@ -171,6 +183,10 @@ class ApiSession:
             except httpx.TransportError as error:
                 problem = f"{type(error).__name__}"
             else:
+                if response.status_code == 401 and self._renew is not None and not renewed:
+                    renewed = True
+                    await self._renew_token(sent_with)
+                    continue
                 if response.status_code not in _RETRYABLE_STATUS:
                     _raise_for_status(method, path, response)
                     return response
@@ -185,6 +201,13 @@ class ApiSession:
             if time.monotonic() + delay > deadline:
                 raise ServerUnreachable(self._unreachable(problem, budget))
             await asyncio.sleep(delay)
+
+    async def _renew_token(self, stale: str | None) -> None:
+        assert self._renew is not None
+        async with self._renewing:
+            if self.http.headers.get("Authorization") != stale:
+                return  # renewed by another request meanwhile: use that one
+            self.http.headers["Authorization"] = f"Bearer {await self._renew()}"
 
     def _move_on(self, failed: int, problem: str) -> None:
         """Send later requests to the replica after ``failed``.

@@ -16,6 +16,7 @@ from fap.logs import configure
 
 __all__ = (
     "JsonOption",
+    "OrgOption",
     "QuietOption",
     "RetryForOption",
     "ServerOption",
@@ -64,6 +65,16 @@ RetryForOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output: JSON lines.")]
+OrgOption = Annotated[
+    str | None,
+    typer.Option(
+        "--org",
+        metavar="NAME",
+        envvar="FAP_ORG",
+        help="The organisation to act in (default: your only one).",
+        show_default=False,
+    ),
+]
 
 
 def die(error: FapError) -> NoReturn:

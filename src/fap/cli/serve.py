@@ -154,6 +154,17 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    oidc: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--oidc",
+            metavar="ISSUER=CLIENT_ID",
+            envvar="FAP_OIDC",
+            help="Trust this identity provider for signing in (repeatable; FAP_OIDC holds the "
+            "same, comma-separated). The kind (Microsoft, Google, any OIDC) comes from the issuer.",
+            show_default=False,
+        ),
+    ] = None,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -183,7 +194,9 @@ def serve(
             cleanup_seconds=_duration(cleanup_every, "--cleanup-every"),
             abandon_after=_duration(abandon_after, "--abandon-after"),
             keep_results=_duration(keep_results, "--keep-results"),
+            oidc=tuple(oidc) if oidc else None,
         )
+        settings.trusted_issuers  # noqa: B018 (checked now: a bad --oidc is one sentence)
     except FapError as error:
         die(error)
     if settings.heartbeat_seconds >= settings.lease_seconds:

@@ -19,7 +19,7 @@ from fap.server.blobs import LocalBlobStore, blob_router
 from fap.server.metrics import metrics_route
 from fap.server.problems import exception_handlers
 from fap.server.queue import Clock
-from fap.server.routes import V1_HANDLERS, api_router, dependencies, healthz
+from fap.server.routes import PUBLIC_HANDLERS, V1_HANDLERS, api_router, dependencies, healthz
 from fap.server.routes.openapi import describe_errors
 from fap.server.routes.request import FapRequest
 from fap.server.services import Services
@@ -37,10 +37,11 @@ def create_app(
     """The fap server for ``settings``: embedded services unless others are given."""
     services = services or Services.from_settings(settings, clock)
     # The schema names every refusal each route can answer (the API fuzzing test holds it to that).
-    describe_errors((healthz, *V1_HANDLERS))
+    describe_errors((healthz, *PUBLIC_HANDLERS, *V1_HANDLERS))
     handlers: list[ControllerRouterHandler] = [
         healthz,
         metrics_route(services.metrics),
+        *PUBLIC_HANDLERS,
         api_router(services),
     ]
     if isinstance(services.blobs, LocalBlobStore):

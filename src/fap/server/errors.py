@@ -14,10 +14,13 @@ whose message names an address or a driver's words, for the log; the caller is t
     │   ├── Conflict             a lost race, a stale lease, a finished job
     │   │   └── Sealed           an object no PUT may replace any more (a completed result)
     │   ├── Gone                 an object deleted for good (a result past its retention)
-    │   └── TooLarge             over a size limit: the plan's, a result's, a URL's
+    │   ├── TooLarge             over a size limit: the plan's, a result's, a URL's
+    │   └── QuotaExceeded        over a quota of the organisation's plan (a month's bytes,
+    │                            uploads in flight)
     ├── Unavailable              a service the server needs is out of reach; try again shortly
     │   ├── StoreUnavailable     the state store (the database)
-    │   └── BlobStoreUnavailable the object store, or a blob store not open (starting, stopping)
+    │   ├── BlobStoreUnavailable the object store, or a blob store not open (starting, stopping)
+    │   └── IssuerUnavailable    an identity provider's discovery document or keys (JWKS)
     └── ClientDisconnected       the client hung up before its answer: nobody is left to tell
 """
 
@@ -34,7 +37,9 @@ __all__ = (
     "Conflict",
     "Forbidden",
     "Gone",
+    "IssuerUnavailable",
     "NotFound",
+    "QuotaExceeded",
     "Refusal",
     "Sealed",
     "StoreUnavailable",
@@ -81,6 +86,10 @@ class TooLarge(Refusal):
     pass
 
 
+class QuotaExceeded(Refusal):
+    pass
+
+
 class Unavailable(FapError):
     """A service the server needs cannot be reached now; the request may be tried again shortly.
 
@@ -101,6 +110,11 @@ class StoreUnavailable(Unavailable):
 
 class BlobStoreUnavailable(Unavailable):
     """The object store failed or could not be reached, or the blob store is not open."""
+
+
+class IssuerUnavailable(Unavailable):
+    """An identity provider's discovery document or keys could not be fetched or understood, so
+    no ID token of it can be verified now: the token may be fine, and the caller may retry."""
 
 
 class ClientDisconnected(FapError):

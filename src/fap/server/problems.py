@@ -36,6 +36,7 @@ from fap.server.errors import (
     Forbidden,
     Gone,
     NotFound,
+    QuotaExceeded,
     Refusal,
     StoreUnavailable,
     TooLarge,
@@ -83,6 +84,7 @@ ANSWERS: Mapping[type[Exception], Answer] = {
     Conflict: Answer(409),
     Gone: Answer(410),
     TooLarge: Answer(413),
+    QuotaExceeded: Answer(429),
     Unavailable: Answer(
         503,
         _RETRY,

@@ -12,6 +12,7 @@ from pathlib import Path
 from fap.config import ServerSettings
 from fap.errors import ConfigError
 from fap.server.auth import bootstrap_local
+from fap.server.auth.id_tokens import IdTokenVerifier
 from fap.server.blobs import BlobStore, LocalBlobStore, blob_store_for
 from fap.server.cleanup import Cleanup
 from fap.server.metrics import Metrics
@@ -38,6 +39,7 @@ class Services:
     metrics: Metrics = field(init=False)
     queue: JobQueue = field(init=False)
     cleanup: Cleanup = field(init=False)
+    verifier: IdTokenVerifier = field(init=False)
     _opened: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
@@ -51,6 +53,7 @@ class Services:
             metrics=self.metrics,
         )
         self.cleanup = Cleanup(self.store, self.blobs, self.notifier, self.settings, self.clock)
+        self.verifier = IdTokenVerifier(self.settings.trusted_issuers)
 
     @classmethod
     def from_settings(cls, settings: ServerSettings, clock: Clock = time.time) -> Services:
@@ -89,12 +92,14 @@ class Services:
         await self.open()
         await self.notifier.open()
         await bootstrap_local(self.store, self.settings, self.clock())
+        await self.verifier.open()
         self.queue.start_sweeper()
         self.cleanup.start()
         self.metrics.start()
         logger.info("fap server ready; data in %s", self.settings.data_dir)
 
     async def stop(self) -> None:
+        await self.verifier.close()
         await self.metrics.stop()
         self.notifier.stop()
         await self.queue.stop_sweeper()

@@ -18,11 +18,10 @@ from fap.errors import ConfigError, ServerError, ServerUnreachable
 A, B, C = "http://a.test:8700", "http://b.test:8700", "http://c.test:8700"
 ME = {
     "user_id": "u",
-    "user_name": "owner",
-    "org": "local",
-    "role": "owner",
-    "default_engine": "size@1",
-    "max_file_size": 1 << 30,
+    "name": "owner",
+    "email": None,
+    "orgs": [{"org": "local", "role": "owner"}],
+    "token_kind": "user",
 }
 
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
@@ -74,7 +73,7 @@ def test_the_server_may_be_several_replicas_comma_separated() -> None:
 async def test_requests_stay_with_the_first_replica_while_it_answers(replicas: Replicas) -> None:
     async with replicas.session(f"{A},{B}") as session:
         for _ in range(3):
-            assert (await session.call("GET", "/v1/me", returns=Me)).user_name == "owner"
+            assert (await session.call("GET", "/v1/me", returns=Me)).name == "owner"
     assert replicas.hosts() == ["a.test"] * 3
 
 

@@ -68,8 +68,8 @@ async def test_the_device_is_registered_once_per_run(app: App) -> None:
     async with app.runtime() as runtime:
         identity = await runtime.device()
         await runtime.device()
-    accounts = app.server.services.store.accounts
-    owner = await accounts.token_owner(hash_token(app.server.owner))
+    store = app.server.services.store
+    owner = await store.credentials.resolve(hash_token(app.server.owner), app.server.clock())
     assert owner is not None and owner.user is not None
-    assert await accounts.recipients(owner.user.id) == [identity.recipient]
+    assert await store.devices.recipients(owner.user.id) == [identity.recipient]
     assert [(s.method, s.path) for s in app.wire.sent].count(("POST", DEVICES)) == 1

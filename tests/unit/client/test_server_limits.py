@@ -61,7 +61,9 @@ async def _pending_in_store(app: App, count: int) -> list[str]:
     """``count`` uploads of the owner waiting for their one chunk, inserted in one transaction
     (through the API, each costs a commit: seconds for a thousand)."""
     services = app.server.services
-    owner = await services.store.accounts.token_owner(hash_token(app.server.owner))
+    owner = await services.store.credentials.resolve(
+        hash_token(app.server.owner), app.server.clock()
+    )
     assert owner is not None and owner.user is not None
     rows = [
         {

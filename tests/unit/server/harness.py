@@ -21,7 +21,10 @@ from fap.api import (
     CHUNK_URLS,
     CHUNKS,
     DEVICES,
+    INVITATIONS,
     LEASE,
+    ORGS,
+    TOKENS,
     UPLOAD,
     UPLOADS,
     ChunkReport,
@@ -30,9 +33,15 @@ from fap.api import (
     ChunkUrlsRequest,
     DeviceRegistration,
     ErrorBody,
+    Invitation,
     Lease,
     LeaseRequest,
+    OrgCreate,
+    OrgInfo,
+    Role,
     Struct,
+    TokenCreate,
+    TokenCreated,
     UploadCreate,
     UploadCreated,
     UploadInfo,
@@ -40,9 +49,11 @@ from fap.api import (
 from fap.config import ServerSettings
 from fap.crypto import DeviceIdentity
 from fap.server import Services, create_app, services_of
-from fap.server.auth import hash_token, new_token
+from fap.server.auth import LOCAL_ORG
+from fap.server.auth.sessions import start_session
 from fap.server.queue.notify import LocalNotifier, leases_topic
 from fap.server.queue.notify_pg import PgNotifier
+from fap.server.store import Identity
 from fap.transfer import EncodedChunk, encode_chunk
 
 T = TypeVar("T")
@@ -50,6 +61,8 @@ T = TypeVar("T")
 KiB = 1024
 CHUNK = 64 * KiB
 BASE = "http://127.0.0.1:8700"
+# The identity provider the harness's sign-ins claim (see Server.sign_in).
+TEST_ISSUER = "https://idp.example"
 
 
 def error_body(response: httpx.Response) -> ErrorBody:
@@ -107,6 +120,7 @@ class Server:
     owner: str
     processor: str
     devices: dict[str, DeviceIdentity] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)  # organisation -> its owner's token
 
     @property
     def settings(self) -> ServerSettings:
@@ -154,25 +168,45 @@ class Server:
 
     # -- accounts ------------------------------------------------------------------------------
 
-    async def new_org(self, name: str) -> tuple[str, str]:
-        """Another organisation: its owner's token and a processor token."""
-        accounts = self.services.store.accounts
-        org = await accounts.create_org(name, "size@1", 1 << 30, self.clock())
-        owner = await self.new_user(org.id, "owner", "owner")
-        processor = new_token("processor")
-        await accounts.add_token(hash_token(processor), "processor", org.id, None, self.clock())
-        return owner, processor
+    async def sign_in(self, email: str, *, verified: bool = True) -> str:
+        """Someone signs in whose identity provider vouched for ``email``: their access token.
 
-    async def new_user(self, org_id: str | None, name: str, role: str) -> str:
-        accounts = self.services.store.accounts
-        if org_id is None:
-            owner = await accounts.token_owner(hash_token(self.owner))
-            assert owner is not None
-            org_id = owner.org.id
-        user = await accounts.create_user(org_id, name, role, self.clock())
-        token = new_token("user")
-        await accounts.add_token(hash_token(token), "user", org_id, user.id, self.clock())
-        return token
+        What the sign-in route does once it has verified an ID token (its own tests run a real
+        identity provider); invitations to the email are accepted by it.
+        """
+        store, now = self.services.store, self.clock()
+        identity = Identity(TEST_ISSUER, email, email, verified, email.partition("@")[0])
+        signed_in = await store.accounts.sign_in(identity, None, now)
+        return (await start_session(store, signed_in.user, TEST_ISSUER, now)).access_token
+
+    async def new_org(self, name: str) -> tuple[str, str]:
+        """Another organisation, made through the API by a new user: its owner's access token,
+        and a processor token."""
+        owner = await self.sign_in(f"owner@{name}.example")
+        await self.ok("POST", ORGS, owner, OrgCreate(name=name), returns=OrgInfo)
+        self.owners[name] = owner
+        processor = await self.ok(
+            "POST",
+            TOKENS.format(org=name),
+            owner,
+            TokenCreate(name="worker", role="processor"),
+            returns=TokenCreated,
+        )
+        return owner, processor.token
+
+    async def new_user(self, org: str | None, name: str, role: Role) -> str:
+        """A new member of ``org`` (None: the local one) with ``role``, invited by its owner
+        through the API and joined by signing in: their access token."""
+        org = org or LOCAL_ORG
+        email = f"{name}@{org}.example"
+        await self.ok(
+            "POST",
+            INVITATIONS.format(org=org),
+            self.owners.get(org, self.owner),
+            Invitation(email=email, role=role),
+            returns=dict,
+        )
+        return await self.sign_in(email)
 
     async def register_device(self, token: str) -> DeviceIdentity:
         identity = DeviceIdentity.generate()

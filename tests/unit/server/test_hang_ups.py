@@ -74,7 +74,9 @@ def status_of(sent: list[Message]) -> int:
 
 async def long_polls(server: Server) -> list[tuple[str, str, bytes, str]]:
     """Each long-poll of the API: path, token, body, and the topic it waits on."""
-    owner = await server.services.store.accounts.token_owner(hash_token(server.owner))
+    owner = await server.services.store.credentials.resolve(
+        hash_token(server.owner), server.clock()
+    )
     assert owner is not None
     info = await server.upload(server.owner, b"x" * 10)
     # A job of two chunks with one stored: a poll for the chunks after the first waits.

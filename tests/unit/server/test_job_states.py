@@ -48,7 +48,7 @@ class StateWatch:
 @both_backends
 async def test_every_move_the_store_makes_is_one_the_table_allows(server: Server) -> None:
     store = server.services.store
-    owner = await store.accounts.token_owner(hash_token(server.owner))
+    owner = await store.credentials.resolve(hash_token(server.owner), server.clock())
     assert owner is not None and owner.user is not None
     org, user = owner.org.id, owner.user.id
     watch = StateWatch(server)

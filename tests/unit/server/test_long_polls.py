@@ -56,7 +56,9 @@ async def timed(awaitable: Awaitable[T]) -> tuple[T, float]:
 
 
 async def org_id(server: Server) -> str:
-    owner = await server.services.store.accounts.token_owner(hash_token(server.owner))
+    owner = await server.services.store.credentials.resolve(
+        hash_token(server.owner), server.clock()
+    )
     assert owner is not None
     return owner.org.id
 

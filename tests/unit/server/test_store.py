@@ -21,7 +21,15 @@ from sqlalchemy import Connection, inspect
 from sqlalchemy.exc import IntegrityError
 from tests.unit.server.harness import both_backends
 
-from fap.server.store import Store, sqlite_file, sqlite_url
+from fap.server.store import (
+    Actor,
+    Identity,
+    NewToken,
+    Quotas,
+    Store,
+    sqlite_file,
+    sqlite_url,
+)
 from fap.server.store.models import Base
 
 TABLES = {"orgs", "users", "tokens", "devices", "uploads", "chunks", "workers"}
@@ -30,6 +38,9 @@ TABLES = {"orgs", "users", "tokens", "devices", "uploads", "chunks", "workers"}
 @pytest.fixture
 def store_url(db_url: str, tmp_path: Path) -> str:
     return db_url or sqlite_url(tmp_path / "fap.db")
+
+
+SOMEONE = Identity("https://idp.example", "subject-1", "someone@example.com", True, "Someone")
 
 
 async def migrated(url: str) -> Store:
@@ -161,7 +172,7 @@ async def test_the_sqlite_files_are_private_whatever_the_umask(tmp_path: Path) -
     store = await migrated(sqlite_url(data / "fap.db"))
     try:
         # Written and still open: the -wal and -shm files exist beside the database.
-        await store.accounts.create_org("private", "size@1", 1, 0.0)
+        await store.accounts.sign_in(SOMEONE, None, 0.0)
         assert modes(data) == {name: "0o600" for name in ("fap.db", "fap.db-wal", "fap.db-shm")}
     finally:
         await store.close()
@@ -176,7 +187,7 @@ async def test_a_database_others_could_read_is_made_private(tmp_path: Path) -> N
         file.chmod(0o644)  # as an older fap left it
     store = await migrated(sqlite_url(data / "fap.db"))
     try:
-        await store.accounts.create_org("private", "size@1", 1, 0.0)
+        await store.accounts.sign_in(SOMEONE, None, 0.0)
         assert set(modes(data).values()) == {"0o600"}
     finally:
         await store.close()
@@ -188,13 +199,18 @@ async def test_sql_parameters_are_never_logged(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="sqlalchemy")
     store = await migrated(store_url)
-    secret = "lease-token-that-must-not-be-logged"
+    secret = "token-hash-that-must-not-be-logged"
     try:
-        await store.accounts.create_org(secret, "size@1", 1, 0.0)
+        user = (await store.accounts.sign_in(SOMEONE, None, 0.0)).user
+        org = await store.accounts.create_org(
+            "private", "size@1", Quotas("team", 1, None, None), user, Actor(user.id, "x"), 0.0
+        )
+        token = NewToken("user", org.id, user.id, "ci", None, None)
+        await store.credentials.create(secret, token, Actor(user.id, "x"), 0.0)
         with pytest.raises(IntegrityError) as refused:  # an error's message shows none either
-            await store.accounts.create_org(secret, "size@1", 1, 0.0)
+            await store.credentials.create(secret, token, Actor(user.id, "x"), 0.0)
     finally:
         await store.close()
-    assert "INSERT INTO orgs" in caplog.text  # the statements are logged, their values not
+    assert "INSERT INTO tokens" in caplog.text  # the statements are logged, their values not
     assert secret not in caplog.text
     assert secret not in str(refused.value)

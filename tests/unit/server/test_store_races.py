@@ -11,15 +11,17 @@ import asyncio
 
 from tests.unit.server.harness import Server, both_backends
 
-from fap.server.auth import hash_token
-from fap.server.store import Chunk, ChunkOutcome, NewOrg, NewUpload, TokenOwner, Upload
+from fap.server.auth import hash_token, quotas_of
+from fap.server.store import Actor, Chunk, ChunkOutcome, Credential, NewOrg, NewUpload, Upload
 
 pytestmark = both_backends
 
 
-async def owner_of(server: Server) -> TokenOwner:
-    owner = await server.services.store.accounts.token_owner(hash_token(server.owner))
-    assert owner is not None and owner.user is not None
+async def owner_of(server: Server) -> Credential:
+    owner = await server.services.store.credentials.resolve(
+        hash_token(server.owner), server.clock()
+    )
+    assert owner is not None and owner.user is not None and owner.org is not None
     return owner
 
 
@@ -118,16 +120,17 @@ async def test_chunks_reported_together_queue_the_job_once_and_count_exactly(
 async def test_a_key_registered_twice_at_once_is_one_device(server: Server) -> None:
     owner = await owner_of(server)
     assert owner.user is not None
-    accounts = server.services.store.accounts
+    devices = server.services.store.devices
+    actor = Actor(owner.user.id, "owner")
     results = await asyncio.gather(
         *(
-            accounts.register_device(owner.user.id, "laptop", "age1same", server.clock())
+            devices.register(owner.user.id, "laptop", "age1same", actor, server.clock())
             for _ in range(6)
         )
     )
     assert sorted(new for _, new in results) == [False] * 5 + [True]
     assert len({device.id for device, _ in results}) == 1
-    assert await accounts.device_count(owner.user.id) == 1
+    assert await devices.active_count(owner.user.id) == 1
 
 
 async def test_servers_creating_one_organisation_at_once_create_it_once(server: Server) -> None:
@@ -141,7 +144,7 @@ async def test_servers_creating_one_organisation_at_once_create_it_once(server: 
         new = NewOrg(
             name="together",
             default_engine="size@1",
-            max_file_size=1 << 20,
+            quotas=quotas_of("local", server.settings),
             owner_name="owner",
             owner_token_hash=f"owner-{n}",
             processor_token_hash=f"processor-{n}",
@@ -151,5 +154,5 @@ async def test_servers_creating_one_organisation_at_once_create_it_once(server: 
     created = await asyncio.gather(*(create(n) for n in range(4)))
     assert sorted(created) == [False, False, False, True]
     assert len(written) == 1
-    owner = await accounts.token_owner(f"owner-{written[0]}")
-    assert owner is not None and owner.org.name == "together"
+    owner = await server.services.store.credentials.resolve(f"owner-{written[0]}", server.clock())
+    assert owner is not None and owner.org is not None and owner.org.name == "together"

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from fap.config import ServerSettings
+from fap.server.auth.plans import quotas_of
 from fap.server.auth.tokens import hash_token, new_token
 from fap.server.store import NewOrg, Store
 
@@ -42,7 +43,7 @@ async def bootstrap_local(store: Store, settings: ServerSettings, now: float) ->
         NewOrg(
             name=LOCAL_ORG,
             default_engine=settings.default_engine,
-            max_file_size=settings.max_file_size,
+            quotas=quotas_of("local", settings),
             owner_name=LOCAL_OWNER,
             owner_token_hash=hash_token(owner_token),
             processor_token_hash=hash_token(processor_token),

@@ -1,4 +1,5 @@
-"""API and processor tokens: ``fap_<kind>_<random>``, shown once, stored as SHA-256 hashes.
+"""Bearer tokens, ``fap_<kind>_<random>``, shown once, stored as SHA-256 hashes: API tokens
+(``user``), processor tokens, sign-in sessions' access tokens and their refresh tokens.
 
 A hash suffices (no salt, no slow KDF): the random part carries 256 bits, so nobody guesses a
 token from its hash, and lookup stays one indexed read.
@@ -12,8 +13,8 @@ from typing import Literal
 
 __all__ = ("TokenKind", "hash_token", "new_token", "token_kind")
 
-TokenKind = Literal["user", "processor"]
-_KINDS: frozenset[str] = frozenset({"user", "processor"})
+TokenKind = Literal["user", "processor", "session", "refresh"]
+_KINDS: frozenset[str] = frozenset({"user", "processor", "session", "refresh"})
 
 
 def new_token(kind: TokenKind) -> str:

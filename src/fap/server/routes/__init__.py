@@ -6,7 +6,7 @@ from litestar import Router
 from litestar.types import ControllerRouterHandler
 
 from fap.server.auth import auth_guard
-from fap.server.routes.account import me, register_device
+from fap.server.routes.account import list_devices, me, register_device, revoke_device
 from fap.server.routes.chunks import chunk_urls, report_chunk
 from fap.server.routes.deps import dependencies
 from fap.server.routes.jobs import (
@@ -17,7 +17,19 @@ from fap.server.routes.jobs import (
     job_result_url,
     lease,
 )
+from fap.server.routes.members import change_role, invite, list_members, remove_member, uninvite
+from fap.server.routes.orgs import (
+    audit_log,
+    create_org,
+    delete_org,
+    get_org,
+    get_org_access,
+    list_orgs,
+    set_org_access,
+)
+from fap.server.routes.signin import PUBLIC_HANDLERS, sign_out
 from fap.server.routes.status import healthz, status
+from fap.server.routes.tokens import create_token, list_tokens, revoke_token
 from fap.server.routes.uploads import (
     create_upload,
     get_upload,
@@ -27,11 +39,29 @@ from fap.server.routes.uploads import (
 )
 from fap.server.services import Services
 
-__all__ = ("V1_HANDLERS", "api_router", "dependencies", "healthz")
+__all__ = ("PUBLIC_HANDLERS", "V1_HANDLERS", "api_router", "dependencies", "healthz")
 
 V1_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     me,
     register_device,
+    list_devices,
+    revoke_device,
+    list_orgs,
+    create_org,
+    get_org,
+    delete_org,
+    get_org_access,
+    set_org_access,
+    audit_log,
+    list_members,
+    invite,
+    uninvite,
+    change_role,
+    remove_member,
+    create_token,
+    list_tokens,
+    revoke_token,
+    sign_out,
     status,
     create_upload,
     list_uploads,
@@ -54,5 +84,5 @@ def api_router(services: Services) -> Router:
     return Router(
         path="/",
         route_handlers=list(V1_HANDLERS),
-        guards=[auth_guard(services.store.accounts)],
+        guards=[auth_guard(services.store, services.clock)],
     )

@@ -16,7 +16,7 @@ from fap.api import (
     ChunkUrl,
     ChunkUrlsRequest,
 )
-from fap.server.auth import ACCESS, Caller
+from fap.server.auth import Caller, Permission, needs
 from fap.server.blobs import chunk_key
 from fap.server.errors import BadRequest, Conflict, Forbidden
 from fap.server.queue import chunks_topic, upload_topic
@@ -30,7 +30,7 @@ from fap.server.store import Chunk, ChunkOutcome, Upload
 __all__ = ("chunk_urls", "report_chunk")
 
 
-@post(route(CHUNK_URLS), opt={ACCESS: "upload"}, status_code=200)
+@post(route(CHUNK_URLS), opt=needs(Permission.UPLOAD), status_code=200)
 async def chunk_urls(
     upload_id: FromPath[str],
     data: JSONBody[ChunkUrlsRequest],
@@ -61,7 +61,7 @@ async def chunk_urls(
     return urls
 
 
-@post(route(CHUNKS), opt={ACCESS: "upload"}, status_code=200)
+@post(route(CHUNKS), opt=needs(Permission.UPLOAD), status_code=200)
 async def report_chunk(
     upload_id: FromPath[str], data: JSONBody[ChunkReport], caller: CallerDep, services: ServicesDep
 ) -> ChunkStored:

@@ -30,7 +30,7 @@ from fap.api import (
     ResultUrlRequest,
 )
 from fap.api.messages import Codec
-from fap.server.auth import ACCESS
+from fap.server.auth import Permission, needs
 from fap.server.blobs import chunk_key, result_key
 from fap.server.errors import BadRequest, ClientDisconnected, TooLarge
 from fap.server.queue import chunks_topic, long_poll, upload_topic
@@ -54,7 +54,7 @@ MAX_RESULT_SIZE = 1024 * 1024 * 1024
 _MAX_ENGINES = 64
 _MAX_CHUNKS_PER_ANSWER = 256
 _MAX_ERROR = 4000
-_PROCESS = {ACCESS: "process"}
+_PROCESS = needs(Permission.PROCESS)
 
 
 @post(
@@ -101,7 +101,7 @@ async def lease(
             engine=job.engine,
             file=FileMeta(upload_id=job.id, name=job.name, size=job.size, sha256=job.sha256),
             chunk_count=job.chunk_count,
-            recipients=await services.store.accounts.recipients(job.user_id),
+            recipients=await services.store.devices.recipients(job.user_id),
         )
     )
 

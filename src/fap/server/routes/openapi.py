@@ -27,6 +27,7 @@ ERROR_RESPONSES: dict[int, ResponseSpec] = {
         (409, "A lost race, a lease that is not current, or an object in another state."),
         (410, "The object was deleted for good (a result past its retention)."),
         (413, "Over a size limit: the plan's, a result's, or the request body's."),
+        (429, "Over a quota of the organisation's plan: a month's bytes, uploads in flight."),
         (503, "The database or the object store is out of reach; retry shortly."),
     )
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import get
 
 from fap.api import HEALTHZ, STATUS, JobState, StatusReport, WorkerInfo
-from fap.server.auth import ACCESS
+from fap.server.auth import Permission, needs
 from fap.server.routes.deps import CallerDep, ServicesDep
 
 __all__ = ("ONLINE_SECONDS", "healthz", "status")
@@ -20,7 +20,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get(STATUS, opt={ACCESS: "read"})
+@get(STATUS, opt=needs(Permission.READ))
 async def status(caller: CallerDep, services: ServicesDep) -> StatusReport:
     workers, by_state = await services.store.jobs.status(
         caller.org.id, services.clock(), ONLINE_SECONDS

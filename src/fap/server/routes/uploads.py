@@ -25,7 +25,7 @@ from fap.api import (
     UploadList,
     UploadWait,
 )
-from fap.server.auth import ACCESS, Caller
+from fap.server.auth import Caller, Permission, needs
 from fap.server.blobs import result_key
 from fap.server.cleanup import check_result_kept
 from fap.server.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, shown_id
@@ -41,7 +41,7 @@ from fap.server.routes.validation import (
 )
 from fap.server.routes.views import upload_info
 from fap.server.services import Services
-from fap.server.store import NewUpload, Upload
+from fap.server.store import NewUpload, Upload, org_quotas
 
 __all__ = (
     "create_upload",
@@ -53,7 +53,7 @@ __all__ = (
 )
 
 
-@post(UPLOADS, opt={ACCESS: "upload"}, status_code=201)
+@post(UPLOADS, opt=needs(Permission.UPLOAD), status_code=201)
 async def create_upload(
     data: JSONBody[UploadCreate], caller: CallerDep, services: ServicesDep
 ) -> UploadCreated:
@@ -74,7 +74,7 @@ async def create_upload(
         raise BadRequest(
             f"The chunk size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes."
         )
-    if await services.store.accounts.device_count(caller.user.id) == 0:
+    if await services.store.devices.active_count(caller.user.id) == 0:
         raise BadRequest(
             "Register a device key first (POST /v1/devices): results are sealed to your devices."
         )
@@ -91,6 +91,7 @@ async def create_upload(
             request_id=request_id,
         ),
         services.clock(),
+        org_quotas(caller.org),
     )
     asked = (name, data.size, sha256, engine, data.chunk_size)
     if (upload.name, upload.size, upload.sha256, upload.engine, upload.chunk_size) != asked:
@@ -102,7 +103,7 @@ async def create_upload(
     return UploadCreated(upload=upload_info(upload, []))
 
 
-@get(UPLOADS, opt={ACCESS: "read"})
+@get(UPLOADS, opt=needs(Permission.READ))
 async def list_uploads(
     caller: CallerDep,
     services: ServicesDep,
@@ -115,7 +116,7 @@ async def list_uploads(
     return await _upload_list(services, uploads)
 
 
-@get(route(UPLOAD), opt={ACCESS: "read"})
+@get(route(UPLOAD), opt=needs(Permission.READ))
 async def get_upload(
     upload_id: FromPath[str], caller: CallerDep, services: ServicesDep
 ) -> UploadInfo:
@@ -125,7 +126,7 @@ async def get_upload(
     return upload_info(upload, stored.get(upload.id, []))
 
 
-@post(UPLOADS_WAIT, opt={ACCESS: "read"}, status_code=200)
+@post(UPLOADS_WAIT, opt=needs(Permission.READ), status_code=200)
 async def wait_uploads(
     request: FapRequest, data: JSONBody[UploadWait], caller: CallerDep, services: ServicesDep
 ) -> UploadList:
@@ -158,7 +159,7 @@ async def wait_uploads(
     return await _upload_list(services, uploads)
 
 
-@get(route(UPLOAD_RESULT), opt={ACCESS: "read"})
+@get(route(UPLOAD_RESULT), opt=needs(Permission.READ))
 async def upload_result(
     upload_id: FromPath[str], caller: CallerDep, services: ServicesDep
 ) -> ResultUrl:

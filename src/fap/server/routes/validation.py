@@ -9,7 +9,10 @@ from fap.api import ENGINE_NAME_RULE, is_engine_name
 from fap.server.errors import BadRequest
 
 __all__ = (
+    "check_domain",
+    "check_email",
     "check_engine",
+    "check_org_name",
     "check_sha256",
     "check_text",
     "check_timeout",
@@ -61,3 +64,37 @@ def check_timeout(timeout: float, limit: float) -> float:
     if math.isnan(timeout) or timeout < 0:
         raise BadRequest("The timeout must be a number of seconds, 0 or more.")
     return min(timeout, limit)
+
+
+_EMAIL = re.compile(
+    r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
+_DOMAIN = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
+_ORG_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def check_email(value: str) -> str:
+    """An email address, lower-cased: how sign-ins and invitations are matched."""
+    email = value.strip().lower()
+    if len(email) > 254 or not _EMAIL.fullmatch(email):
+        raise BadRequest(f"{value[:100]!r} is not an email address.")
+    return email
+
+
+def check_domain(value: str) -> str:
+    domain = value.strip().lower().removeprefix("@")
+    if len(domain) > 253 or not _DOMAIN.fullmatch(domain):
+        raise BadRequest(f"{value[:100]!r} is not an email domain, such as example.com.")
+    return domain
+
+
+def check_org_name(value: str) -> str:
+    """Lower-case letters, digits and dashes, 1 to 63: safe in a path, a header and a shell."""
+    if not _ORG_NAME.fullmatch(value):
+        raise BadRequest(
+            f"{value[:100]!r} cannot name an organisation: use 1 to 63 lower-case letters, digits "
+            "and dashes, starting and ending with a letter or digit."
+        )
+    return value

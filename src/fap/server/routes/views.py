@@ -27,7 +27,13 @@ def upload_info(upload: Upload, chunks_stored: list[int]) -> UploadInfo:
 
 
 def device_info(device: Device) -> DeviceInfo:
-    return DeviceInfo(id=device.id, name=device.name, recipient=device.recipient)
+    return DeviceInfo(
+        id=device.id,
+        name=device.name,
+        recipient=device.recipient,
+        created_at=device.created_at,
+        revoked_at=device.revoked_at,
+    )
 
 
 def expected_raw_size(upload: Upload, seq: int) -> int:

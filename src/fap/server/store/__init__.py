@@ -8,30 +8,64 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fap.server.store.accounts import Accounts, NewOrg, TokenOwner
+from fap.server.store.accounts import (
+    Accounts,
+    Identity,
+    NewOrg,
+    OrgAccess,
+    Quotas,
+    SignedIn,
+    org_quotas,
+)
+from fap.server.store.audit import Actor, Audit, Change
+from fap.server.store.credentials import (
+    Credential,
+    Credentials,
+    NewToken,
+    Refreshed,
+    RefreshOutcome,
+)
 from fap.server.store.database import Database
+from fap.server.store.devices import Devices
 from fap.server.store.jobs import Backlog, Jobs, Lapse, WorkerSeen
-from fap.server.store.models import Chunk, Device, Org, Upload, User
+from fap.server.store.members import Members
+from fap.server.store.models import AuditEvent, Chunk, Device, Invitation, Org, Token, Upload, User
 from fap.server.store.outages import StoreUnavailable, store_unavailable
 from fap.server.store.uploads import ChunkOutcome, ChunkRecord, NewUpload, Uploads
 from fap.server.store.urls import database_url, is_postgresql, libpq_dsn, sqlite_url
 
 __all__ = (
     "Accounts",
+    "Actor",
+    "Audit",
+    "AuditEvent",
     "Backlog",
+    "Change",
     "Chunk",
     "ChunkOutcome",
     "ChunkRecord",
+    "Credential",
+    "Credentials",
     "Database",
     "Device",
+    "Devices",
+    "Identity",
+    "Invitation",
     "Jobs",
     "Lapse",
+    "Members",
     "NewOrg",
+    "NewToken",
     "NewUpload",
     "Org",
+    "OrgAccess",
+    "Quotas",
+    "RefreshOutcome",
+    "Refreshed",
+    "SignedIn",
     "Store",
     "StoreUnavailable",
-    "TokenOwner",
+    "Token",
     "Upload",
     "Uploads",
     "User",
@@ -39,6 +73,7 @@ __all__ = (
     "database_url",
     "is_postgresql",
     "libpq_dsn",
+    "org_quotas",
     "sqlite_url",
     "store_unavailable",
 )
@@ -50,12 +85,20 @@ class Store:
 
     db: Database
     accounts: Accounts = field(init=False)
+    members: Members = field(init=False)
+    credentials: Credentials = field(init=False)
+    devices: Devices = field(init=False)
+    audit: Audit = field(init=False)
     uploads: Uploads = field(init=False)
     jobs: Jobs = field(init=False)
     _opened: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.accounts = Accounts(self.db)
+        self.members = Members(self.db)
+        self.credentials = Credentials(self.db)
+        self.devices = Devices(self.db)
+        self.audit = Audit(self.db)
         self.uploads = Uploads(self.db)
         self.jobs = Jobs(self.db)
 

@@ -27,11 +27,18 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from fap.api import JobState
 
 __all__ = (
+    "AuditEvent",
     "Base",
     "Chunk",
     "Device",
+    "Invitation",
     "JobStateColumn",
+    "Membership",
     "Org",
+    "OrgDomain",
+    "OrgIssuer",
+    "RefreshToken",
+    "Session",
     "Token",
     "Upload",
     "User",
@@ -74,29 +81,141 @@ class Org(Base):
     default_engine: Mapped[str] = mapped_column(String(200))
     max_file_size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[float] = mapped_column(Float)
+    # The plan the quotas below came from (fap.server.auth.plans); None: organisations made before
+    # plans existed, which have no quotas but the largest file.
+    plan: Mapped[str | None] = mapped_column(String(32))
+    max_bytes_per_month: Mapped[int | None] = mapped_column(BigInteger)
+    max_concurrent_uploads: Mapped[int | None] = mapped_column(Integer)
+    deleted_at: Mapped[float | None] = mapped_column(Float)
 
 
 class User(Base):
+    """A person: who an identity provider says they are (issuer and subject), or the local owner
+    of the embedded default (no issuer). Their roles are in :class:`Membership`."""
+
     __tablename__ = "users"
-    __table_args__ = (UniqueConstraint("org_id", "name"),)
+    __table_args__ = (UniqueConstraint("org_id", "name"), UniqueConstraint("issuer", "subject"))
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
-    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id"))
     name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    issuer: Mapped[str | None] = mapped_column(String(500))
+    subject: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[float] = mapped_column(Float)
+    # Before migration 0005 a user belonged to one organisation; no longer read nor written, and
+    # dropped by a later release (expand, then contract).
+    org_id: Mapped[str | None] = mapped_column(ForeignKey("orgs.id"))
+    role: Mapped[str | None] = mapped_column(String(16))
+
+
+class Membership(Base):
+    """A user's role in an organisation."""
+
+    __tablename__ = "memberships"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[float] = mapped_column(Float)
 
 
 class Token(Base):
-    """An API or processor token, known only by the SHA-256 of its text."""
+    """A bearer token, known only by the SHA-256 of its text.
+
+    ``kind`` says whose: ``user`` (an API token: a user in ``org_id``, with the lesser of their role
+    and ``role``), ``processor`` (leases jobs of ``org_id``), ``session`` (the short-lived access
+    token of a sign-in ``session_id``; no organisation: it acts wherever its user is a member).
+    """
 
     __tablename__ = "tokens"
 
     hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # "user" | "processor"
-    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id"), index=True)
-    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    # What lists and revocations name; never the token itself.
+    id: Mapped[str | None] = mapped_column(String(32), index=True, unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    org_id: Mapped[str | None] = mapped_column(ForeignKey("orgs.id"), index=True)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    expires_at: Mapped[float | None] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+    session_id: Mapped[str | None] = mapped_column(String(32), index=True)
+
+
+class Session(Base):
+    """A sign-in: one family of refresh tokens, each used once, and their access tokens."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    issuer: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[float] = mapped_column(Float)
+    # However often it is refreshed, a session ends here: then its user signs in again.
+    expires_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+    revoked_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class RefreshToken(Base):
+    __tablename__ = "refresh_tokens"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    # Set when it was exchanged for the next one: a second use is a stolen copy's.
+    used_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Invitation(Base):
+    """Whoever signs in with this (verified) email becomes a member with this role."""
+
+    __tablename__ = "invitations"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id"), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    invited_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class OrgDomain(Base):
+    """Whoever signs in with a verified email of this domain joins with this role."""
+
+    __tablename__ = "org_domains"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id"), primary_key=True)
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class OrgIssuer(Base):
+    """An identity provider the organisation trusts for joining; none listed: every one the
+    server trusts."""
+
+    __tablename__ = "org_issuers"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id"), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(500), primary_key=True)
+
+
+class AuditEvent(Base):
+    """A change to an organisation's access, kept for its owners and admins. Never a secret."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index(None, "org_id", "at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    org_id: Mapped[str | None] = mapped_column(String(32))
+    at: Mapped[float] = mapped_column(Float)
+    actor_id: Mapped[str | None] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(400))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(400))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    remote: Mapped[str | None] = mapped_column(String(64))
 
 
 class Device(Base):
@@ -110,6 +229,8 @@ class Device(Base):
     name: Mapped[str] = mapped_column(String(200))
     recipient: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[float] = mapped_column(Float)
+    # A revoked device gets no new results.
+    revoked_at: Mapped[float | None] = mapped_column(Float)
 
 
 class Upload(Base):

@@ -6,11 +6,15 @@ import enum
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Select, case, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from fap.api import TERMINAL_STATES, JobState, Transition, transition
+from fap.server.errors import QuotaExceeded
+from fap.server.store.accounts import Quotas
 from fap.server.store.database import Database
 from fap.server.store.ids import new_id
 from fap.server.store.models import Chunk, Upload
@@ -59,15 +63,20 @@ class Uploads:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, new: NewUpload, now: float) -> Upload:
+    async def create(self, new: NewUpload, now: float, quotas: Quotas | None = None) -> Upload:
         """A new upload; one without chunks (an empty file) is queued at once.
 
         A ``request_id`` the user sent before answers the upload that request made, so a retry
         after a lost answer never makes a second one; the route checks it describes the same file.
+        A new one must fit the organisation's ``quotas`` (QuotaExceeded says which it would pass).
+        Two uploads created at the same moment may pass a quota together by one upload: the check
+        is a read, and a lock on the organisation for every upload would cost more than that.
         """
         empty = new.chunk_count == 0
         upload_id = new_id()
         async with self._db.write() as session:
+            if quotas is not None and not await _request_seen(session, new):
+                await _check_quotas(session, new, quotas, now)
             # Insert unless the request was seen, in one statement: two copies of one request
             # arriving at two replicas at once make one upload.
             await session.execute(
@@ -233,3 +242,44 @@ class Uploads:
 def _count_chunks(upload_id: str) -> Select[int]:
     # An index-only count over the primary key's (upload_id, seq) range.
     return select(func.count()).select_from(Chunk).where(Chunk.upload_id == upload_id)
+
+
+async def _request_seen(session: AsyncSession, new: NewUpload) -> bool:
+    if new.request_id is None:
+        return False
+    seen = await session.scalar(
+        select(Upload.id).where(Upload.user_id == new.user_id, Upload.request_id == new.request_id)
+    )
+    return seen is not None
+
+
+async def _check_quotas(session: AsyncSession, new: NewUpload, quotas: Quotas, now: float) -> None:
+    if quotas.max_concurrent_uploads is not None:
+        in_flight = await session.scalar(
+            select(func.count())
+            .select_from(Upload)
+            .where(Upload.org_id == new.org_id, Upload.state.not_in(TERMINAL_STATES))
+        )
+        if (in_flight or 0) >= quotas.max_concurrent_uploads:
+            raise QuotaExceeded(
+                f"The organisation has {in_flight} uploads in flight, the most its "
+                f"{quotas.plan} plan allows at once; try again when some have finished."
+            )
+    if quotas.max_bytes_per_month is not None:
+        month = month_start(now)
+        used = await session.scalar(
+            select(func.coalesce(func.sum(Upload.size), 0)).where(
+                Upload.org_id == new.org_id, Upload.created_at >= month
+            )
+        )
+        if (used or 0) + new.size > quotas.max_bytes_per_month:
+            raise QuotaExceeded(
+                f"This file would take the organisation past the {quotas.max_bytes_per_month} "
+                f"bytes a month of its {quotas.plan} plan ({used} used since the 1st, UTC)."
+            )
+
+
+def month_start(now: float) -> float:
+    """The first moment of ``now``'s calendar month, UTC: monthly quotas count from there."""
+    moment = datetime.fromtimestamp(now, UTC)
+    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()

@@ -1,0 +1,163 @@
+"""Every route x every kind of caller, generated from the permission table and the app's routes.
+
+Each route needs one permission (``opt=needs(…)``). A caller whose role in the organisation holds
+it gets past the guard (whatever the route then answers: a 400 for the empty body, a 404 for an
+unknown id), one whose role does not is refused 403, a processor token may do PROCESS alone, and
+a caller without a valid token (none, revoked, expired) gets 401. A member of another organisation
+finds this one's routes absent (404). A new route is in the matrix without editing this test.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from litestar.handlers import HTTPRouteHandler
+from tests.unit.server.harness import Server, error_body
+
+from fap.api import (
+    INVITATIONS,
+    ORGS,
+    TOKEN,
+    TOKENS,
+    Invitation,
+    OrgCreate,
+    OrgInfo,
+    TokenCreate,
+    TokenCreated,
+    TokenList,
+)
+from fap.server.auth import NEEDS, Permission, granted
+from fap.server.routes import V1_HANDLERS
+
+ORG = "acme"
+ROLES = ("viewer", "member", "admin", "owner")
+UNKNOWN_ID = "0" * 32
+TARGET = f"target@{ORG}.example"  # the member that member routes act on
+INVITED = f"invited@{ORG}.example"
+_PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # with its parameters filled in
+    permission: Permission
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def routes() -> list[Route]:
+    values = {"org": ORG, "member": TARGET, "email": INVITED}
+    found: list[Route] = []
+    for handler in V1_HANDLERS:
+        assert isinstance(handler, HTTPRouteHandler)
+        permission = handler.opt.get(NEEDS, Permission.READ)
+        for path in handler.paths:
+            filled = _PARAM.sub(lambda m: values.get(m.group(1), UNKNOWN_ID), path)
+            found.extend(
+                Route(method, filled, permission) for method in sorted(handler.http_methods)
+            )
+    return found
+
+
+ROUTES = routes()
+
+
+@dataclass
+class Callers:
+    """Everyone who calls, by what they are; tokens are fresh for each route."""
+
+    tokens: dict[str, str | None]
+
+
+async def callers(server: Server) -> Callers:
+    owner = await server.sign_in(f"owner@{ORG}.example")
+    await server.ok("POST", ORGS, owner, OrgCreate(name=ORG), returns=OrgInfo)
+    server.owners[ORG] = owner
+    tokens: dict[str, str | None] = {"owner": owner}
+    for role in ("viewer", "member", "admin"):
+        tokens[role] = await server.new_user(ORG, role, role)  # type: ignore[arg-type]
+    await server.new_user(ORG, "target", "viewer")
+    await server.ok(
+        "POST", INVITATIONS.format(org=ORG), owner, Invitation(email=INVITED), returns=dict
+    )
+    tokens["stranger"], _ = await server.new_org("elsewhere")
+    tokens["processor"] = await processor_token(server, owner)
+    tokens["none"] = None
+    revoked = await api_token(server, owner, "revoked", None)
+    listed = await server.ok("GET", TOKENS.format(org=ORG), owner, returns=TokenList)
+    (revoked_id,) = [token.id for token in listed.tokens if token.name == "revoked"]
+    gone = await server.call("DELETE", TOKEN.format(org=ORG, token_id=revoked_id), owner)
+    assert gone.status_code == 204, gone.text
+    tokens["revoked"] = revoked
+    tokens["expired"] = await api_token(server, owner, "expired", 60)
+    server.clock.advance(61)  # past the expired token's minute, within the sessions' lifetime
+    # The strongest call last: a route that deletes must not take the others' objects first.
+    order = ("none", "revoked", "expired", "processor", "stranger", *ROLES)
+    return Callers({caller: tokens[caller] for caller in order})
+
+
+async def api_token(server: Server, owner: str, name: str, expires_in: float | None) -> str:
+    made = await server.ok(
+        "POST",
+        TOKENS.format(org=ORG),
+        owner,
+        TokenCreate(name=name, role="owner", expires_in=expires_in),
+        returns=TokenCreated,
+    )
+    return made.token
+
+
+async def processor_token(server: Server, owner: str) -> str:
+    made = await server.ok(
+        "POST",
+        TOKENS.format(org=ORG),
+        owner,
+        TokenCreate(name="worker", role="processor"),
+        returns=TokenCreated,
+    )
+    return made.token
+
+
+def expected(route: Route, caller: str) -> Callable[[int], bool]:
+    """What the caller may be answered on the route."""
+    if caller in ("none", "revoked", "expired"):
+        return lambda status: status == 401
+    if caller == "processor":
+        if route.permission == Permission.PROCESS:
+            return lambda status: status not in (401, 403)
+        return lambda status: status == 403
+    if route.permission == Permission.PROCESS:
+        return lambda status: status == 403
+    if caller == "stranger":
+        if f"/orgs/{ORG}" in route.path:
+            return lambda status: status == 404
+        return lambda status: status not in (401, 403)
+    if granted(caller, route.permission):  # type: ignore[arg-type]
+        return lambda status: status not in (401, 403)
+    return lambda status: status == 403
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=str)
+async def test_every_caller_gets_what_the_permission_table_says(
+    server: Server, route: Route
+) -> None:
+    everyone = await callers(server)
+    wrong: list[str] = []
+    for caller, token in everyone.tokens.items():
+        response = await server.call(route.method, route.path, token, b"{}")
+        assert response.status_code < 500, (caller, response.text)
+        if response.status_code >= 400:
+            error_body(response)
+        if not expected(route, caller)(response.status_code):
+            wrong.append(f"{caller}: {response.status_code} {response.text[:200]}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_matrix_covers_every_permission_and_many_routes() -> None:
+    assert {route.permission for route in ROUTES} == set(Permission)
+    assert len(ROUTES) >= 30
