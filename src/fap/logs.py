@@ -39,6 +39,8 @@ _SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
     # An age identity: the device key that opens results.
     (re.compile(r"AGE-SECRET-KEY-1[0-9A-Z]+"), f"AGE-SECRET-KEY-{HIDDEN}"),
     (re.compile(r"\b(Bearer\s+)[^\s\"',]+", re.IGNORECASE), rf"\1{HIDDEN}"),
+    # A signed JWT (an identity provider's ID or access token): header and claims are base64 JSON.
+    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), f"JWT-{HIDDEN}"),
     # A password in a connection URL: postgresql://user:PASSWORD@host/db.
     (re.compile(r"(://[^/\s:@]+:)[^@\s/]+@"), rf"\1{HIDDEN}@"),
     # A database error's statement parameters (SQLAlchemy's "[parameters: (...)]") and the key
@@ -52,7 +54,7 @@ _SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(
             r"(?i)\b((?:x-amz-)?(?:signature|security-token|credential)|sig|(?:\w+_)?lease_token"
-            r"|authorization|(?:\w+_)?(?:password|secret(?:_access)?_key|token))"
+            r"|authorization|device_code|(?:\w+_)?(?:password|secret(?:_access)?_key|secret|token))"
             r"([\"']?\s*[:=]\s*[\"']?)(?!\[hidden\])[^\s\"',&;)}\]]+"
         ),
         rf"\1\2{HIDDEN}",
@@ -112,6 +114,11 @@ _HELD_AT = {
     "boto3": logging.INFO,
     "urllib3": logging.INFO,
     "httpcore": logging.INFO,
+    # Sign-in libraries: their debug lines show device codes and token responses.
+    "msal": logging.INFO,
+    "oauthlib": logging.INFO,
+    "requests_oauthlib": logging.INFO,
+    "google_auth_oauthlib": logging.INFO,
 }
 # One line per HTTP call or migration step: detail for -v only.
 _CHATTY = ("httpx", "alembic", "aiobotocore", "botocore")

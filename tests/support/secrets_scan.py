@@ -4,7 +4,7 @@ A test (or a fixture at its teardown) collects what the run used — tokens and 
 dirs and FAP_HOMEs, lease tokens from the server's database, signatures from URLs it saw, storage
 keys from an environment — then searches every log for each value, and for the shapes a secret
 has whatever its value (``sig=<hex>``, ``X-Amz-Signature=``, ``lease_token``, an age identity, a
-fap token, a ``Bearer`` header). The shapes catch a secret nobody thought to collect.
+fap token, a ``Bearer`` header, a JWT, an OAuth refresh token or device code). The shapes catch a secret nobody thought to collect.
 
     scan = SecretScan()
     scan.add_tree(tmp_path)                # token files, device keys, SQLite lease tokens
@@ -45,6 +45,13 @@ _SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("an age identity (AGE-SECRET-KEY-…)", re.compile(r"AGE-SECRET-KEY-1[0-9A-Z]{10,}")),
     ("a fap token (fap_<kind>_…)", re.compile(r"\bfap_[a-z]+_[A-Za-z0-9_-]{20,}")),
     ("a Bearer credential", re.compile(r"(?i)\bbearer\s+[A-Za-z0-9_.~+/-]{12,}")),
+    # An identity provider's token (an ID token, its access token): a signed JWT, whose header
+    # and claims both start as base64 of '{"'.
+    ("a JWT (an ID token)", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")),
+    (
+        "an OAuth refresh or device code (refresh_token, device_code)",
+        re.compile(r"(refresh_token|device_code)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9_-]{16,}"),
+    ),
 )
 
 

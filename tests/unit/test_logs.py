@@ -22,6 +22,8 @@ S3 = (
     "&X-Amz-Signature=0123456789abcdef0123456789abcdef"
 )
 TOKEN = "fap_user_Zm9vYmFyYmF6cXV4cXV1eGZyb2JuaXR6"
+# A signed JWT's shape: base64 of '{"alg"…' and of '{"sub"…', then a signature.
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlc2lnbmF0dXJl"
 IDENTITY = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"
 
 
@@ -39,6 +41,10 @@ IDENTITY = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ
         ("aws_secret_access_key=wJalrXUtnFEMI/K7MDENG", "wJalrXUt"),
         ("[SQL: UPDATE uploads]\n[parameters: ('leased', 'LGhi1GhlXq2cAfbU')]", "LGhi1Ghl"),
         ("DETAIL: Key (lease_token)=(LGhi1GhlXq2cAfbU) already exists.", "LGhi1Ghl"),
+        (f"id token {JWT} verified", "c2lnbmF0dXJl"),
+        ('{"device_code": "KOmAtFO2PNyq_Z4uq38te2ON"}', "KOmAtFO2"),
+        ('{"refresh_token": "Rk9PQkFSQkFaUVVYMTIz", "id_token": "x"}', "Rk9PQkFS"),
+        ("client_secret=GOCSPX-abcdefghijklmnop", "GOCSPX"),
     ],
 )
 def test_redact_takes_out_every_secret_shape(line: str, secret: str) -> None:
@@ -124,6 +130,9 @@ def test_uvicorn_access_lines_keep_their_shape_and_lose_the_query(captured: io.S
         "botocore.auth",
         "aiobotocore.endpoint",
         "httpcore.http11",
+        "msal.application",
+        "oauthlib.oauth2.rfc6749",
+        "google_auth_oauthlib.flow",
     ],
 )
 def test_sql_and_sdk_debug_lines_stay_out_even_with_verbose(

@@ -243,7 +243,7 @@ def _raise_for_status(method: str, path: str, response: httpx.Response) -> None:
         return
     detail = _detail(response)
     if status == 401:
-        raise AuthError(f"The server did not accept the token: {detail}. Check FAP_TOKEN.")
+        raise AuthError(f"The server did not accept the token: {detail}.")
     if status == 403:
         raise AuthError(f"Not allowed: {detail}.")
     if status == 409:

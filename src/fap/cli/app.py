@@ -9,7 +9,22 @@ from __future__ import annotations
 import typer
 
 from fap import __version__
-from fap.cli import engine, keys, results, serve, status, up, upload, watch, work
+from fap.cli import (
+    audit,
+    engine,
+    keys,
+    login,
+    orgs,
+    results,
+    serve,
+    status,
+    tokens,
+    up,
+    upload,
+    users,
+    watch,
+    work,
+)
 
 app = typer.Typer(
     name="fap",
@@ -45,6 +60,13 @@ app.command("watch")(watch.watch)
 app.add_typer(results.app, name="results")
 app.command("status")(status.status)
 app.add_typer(keys.app, name="keys")
+app.command("login")(login.login)
+app.command("logout")(login.logout)
+app.command("whoami")(login.whoami)
+app.add_typer(orgs.app, name="org")
+app.add_typer(users.app, name="user")
+app.add_typer(tokens.app, name="token")
+app.add_typer(audit.app, name="audit")
 app.command("serve")(serve.serve)
 app.command("work")(work.work)
 app.command("engine")(engine.engine)
