@@ -16,6 +16,7 @@ from fap.api import (
     DEVICE,
     DEVICES,
     INVITATIONS,
+    JOB_RESULT_URL,
     ME,
     MEMBER,
     MEMBER_ROLE,
@@ -26,6 +27,7 @@ from fap.api import (
     STATUS,
     TOKEN,
     TOKENS,
+    UPLOAD,
     UPLOADS,
     AuditList,
     DeviceList,
@@ -39,6 +41,7 @@ from fap.api import (
     TokenCreate,
     TokenCreated,
     TokenList,
+    UploadInfo,
 )
 
 ORG_NAME = "acme"
@@ -290,3 +293,29 @@ async def test_deleting_an_organisation_ends_its_tokens_and_keeps_its_name(serve
     assert (await server.ok("GET", ME, owner, returns=Me)).orgs == []
     again = await server.call("POST", ORGS, owner, OrgCreate(name=ORG_NAME))
     assert again.status_code == 409
+
+
+async def test_a_removed_members_unfinished_uploads_fail_and_get_no_result(server: Server) -> None:
+    member = await server.new_user(None, "mo", "member")
+    leased = await server.upload(member, b"first")
+    lease = await server.lease()
+    assert lease is not None and lease.job_id == leased.id
+    waiting = await server.create_upload(member, b"second chunk data")  # pending: no chunk yet
+    gone = await server.call(
+        "DELETE", MEMBER.format(org="local", member="mo@local.example"), server.owner
+    )
+    assert gone.status_code == 204, gone.text
+    for upload_id in (leased.id, waiting.upload.id):
+        info = await server.ok(
+            "GET", UPLOAD.format(upload_id=upload_id), server.owner, returns=UploadInfo
+        )
+        assert info.state == "failed"
+        assert "removed from the organisation" in (info.error or "")
+    # The worker holding the lease can seal nothing for the removed member any more.
+    refused = await server.call(
+        "POST",
+        JOB_RESULT_URL.format(job_id=lease.job_id),
+        server.processor,
+        {"lease_token": lease.lease_token, "size": 1, "sha256": "0" * 64},
+    )
+    assert refused.status_code == 409

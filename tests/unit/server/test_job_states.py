@@ -15,11 +15,11 @@ from tests.unit.server.harness import Server, both_backends
 
 from fap.api import INITIAL_STATES, TRANSITIONS, JobState, Transition
 from fap.server.auth import hash_token
-from fap.server.store import Chunk, NewUpload, Upload, jobs, retention, uploads
+from fap.server.store import Chunk, NewUpload, Upload, jobs, members, retention, uploads
 from fap.server.store.retention import Retention
 
 STORE = Path(__file__).resolve().parents[3] / "src" / "fap" / "server" / "store"
-DECLARED: tuple[Transition, ...] = jobs.MOVES + uploads.MOVES + retention.MOVES
+DECLARED: tuple[Transition, ...] = jobs.MOVES + uploads.MOVES + retention.MOVES + members.MOVES
 
 
 class StateWatch:

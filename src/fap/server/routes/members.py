@@ -25,6 +25,7 @@ from fap.api import (
 )
 from fap.server.auth import Caller, Permission, needs
 from fap.server.errors import Forbidden, NotFound
+from fap.server.queue import chunks_topic, upload_topic
 from fap.server.routes.deps import CallerDep, ServicesDep, actor_of, route
 from fap.server.routes.request import FapRequest
 from fap.server.routes.validation import check_email, check_text
@@ -105,16 +106,18 @@ async def change_role(
 async def remove_member(
     request: FapRequest, member: FromPath[str], caller: CallerDep, services: ServicesDep
 ) -> None:
-    """Remove a member: their API tokens in the organisation are revoked, and their sessions
-    lose it, at once; their devices get no new results from it."""
+    """Remove a member: their API tokens in the organisation are revoked, their sessions lose
+    it, and their unfinished uploads there fail, at once: their devices get no new results."""
     user = await _member(caller, services, member)
     current = await services.store.members.role_in(caller.org.id, user.id)
     assert current is not None
     if user.id != caller.user.id:  # anyone may leave; removing others needs the right to
         _may_grant(caller, current)
-    await services.store.members.remove_member(
+    _, failed = await services.store.members.remove_member(
         caller.org.id, user, actor_of(request, caller.user), services.clock()
     )
+    for upload_id in failed:  # their waiters and workers learn it now
+        await services.notifier.publish(upload_topic(upload_id), chunks_topic(upload_id))
 
 
 async def _member(caller: Caller, services: ServicesDep, who: str) -> User:

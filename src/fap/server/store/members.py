@@ -12,14 +12,22 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fap.api import JobState, Transition, transition
 from fap.api.roles import Role, role_named
 from fap.server.errors import Conflict, NotFound
 from fap.server.store.audit import Actor, Change, record
 from fap.server.store.database import Database, update_rows
-from fap.server.store.models import Invitation, Membership, Token, User
+from fap.server.store.models import Invitation, Membership, Token, Upload, User
+from fap.server.store.moves import in_source, moving
 from fap.server.store.outages import retried
 
-__all__ = ("Members",)
+__all__ = ("MOVES", "Members")
+
+# The move this module makes, checked against the state machine's table at import: a member
+# removed leaves no unfinished work behind, whatever state it is in.
+_LEFT = transition((JobState.PENDING, JobState.QUEUED, JobState.LEASED), JobState.FAILED)
+MOVES: tuple[Transition, ...] = (_LEFT,)
+_LEFT_ERROR = "Its uploader was removed from the organisation before it was analysed."
 
 
 class Members:
@@ -100,10 +108,13 @@ class Members:
             record(session, org_id, actor, change, now)
             return before
 
-    async def remove_member(self, org_id: str, user: User, actor: Actor, now: float) -> int:
-        """Remove the member and revoke their API tokens in the organisation (answers how many);
-        their sign-in sessions lose the organisation at once, since every request reads the
-        membership."""
+    async def remove_member(
+        self, org_id: str, user: User, actor: Actor, now: float
+    ) -> tuple[int, list[str]]:
+        """Remove the member: their API tokens in the organisation are revoked and their
+        unfinished uploads there fail, so no new result is sealed to their devices; their
+        sign-in sessions lose the organisation at once, since every request reads the
+        membership. Answers how many tokens were revoked, and the uploads failed."""
         async with self._db.write() as session:
             if await _locked_role(session, org_id, user.id) == "owner":
                 await _keep_an_owner(session, org_id, user)
@@ -116,9 +127,19 @@ class Members:
                 .where(Token.org_id == org_id, Token.user_id == user.id, Token.revoked_at.is_(None))
                 .values(revoked_at=now),
             )
-            change = Change("member.remove", _shown(user), {"tokens_revoked": revoked})
-            record(session, org_id, actor, change, now)
-            return revoked
+            unfinished = select(Upload.id).where(
+                Upload.org_id == org_id, Upload.user_id == user.id, in_source(_LEFT)
+            )
+            failed = list(await session.scalars(unfinished.with_for_update()))
+            if failed:
+                await session.execute(
+                    moving(_LEFT)
+                    .where(Upload.id.in_(failed))
+                    .values(error=_LEFT_ERROR, finished_at=now, worker_id=None)
+                )
+            details = {"tokens_revoked": revoked, "uploads_failed": len(failed)}
+            record(session, org_id, actor, Change("member.remove", _shown(user), details), now)
+            return revoked, failed
 
     @retried
     async def member_named(self, org_id: str, who: str) -> User | None:
