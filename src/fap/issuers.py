@@ -10,6 +10,7 @@ a resolver may send elsewhere, so it must be written as 127.0.0.1 instead.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -26,6 +27,7 @@ __all__ = (
     "is_secure_url",
     "parse_trusted_issuers",
     "provider_kind",
+    "within_trusted",
 )
 
 ProviderKind = Literal["microsoft", "google", "oidc"]
@@ -33,6 +35,8 @@ ProviderKind = Literal["microsoft", "google", "oidc"]
 GOOGLE_ISSUER = "https://accounts.google.com"
 MICROSOFT_HOST = "login.microsoftonline.com"
 
+_MULTI_TENANT = ("common", "organizations")
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 _FORM = "ISSUER=CLIENT_ID, such as https://accounts.google.com=1234.apps.googleusercontent.com"
 
 
@@ -94,6 +98,28 @@ def provider_kind(issuer: str) -> ProviderKind:
     if issuer.rstrip("/") == GOOGLE_ISSUER:
         return "google"
     return "oidc"
+
+
+def within_trusted(issuer: str, trusted: Iterable[TrustedIssuer]) -> bool:
+    """Whether ``issuer`` is trusted: one of ``trusted``, or one tenant of a trusted Microsoft
+    multi-tenant issuer (``…/common/v2.0`` or ``…/organizations/v2.0`` vouch for every tenant's
+    ``https://login.microsoftonline.com/TENANT-GUID/v2.0``, which is what its tokens name)."""
+    parts = urlsplit(issuer)
+    segments = parts.path.strip("/").split("/")
+    for candidate in trusted:
+        if candidate.issuer == issuer:
+            return True
+        if candidate.kind != "microsoft" or parts.hostname != MICROSOFT_HOST:
+            continue
+        wide = urlsplit(candidate.issuer).path.strip("/").split("/")
+        if (
+            wide[0] in _MULTI_TENANT
+            and len(segments) == len(wide)
+            and segments[1:] == wide[1:]
+            and _GUID.fullmatch(segments[0])
+        ):
+            return True
+    return False
 
 
 def parse_trusted_issuers(values: Iterable[str]) -> tuple[TrustedIssuer, ...]:

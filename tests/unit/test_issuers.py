@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from fap.errors import ConfigError
-from fap.issuers import TrustedIssuer, check_issuer_url, parse_trusted_issuers, provider_kind
+from fap.issuers import (
+    TrustedIssuer,
+    check_issuer_url,
+    parse_trusted_issuers,
+    provider_kind,
+    within_trusted,
+)
 
 GOOGLE = "https://accounts.google.com"
 MICROSOFT = "https://login.microsoftonline.com/common/v2.0"
@@ -105,3 +111,16 @@ def test_an_issuer_without_a_client_id_is_refused(item: str) -> None:
 def test_a_bad_issuer_in_a_list_is_refused_by_the_url_check() -> None:
     with pytest.raises(ConfigError, match="must use https"):
         parse_trusted_issuers([f"{GOOGLE}=a,http://example.com=b"])
+
+
+def test_a_tenant_is_within_a_trusted_multi_tenant_microsoft_issuer() -> None:
+    tenant = "https://login.microsoftonline.com/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/v2.0"
+    common = parse_trusted_issuers(["https://login.microsoftonline.com/common/v2.0=app"])
+    assert within_trusted(tenant, common)
+    assert within_trusted("https://login.microsoftonline.com/common/v2.0", common)
+    assert not within_trusted("https://login.microsoftonline.com/not-a-guid/v2.0", common)
+    assert not within_trusted(tenant + "/extra", common)
+    single = parse_trusted_issuers([f"{tenant}=app"])
+    other = "https://login.microsoftonline.com/99999999-4e5f-4a6b-8c7d-9e0f1a2b3c4d/v2.0"
+    assert not within_trusted(other, single)
+    assert not within_trusted(tenant, parse_trusted_issuers(["https://idp.example=app"]))

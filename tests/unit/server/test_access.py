@@ -7,9 +7,11 @@ member takes away, and what the audit log holds.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 import pytest
-from tests.unit.server.harness import Server, error_body
+from tests.unit.server.harness import Server, error_body, running_server
 
 from fap.api import (
     AUDIT,
@@ -22,6 +24,7 @@ from fap.api import (
     MEMBER_ROLE,
     MEMBERS,
     ORG,
+    ORG_ACCESS,
     ORG_HEADER,
     ORGS,
     STATUS,
@@ -35,6 +38,7 @@ from fap.api import (
     Me,
     MemberList,
     Membership,
+    OrgAccessInfo,
     OrgCreate,
     OrgInfo,
     RoleChange,
@@ -43,6 +47,7 @@ from fap.api import (
     TokenList,
     UploadInfo,
 )
+from fap.server.store import Identity
 
 ORG_NAME = "acme"
 
@@ -319,3 +324,24 @@ async def test_a_removed_members_unfinished_uploads_fail_and_get_no_result(serve
         {"lease_token": lease.lease_token, "size": 1, "sha256": "0" * 64},
     )
     assert refused.status_code == 409
+
+
+COMMON = "https://login.microsoftonline.com/common/v2.0"
+TENANT = "https://login.microsoftonline.com/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d/v2.0"
+
+
+@pytest.mark.parametrize("listed", [COMMON, TENANT])
+async def test_an_organisation_may_trust_a_microsoft_tenant_or_all_of_them(
+    tmp_path: Path, listed: str
+) -> None:
+    async with running_server(tmp_path / "data", oidc=(f"{COMMON}=app",)) as server:
+        access = OrgAccessInfo(issuers=[listed], domains={"contoso.com": "member"})
+        await server.ok("PUT", ORG_ACCESS.format(org="local"), server.owner, access, returns=dict)
+        accounts, now = server.services.store.accounts, server.clock()
+        # A token of the tenant names the tenant's issuer; the configured one vouches for it.
+        ana = Identity(TENANT, "ana", "ana@contoso.com", True, "Ana", vouched_by=(COMMON,))
+        assert (await accounts.sign_in(ana, None, now)).joined == (("local", "member"),)
+        stranger = "https://login.microsoftonline.com/99999999-4e5f-4a6b-8c7d-9e0f1a2b3c4d/v2.0"
+        bo = Identity(stranger, "bo", "bo@contoso.com", True, "Bo", vouched_by=(COMMON,))
+        joined = (await accounts.sign_in(bo, None, now)).joined
+        assert joined == ((("local", "member"),) if listed == COMMON else ())

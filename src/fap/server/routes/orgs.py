@@ -23,7 +23,7 @@ from fap.api import (
     Role,
 )
 from fap.errors import ConfigError
-from fap.issuers import check_issuer_url
+from fap.issuers import check_issuer_url, within_trusted
 from fap.server.auth import Permission, needs, quotas_of
 from fap.server.errors import BadRequest, Forbidden
 from fap.server.routes.deps import CallerDep, PersonDep, ServicesDep, actor_of, route
@@ -112,17 +112,18 @@ async def set_org_access(
     """Replace who may join by signing in: the issuers trusted, the email domains that join."""
     if len(data.issuers) > _MAX_ACCESS_ENTRIES or len(data.domains) > _MAX_ACCESS_ENTRIES:
         raise BadRequest(f"List at most {_MAX_ACCESS_ENTRIES} issuers and domains.")
-    trusted = {issuer.issuer for issuer in services.settings.trusted_issuers}
+    trusted = services.settings.trusted_issuers
     issuers: list[str] = []
     for value in data.issuers:
         try:
             issuer = check_issuer_url(value)
         except ConfigError as error:
             raise BadRequest(str(error)) from None
-        if issuer not in trusted:
+        if not within_trusted(issuer, trusted):
+            names = sorted(known.issuer for known in trusted)
             raise BadRequest(
                 f"This server does not trust {issuer}; it trusts "
-                f"{', '.join(sorted(trusted)) or 'no identity provider'}."
+                f"{', '.join(names) or 'no identity provider'}."
             )
         issuers.append(issuer)
     if "owner" in data.domains.values():

@@ -24,6 +24,7 @@ from fap.api import (
     SessionTokens,
     SignIn,
 )
+from fap.issuers import within_trusted
 from fap.server.auth import Permission, needs, token_kind
 from fap.server.auth.sessions import IssuedSession, refresh_session, start_session
 from fap.server.errors import BadRequest, Unauthorized
@@ -60,8 +61,14 @@ async def sign_in(
     if len(data.id_token) > _MAX_TOKEN:
         raise BadRequest("That is too long to be an ID token.")
     verified = await services.verifier.verify(data.id_token)
+    vouching = services.settings.trusted_issuers
     identity = Identity(
-        verified.issuer, verified.subject, verified.email, verified.email_verified, verified.name
+        verified.issuer,
+        verified.subject,
+        verified.email,
+        verified.email_verified,
+        verified.name,
+        tuple(t.issuer for t in vouching if within_trusted(verified.issuer, [t])),
     )
     now = services.clock()
     client = request.client

@@ -73,6 +73,9 @@ class Identity:
     email: str | None
     email_verified: bool
     name: str | None
+    # The configured issuers that vouch for ``issuer`` (a Microsoft tenant's, for one), which
+    # organisations may list instead of it.
+    vouched_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +287,9 @@ async def _joinable(
     assert identity.email is not None
     domain = identity.email.rpartition("@")[2]
     member_of = select(Membership.org_id).where(Membership.user_id == user_id)
-    trusts = select(OrgIssuer.org_id).where(OrgIssuer.issuer == identity.issuer)
+    trusts = select(OrgIssuer.org_id).where(
+        OrgIssuer.issuer.in_({identity.issuer, *identity.vouched_by})
+    )
     lists_issuers = select(OrgIssuer.org_id)
     found: dict[str, tuple[Org, Role, str]] = {}
     for model, column, value, how in (
