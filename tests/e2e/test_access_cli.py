@@ -279,8 +279,17 @@ def test_org_show_and_who_may_join_by_signing_in(world: World) -> None:
 
 
 def test_an_organisation_the_token_is_not_in_is_a_clear_error(world: World) -> None:
-    for command in (("org", "show"), ("user", "list"), ("token", "list"), ("audit", "list")):
+    commands = (
+        ("org", "show"),
+        ("user", "list"),
+        ("token", "list"),
+        ("audit", "list"),
+        ("status",),
+        ("results", "list"),
+    )
+    for command in commands:
         refused(world.fap(*command, "--org", "elsewhere"), EXIT_SERVER, "acts in local alone")
+    assert world.ok("status", "--org", "local").stdout.startswith("workers online")
 
 
 def test_a_signed_in_user_creates_lists_and_deletes_organisations(world: World) -> None:

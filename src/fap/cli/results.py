@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fap.cli.common import JsonOption, RetryForOption, ServerOption, TokenOption, run
+from fap.cli.common import JsonOption, OrgOption, RetryForOption, ServerOption, TokenOption, run
 from fap.cli.upload import warn
 
 if TYPE_CHECKING:
@@ -27,13 +27,14 @@ app = typer.Typer(
 @app.command("list")
 def list_(
     server: ServerOption = None,
+    org: OrgOption = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many uploads to show.")] = 100,
     json_output: JsonOption = False,
     retry_for: RetryForOption = 30.0,
     token: TokenOption = None,
 ) -> None:
     """List your uploads, newest first: id, name, state, engine, time."""
-    uploads = run(_list(server=server, token=token, retry_for=retry_for, limit=limit))
+    uploads = run(_list(server=server, org=org, token=token, retry_for=retry_for, limit=limit))
     if json_output:
         import msgspec
 
@@ -57,6 +58,7 @@ def get(
         str, typer.Argument(help="The upload's id.", show_default=False, metavar="UPLOAD_ID")
     ],
     server: ServerOption = None,
+    org: OrgOption = None,
     raw: Annotated[
         bool,
         typer.Option("--raw", help="Write the sealed (age) result to stdout, not the JSON."),
@@ -65,29 +67,35 @@ def get(
     token: TokenOption = None,
 ) -> None:
     """Download one upload's result and print the decrypted JSON (--raw: the age ciphertext)."""
-    data = run(_get(upload_id, server=server, token=token, retry_for=retry_for, raw=raw))
+    data = run(_get(upload_id, server=server, org=org, token=token, retry_for=retry_for, raw=raw))
     # --raw: the age ciphertext; else the decrypted JSON exactly as the engine wrote it.
     sys.stdout.buffer.write(data if raw or data.endswith(b"\n") else data + b"\n")
     sys.stdout.buffer.flush()
 
 
 async def _list(
-    *, server: str | None, token: str | None, retry_for: float, limit: int
+    *, server: str | None, org: str | None, token: str | None, retry_for: float, limit: int
 ) -> list[UploadInfo]:
     from fap.client import connect, list_uploads, load_settings
 
-    settings = load_settings(server=server, token=token, retry_for=retry_for, warn=warn)
+    settings = load_settings(server=server, org=org, token=token, retry_for=retry_for, warn=warn)
     async with connect(settings) as session:
         return await list_uploads(session, limit=limit)
 
 
 async def _get(
-    upload_id: str, *, server: str | None, token: str | None, retry_for: float, raw: bool
+    upload_id: str,
+    *,
+    server: str | None,
+    org: str | None,
+    token: str | None,
+    retry_for: float,
+    raw: bool,
 ) -> bytes:
     from fap.client import download_sealed, load_settings, open_runtime
     from fap.crypto import open_sealed
 
-    settings = load_settings(server=server, token=token, retry_for=retry_for, warn=warn)
+    settings = load_settings(server=server, org=org, token=token, retry_for=retry_for, warn=warn)
     async with open_runtime(settings, warn=warn) as runtime:
         sealed = await download_sealed(runtime.session, runtime.blobs, upload_id)
         if raw:

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from fap.cli.common import JsonOption, RetryForOption, ServerOption, TokenOption, run
+from fap.cli.common import JsonOption, OrgOption, RetryForOption, ServerOption, TokenOption, run
 
 if TYPE_CHECKING:
     from fap.api import StatusReport
@@ -16,6 +16,7 @@ __all__ = ("status",)
 
 def status(
     server: ServerOption = None,
+    org: OrgOption = None,
     json_output: JsonOption = False,
     retry_for: RetryForOption = 30.0,
     token: TokenOption = None,
@@ -23,7 +24,7 @@ def status(
     """Show the workers online (with their engines), jobs by state and the queue depth."""
     import msgspec
 
-    report = run(_status(server=server, token=token, retry_for=retry_for))
+    report = run(_status(server=server, org=org, token=token, retry_for=retry_for))
     if json_output:
         sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
     elif sys.stdout.isatty():
@@ -32,10 +33,12 @@ def status(
         sys.stdout.write(_render_plain(report))
 
 
-async def _status(*, server: str | None, token: str | None, retry_for: float) -> StatusReport:
+async def _status(
+    *, server: str | None, org: str | None, token: str | None, retry_for: float
+) -> StatusReport:
     from fap.client import connect, fetch_status, load_settings
 
-    settings = load_settings(server=server, token=token, retry_for=retry_for)
+    settings = load_settings(server=server, org=org, token=token, retry_for=retry_for)
     async with connect(settings) as session:
         return await fetch_status(session)
 

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from fap.cli.common import (
     JsonOption,
+    OrgOption,
     RetryForOption,
     ServerOption,
     TokenOption,
@@ -120,6 +121,7 @@ def upload(
         ),
     ],
     server: ServerOption = None,
+    org: OrgOption = None,
     results: ResultsOption = Path("results"),
     engine: EngineOption = None,
     json_output: JsonOption = False,
@@ -167,6 +169,7 @@ def upload(
         _upload(
             readable,
             server=server,
+            org=org,
             token=token,
             retry_for=retry_for,
             results=results,
@@ -187,6 +190,7 @@ async def _upload(
     files: list[Path],
     *,
     server: str | None,
+    org: str | None,
     token: str | None,
     retry_for: float,
     results: Path,
@@ -199,7 +203,7 @@ async def _upload(
 
     from fap.client import load_settings, open_runtime, upload_files
 
-    settings = load_settings(server=server, token=token, retry_for=retry_for, warn=warn)
+    settings = load_settings(server=server, org=org, token=token, retry_for=retry_for, warn=warn)
     progress: Progress | None = None
     if err_console.is_terminal:
         progress = Progress(*progress_columns(), console=err_console, transient=False)

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from fap.cli.common import (
     JsonOption,
+    OrgOption,
     RetryForOption,
     ServerOption,
     TokenOption,
@@ -48,6 +49,7 @@ def watch(
         ),
     ],
     server: ServerOption = None,
+    org: OrgOption = None,
     results: ResultsOption = Path("results"),
     once: Annotated[
         bool,
@@ -75,6 +77,7 @@ def watch(
         _watch(
             directory,
             server=server,
+            org=org,
             token=token,
             retry_for=retry_for,
             results=results,
@@ -93,6 +96,7 @@ async def _watch(
     directory: Path,
     *,
     server: str | None,
+    org: str | None,
     token: str | None,
     retry_for: float,
     results: Path,
@@ -113,7 +117,7 @@ async def _watch(
 
     if not once:  # the watch itself waits for the server, for as long as it takes
         retry_for = min(retry_for, CALL_BUDGET_SECONDS)
-    settings = load_settings(server=server, token=token, retry_for=retry_for, warn=warn)
+    settings = load_settings(server=server, org=org, token=token, retry_for=retry_for, warn=warn)
     stopping = _stop_on_sigterm()
     try:
         async with (
