@@ -248,6 +248,17 @@ async def test_email_and_name_are_optional(
 
 
 @pytest.mark.parametrize(
+    ("vouching", "verified"),
+    [({"xms_edov": True}, True), ({"xms_edov": False}, False), ({}, False)],
+)
+async def test_an_entra_email_is_verified_only_where_its_tenant_vouches_for_its_domain(
+    verifier: IdTokenVerifier, signer: Signer, issuer: str, vouching: dict[str, Any], verified: bool
+) -> None:
+    entra_like = claims(issuer, email_verified=None, **vouching)  # Entra sends no email_verified
+    assert (await verifier.verify(signer.sign(entra_like))).email_verified is verified
+
+
+@pytest.mark.parametrize(
     ("make", "algorithm"),
     [
         (lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048), "PS256"),

@@ -308,8 +308,11 @@ def _identity(claims: dict[str, Any], *, issuer: str) -> VerifiedIdentity:
         raise Unauthorized("The ID token's subject is empty; sign in again.")
     email, name = claims.get("email"), claims.get("name")
     email = email.lower() if isinstance(email, str) and email else None
-    # Some providers have sent email_verified as the string "true".
-    verified = email is not None and claims.get("email_verified") in (True, "true")
+    # Some providers have sent email_verified as the string "true". Microsoft Entra sends none:
+    # its optional claim xms_edov (the email's domain is verified by the tenant that owns it)
+    # says the same, where the tenant's admin turned it on.
+    vouched = claims.get("email_verified", claims.get("xms_edov"))
+    verified = email is not None and vouched in (True, "true", 1)
     name = name if isinstance(name, str) and name else None
     return VerifiedIdentity(issuer, subject, email, verified, name)
 
