@@ -5,17 +5,22 @@ it gets past the guard (whatever the route then answers: a 400 for the empty bod
 unknown id), one whose role does not is refused 403, a processor token may do PROCESS alone, and
 a caller without a valid token (none, revoked, expired) gets 401. A member of another organisation
 finds this one's routes absent (404). A new route is in the matrix without editing this test.
+
+One server serves the whole matrix; each route gets organisations of its own, so a route that
+deletes takes nothing from another's.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
+import pytest_asyncio
 from litestar.handlers import HTTPRouteHandler
-from tests.unit.server.harness import Server, error_body
+from tests.unit.server.harness import Server, error_body, running_server
 
 from fap.api import (
     INVITATIONS,
@@ -32,12 +37,13 @@ from fap.api import (
 from fap.server.auth import NEEDS, Permission, granted
 from fap.server.routes import V1_HANDLERS
 
-ORG = "acme"
+ORG = "{ORG}"  # in a route's path: the organisation of the route's own test
 ROLES = ("viewer", "member", "admin", "owner")
 UNKNOWN_ID = "0" * 32
-TARGET = f"target@{ORG}.example"  # the member that member routes act on
-INVITED = f"invited@{ORG}.example"
+TARGET = "target@{ORG}.example"  # the member that member routes act on
+INVITED = "invited@{ORG}.example"
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
+_NUMBERS = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,9 @@ class Route:
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
+
+    def in_org(self, org: str) -> str:
+        return self.path.replace(ORG, org)
 
 
 def routes() -> list[Route]:
@@ -69,42 +78,52 @@ ROUTES = routes()
 
 @dataclass
 class Callers:
-    """Everyone who calls, by what they are; tokens are fresh for each route."""
+    """Everyone who calls a route, by what they are, and the organisation it acts on."""
 
+    org: str
     tokens: dict[str, str | None]
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
+    async with running_server(tmp_path_factory.mktemp("matrix") / "data") as server:
+        yield server
+
+
 async def callers(server: Server) -> Callers:
-    owner = await server.sign_in(f"owner@{ORG}.example")
-    await server.ok("POST", ORGS, owner, OrgCreate(name=ORG), returns=OrgInfo)
-    server.owners[ORG] = owner
+    number = next(_NUMBERS)
+    org = f"acme-{number}"
+    owner = await server.sign_in(f"owner@{org}.example")
+    await server.ok("POST", ORGS, owner, OrgCreate(name=org), returns=OrgInfo)
+    server.owners[org] = owner
     tokens: dict[str, str | None] = {"owner": owner}
     for role in ("viewer", "member", "admin"):
-        tokens[role] = await server.new_user(ORG, role, role)  # type: ignore[arg-type]
-    await server.new_user(ORG, "target", "viewer")
-    await server.ok(
-        "POST", INVITATIONS.format(org=ORG), owner, Invitation(email=INVITED), returns=dict
-    )
-    tokens["stranger"], _ = await server.new_org("elsewhere")
-    tokens["processor"] = await processor_token(server, owner)
+        tokens[role] = await server.new_user(org, role, role)  # type: ignore[arg-type]
+    await server.new_user(org, "target", "viewer")
+    invited = Invitation(email=INVITED.replace(ORG, org))
+    await server.ok("POST", INVITATIONS.format(org=org), owner, invited, returns=dict)
+    tokens["stranger"], _ = await server.new_org(f"elsewhere-{number}")
+    tokens["processor"] = await processor_token(server, org, owner)
     tokens["none"] = None
-    revoked = await api_token(server, owner, "revoked", None)
-    listed = await server.ok("GET", TOKENS.format(org=ORG), owner, returns=TokenList)
+    revoked = await api_token(server, org, owner, "revoked", None)
+    listed = await server.ok("GET", TOKENS.format(org=org), owner, returns=TokenList)
     (revoked_id,) = [token.id for token in listed.tokens if token.name == "revoked"]
-    gone = await server.call("DELETE", TOKEN.format(org=ORG, token_id=revoked_id), owner)
+    gone = await server.call("DELETE", TOKEN.format(org=org, token_id=revoked_id), owner)
     assert gone.status_code == 204, gone.text
     tokens["revoked"] = revoked
-    tokens["expired"] = await api_token(server, owner, "expired", 60)
+    tokens["expired"] = await api_token(server, org, owner, "expired", 60)
     server.clock.advance(61)  # past the expired token's minute, within the sessions' lifetime
     # The strongest call last: a route that deletes must not take the others' objects first.
     order = ("none", "revoked", "expired", "processor", "stranger", *ROLES)
-    return Callers({caller: tokens[caller] for caller in order})
+    return Callers(org, {caller: tokens[caller] for caller in order})
 
 
-async def api_token(server: Server, owner: str, name: str, expires_in: float | None) -> str:
+async def api_token(
+    server: Server, org: str, owner: str, name: str, expires_in: float | None
+) -> str:
     made = await server.ok(
         "POST",
-        TOKENS.format(org=ORG),
+        TOKENS.format(org=org),
         owner,
         TokenCreate(name=name, role="owner", expires_in=expires_in),
         returns=TokenCreated,
@@ -112,10 +131,10 @@ async def api_token(server: Server, owner: str, name: str, expires_in: float | N
     return made.token
 
 
-async def processor_token(server: Server, owner: str) -> str:
+async def processor_token(server: Server, org: str, owner: str) -> str:
     made = await server.ok(
         "POST",
-        TOKENS.format(org=ORG),
+        TOKENS.format(org=org),
         owner,
         TokenCreate(name="worker", role="processor"),
         returns=TokenCreated,
@@ -134,7 +153,7 @@ def expected(route: Route, caller: str) -> Callable[[int], bool]:
     if route.permission == Permission.PROCESS:
         return lambda status: status == 403
     if caller == "stranger":
-        if f"/orgs/{ORG}" in route.path:
+        if f"/orgs/{ORG}" in route.path:  # this route's organisation: not theirs
             return lambda status: status == 404
         return lambda status: status not in (401, 403)
     if granted(caller, route.permission):  # type: ignore[arg-type]
@@ -142,14 +161,17 @@ def expected(route: Route, caller: str) -> Callable[[int], bool]:
     return lambda status: status == 403
 
 
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("route", ROUTES, ids=str)
 async def test_every_caller_gets_what_the_permission_table_says(
-    server: Server, route: Route
+    shared: Server, route: Route
 ) -> None:
+    server = shared
     everyone = await callers(server)
+    path = route.in_org(everyone.org)
     wrong: list[str] = []
     for caller, token in everyone.tokens.items():
-        response = await server.call(route.method, route.path, token, b"{}")
+        response = await server.call(route.method, path, token, b"{}")
         assert response.status_code < 500, (caller, response.text)
         if response.status_code >= 400:
             error_body(response)
