@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # System tools the tests use and a user may want beside fap: `age` (decrypts results without fap),
-# Node.js and npm (run the tests' OpenID Connect provider, tests/support/oidc; the Makefile checks
-# their version). Installed from Debian when missing and we are allowed to; otherwise a note, never
-# a failure: fap itself needs none of them.
+# bubblewrap (`bwrap`: the sandbox `fap work` runs its engines in, docs/sandbox.md; without it
+# engines get their rlimits alone), Node.js and npm (run the tests' OpenID Connect provider,
+# tests/support/oidc; the Makefile checks their version). Installed from Debian when missing and
+# we are allowed to; otherwise a note, never a failure: fap itself needs none of them.
 set -euo pipefail
 missing=()
 command -v age >/dev/null 2>&1 || missing+=(age)
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0

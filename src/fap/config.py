@@ -20,6 +20,7 @@ from fap.api.limits import DEFAULT_CHUNK_SIZE
 from fap.durations import parse_duration
 from fap.errors import ConfigError
 from fap.issuers import TrustedIssuer, parse_trusted_issuers
+from fap.sizes import parse_size
 
 __all__ = (
     "ClientSettings",
@@ -71,6 +72,9 @@ class ServerSettings:
     cleanup_seconds: float = 300.0
     abandon_after: float = 24 * 3600.0
     keep_results: float = 30 * 24 * 3600.0
+    # The newest client release (X.Y.Z) answers advertise in Fap-Client-Latest, so that older
+    # clients tell their users once a day; "": this server's own version.
+    client_latest: str = ""
 
     @property
     def trusted_issuers(self) -> tuple[TrustedIssuer, ...]:
@@ -107,6 +111,19 @@ class WorkerSettings:
     prefetch_chunks: int = 4
     # Seconds the engine may take over one file, not counting waits for the uploader's chunks.
     job_timeout: float = 3600.0
+    # The engine's sandbox and limits (docs/sandbox.md). Sizes in bytes, 0 for no limit: the
+    # address space of each of its processes (also the largest file it may write, and the size of
+    # its private /tmp); its CPU seconds per job; the JSON answer it may send back.
+    engine_memory: int = 4 * GiB
+    engine_cpu_seconds: float = 3600.0
+    result_max_bytes: int = 256 * MiB
+    # Processes (threads count too) an engine's sandbox may hold; the config file only.
+    engine_max_processes: int = 256
+    engine_mounts: tuple[str, ...] = ()  # paths made visible read-only inside the sandbox
+    engine_env: tuple[str, ...] = ()  # KEY=VALUE items of the engine's environment
+    engine_devices: tuple[str, ...] = ()  # device nodes (a GPU) the engine may use
+    # Refuse to start where bubblewrap cannot sandbox the engine, rather than run with rlimits alone.
+    require_sandbox: bool = False
 
 
 S = TypeVar("S", ServerSettings, ClientSettings, WorkerSettings)
@@ -119,6 +136,9 @@ _SECTIONS: dict[type[Any], str] = {
 
 
 _DURATIONS = ("cleanup_seconds", "abandon_after", "keep_results")
+# Sizes, and whether 0 ("unlimited") may be one.
+_SIZES = {"engine_memory": True, "result_max_bytes": False}
+_LISTS = ("engine_mounts", "engine_env", "engine_devices")
 
 
 def load_config_file(path: Path | None = None) -> dict[str, Any]:
@@ -147,13 +167,16 @@ def build(cls: type[S], config_file: Path | None = None, **overrides: Any) -> S:
     for name in ("data_dir", "home"):
         if name in values:
             values[name] = Path(values[name]).expanduser()
-    for name in ("engine_command", "oidc"):  # lists in TOML, tuples in the settings
+    for name in ("engine_command", "oidc", *_LISTS):  # lists in TOML, tuples in settings
         if name in values:
             value = values[name]
             values[name] = (value,) if isinstance(value, str) else tuple(value)
     for name in _DURATIONS:
         if name in values:  # the config file may write durations as "24h", "30d"
             values[name] = parse_duration(values[name], f"{_SECTIONS[cls]}.{name}")
+    for name, unlimited in _SIZES.items():
+        if name in values:  # and sizes as "512M", "2G"
+            values[name] = parse_size(values[name], f"{_SECTIONS[cls]}.{name}", unlimited=unlimited)
     try:
         return cls(**values)
     except TypeError as error:

@@ -57,3 +57,14 @@ def counted(stream: BinaryIO, meta: Any) -> Any:
     with (_signals() / "analyses.log").open("a") as log:
         log.write(f"{meta.upload_id}\n")
     return result
+
+
+def size_v2(stream: BinaryIO, meta: Any) -> Any:
+    """``size@2``, a breaking release of the reference ``size@1``: the same facts in another shape
+    (nested, renamed), so a test can tell which version analysed a file."""
+    digest = hashlib.sha256()
+    total = 0
+    while block := stream.read(1 << 20):
+        digest.update(block)
+        total += len(block)
+    return {"engine": "size@2", "size": {"bytes": total}, "digest": {"sha256": digest.hexdigest()}}

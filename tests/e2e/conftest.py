@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.engine_sandbox import engine_flags
 from tests.support.processes import FapProcess, ServerProcess, fap_argv
 from tests.support.seaweedfs import S3Storage
 from tests.support.secrets_scan import SecretScan, logs_under
@@ -62,6 +63,10 @@ class Pipeline:
 
     def start_worker(self, *extra: str, analyzer: str | None = None) -> FapProcess:
         argv = fap_argv("work", VERBOSE, "--server", self.server.url, "--concurrency", "2", *extra)
+        if analyzer or "--engine-command" in extra:
+            # The engine's sandbox shows it nothing of the worker's: the test analyzers come in.
+            signals = {"FAP_TEST_SIGNALS": str(self.signals)}
+            argv += engine_flags(REPO, writable=self.signals, env=signals)
         if analyzer:
             engine = fap_argv("engine", "--analyzer", analyzer)
             argv += ["--engine-command", shlex.join(engine)]

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import REPO
+from tests.support.engine_sandbox import engine_flags
 from tests.support.processes import FapProcess, ServerProcess, fap_argv, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -42,6 +43,9 @@ class Cluster:
 
     def start_workers(self, count: int) -> None:
         engine = shlex.join(fap_argv("engine", "--analyzer", "tests.e2e.analyzers:counted"))
+        # The sandboxed engine sees the test analyzers and the signals directory, nothing else.
+        signals = self.tmp / "signals"
+        sandbox = engine_flags(REPO, writable=signals, env={"FAP_TEST_SIGNALS": str(signals)})
         for _ in range(count):
             worker = FapProcess(
                 argv=fap_argv(
@@ -52,6 +56,7 @@ class Cluster:
                     "1",
                     "--engine-command",
                     engine,
+                    *sandbox,
                 ),
                 log_path=self.tmp / f"worker-{len(self.workers)}.log",
                 env={**self.env, "FAP_TOKEN": self.processor_token},

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
+from tests.support.engine_sandbox import engine_flags
 from tests.support.processes import FapProcess, ServerProcess, fap_argv, free_port, wait_until
 from tests.support.uploads import send_chunk
 
@@ -43,6 +44,9 @@ def start_worker(tmp_path: Path, markers: Path) -> Iterator[Callable[..., FapPro
         if analyzer:
             engine = fap_argv("engine", "--analyzer", analyzer)
             argv += ["--engine-command", subprocess.list2cmdline(engine)]
+            # The sandboxed engine sees the test analyzers and the markers, nothing else.
+            markers_env = {"FAP_TEST_MARKERS": str(markers)}
+            argv += engine_flags(REPO, writable=markers, env=markers_env)
         worker = FapProcess(
             argv=argv,
             log_path=tmp_path / f"worker-{len(started)}.log",

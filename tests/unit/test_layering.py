@@ -19,6 +19,7 @@ LEAVES = {
     "config",
     "errors",
     "durations",
+    "sizes",
     "backoff",
     "logs",
     "issuers",

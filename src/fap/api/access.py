@@ -14,6 +14,7 @@ __all__ = (
     "AuditEntry",
     "AuditList",
     "DeviceList",
+    "EngineSetting",
     "Invitation",
     "InvitationInfo",
     "Me",
@@ -70,6 +71,12 @@ class OrgInfo(Struct):
 
 class OrgList(Struct):
     orgs: list[OrgInfo]
+
+
+class EngineSetting(Struct):
+    """The engine (NAME@VERSION) an organisation's uploads use when they name none."""
+
+    engine: str
 
 
 class OrgAccessInfo(Struct):

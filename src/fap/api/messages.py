@@ -26,6 +26,8 @@ __all__ = (
     "CompleteRequest",
     "DeviceInfo",
     "DeviceRegistration",
+    "EngineStatus",
+    "EngineUsage",
     "ErrorBody",
     "FailRequest",
     "FileMeta",
@@ -236,16 +238,29 @@ class ResultUrlRequest(Struct):
     sha256: str  # of the ciphertext: the URL stores these bytes and no others
 
 
+class EngineUsage(Struct):
+    """What the engine used for one attempt of a job, as its processor measured it: the kernel's
+    count of CPU time (every process of the engine's sandbox), the engine's peak resident memory,
+    and the wall time of the analysis."""
+
+    cpu_seconds: float
+    peak_memory_bytes: int
+    wall_seconds: float
+
+
 class CompleteRequest(Struct):
     lease_token: str
     result_size: int
     result_sha256: str  # of the ciphertext
+    # Since the engine sandbox; older processors send none, older servers ignore it.
+    usage: EngineUsage | None = None
 
 
 class FailRequest(Struct):
     lease_token: str
     error: str
     retryable: bool = True
+    usage: EngineUsage | None = None  # as in CompleteRequest
 
 
 class WorkerInfo(Struct):
@@ -255,7 +270,20 @@ class WorkerInfo(Struct):
     active_jobs: int
 
 
+class EngineStatus(Struct):
+    """One engine version, NAME@VERSION: the processors online that run it, its jobs."""
+
+    engine: str
+    processors: list[str]  # worker ids
+    waiting: int  # jobs queued for it
+    running: int  # jobs leased, being analysed
+
+
 class StatusReport(Struct):
     workers: list[WorkerInfo]
     jobs: dict[str, int]  # JobState -> count
     queue_depth: int
+    # Since API version 2026-12-01; older servers send neither, older clients ignore both. Every
+    # engine served, waited for or pinned, by name; and the one the organisation's uploads use.
+    engines: list[EngineStatus] = msgspec.field(default_factory=list)
+    default_engine: str | None = None

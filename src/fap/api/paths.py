@@ -13,6 +13,8 @@ __all__ = (
     "BLOBS",
     "CHUNKS",
     "CHUNK_URLS",
+    "CLIENT_LATEST_HEADER",
+    "DEPRECATION_HEADER",
     "DEVICE",
     "DEVICES",
     "HEALTHZ",
@@ -31,8 +33,10 @@ __all__ = (
     "ORG",
     "ORGS",
     "ORG_ACCESS",
+    "ORG_ENGINE",
     "ORG_HEADER",
     "STATUS",
+    "SUNSET_HEADER",
     "TOKEN",
     "TOKENS",
     "UPLOAD",
@@ -42,8 +46,16 @@ __all__ = (
 )
 
 # The dated API version this release speaks; clients send it, the server answers with its latest.
-API_VERSION = "2026-11-30"
+# A request without the header is answered in the server's newest version. The versions a server
+# still speaks, and how it gives an answer an older version's shape, are in fap/server/versions.py.
+API_VERSION = "2026-12-01"
 API_VERSION_HEADER = "Fap-Api-Version"
+# On answers to a request in a version on its way out: since when (RFC 9745, ``@UNIX-SECONDS``)
+# and from when it is refused (RFC 8594, an HTTP date).
+DEPRECATION_HEADER = "Deprecation"
+SUNSET_HEADER = "Sunset"
+# On every answer: the newest client release the server knows of (``X.Y.Z``).
+CLIENT_LATEST_HEADER = "Fap-Client-Latest"
 # The organisation a request acts in, for a user in several (``--org`` / FAP_ORG).
 ORG_HEADER = "Fap-Org"
 
@@ -62,6 +74,7 @@ AUTH_SIGN_OUT = "/v1/auth/sign-out"
 ORGS = "/v1/orgs"
 ORG = "/v1/orgs/{org}"
 ORG_ACCESS = "/v1/orgs/{org}/access"
+ORG_ENGINE = "/v1/orgs/{org}/engine"
 MEMBERS = "/v1/orgs/{org}/members"
 MEMBER = "/v1/orgs/{org}/members/{member}"
 MEMBER_ROLE = "/v1/orgs/{org}/members/{member}/role"

@@ -13,6 +13,11 @@ Sending a request again, to the same replica or another, is safe because every r
 or fenced by its lease token. The two that create something carry the caller's ``request_id``, so
 that a copy sent after a lost answer gets what the first one made: ``POST /v1/uploads`` the same
 upload, ``POST /v1/lease`` the same lease. The session resends the very same body, id included.
+
+Every request names the API version this release speaks (``Fap-Api-Version``), so a newer server
+answers in this release's shapes. When a server says that version is deprecated, the session
+warns once; the newest client release the server advertises (``Fap-Client-Latest``) is handed
+to ``on_release`` when first seen, and again if it changes.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -28,7 +34,14 @@ import httpx
 import msgspec
 
 from fap.api.messages import ErrorBody, Struct
-from fap.api.paths import API_VERSION, API_VERSION_HEADER, ORG_HEADER
+from fap.api.paths import (
+    API_VERSION,
+    API_VERSION_HEADER,
+    CLIENT_LATEST_HEADER,
+    DEPRECATION_HEADER,
+    ORG_HEADER,
+    SUNSET_HEADER,
+)
 from fap.backoff import Backoff
 from fap.errors import AuthError, ConfigError, ConflictError, ServerError, ServerUnreachable
 
@@ -67,16 +80,28 @@ class ApiSession:
         transport: httpx.AsyncBaseTransport | None = None,
         org: str | None = None,
         renew: Callable[[], Awaitable[str]] | None = None,
+        warn: Callable[[str], None] | None = None,
+        on_release: Callable[[str], None] | None = None,
+        api_version: str = API_VERSION,
     ) -> None:
         """``org``: the organisation requests act in (for a user in several). ``renew``: how to
         get a new token when the server no longer takes this one (a sign-in's access token
-        lasts minutes); each request renews at most once, and concurrent ones share a renewal."""
+        lasts minutes); each request renews at most once, and concurrent ones share a renewal.
+        ``warn``: where the warning of a deprecated API version goes (default: this module's
+        log, as a WARNING). ``on_release``: told the newest client release the server
+        advertises. ``api_version``: the version to speak (tests speak older ones)."""
         self.servers = parse_servers(server)
         self._current = 0
         self.retry_for = retry_for
         self._renew = renew
         self._renewing = asyncio.Lock()
-        headers = {API_VERSION_HEADER: API_VERSION, "User-Agent": user_agent}
+        self.api_version = api_version
+        self._warn = warn or logger.warning
+        self._warned_deprecated = False
+        self._on_release = on_release
+        # The newest client release the server last advertised (Fap-Client-Latest), if any.
+        self.client_latest: str | None = None
+        headers = {API_VERSION_HEADER: api_version, "User-Agent": user_agent}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if org:
@@ -183,6 +208,7 @@ class ApiSession:
             except httpx.TransportError as error:
                 problem = f"{type(error).__name__}"
             else:
+                self._heed_versions(response)
                 if response.status_code == 401 and self._renew is not None and not renewed:
                     renewed = True
                     await self._renew_token(sent_with)
@@ -201,6 +227,24 @@ class ApiSession:
             if time.monotonic() + delay > deadline:
                 raise ServerUnreachable(self._unreachable(problem, budget))
             await asyncio.sleep(delay)
+
+    def _heed_versions(self, response: httpx.Response) -> None:
+        """What the server says of versions: the newest client release, and whether the API
+        version spoken here is on its way out (said once per session: every answer says it)."""
+        latest = response.headers.get(CLIENT_LATEST_HEADER, "").strip()[:40]
+        if latest and latest != self.client_latest:
+            self.client_latest = latest
+            if self._on_release is not None:
+                self._on_release(latest)
+        if self._warned_deprecated or DEPRECATION_HEADER not in response.headers:
+            return
+        self._warned_deprecated = True
+        sunset = _day(response.headers.get(SUNSET_HEADER))
+        until = f" and stops answering it on {sunset}" if sunset else ""
+        self._warn(
+            f"The server at {self.server} deprecated API version {self.api_version}, which this "
+            f"fap speaks{until}: upgrade fap."
+        )
 
     async def _renew_token(self, stale: str | None) -> None:
         assert self._renew is not None
@@ -249,6 +293,16 @@ def _raise_for_status(method: str, path: str, response: httpx.Response) -> None:
     if status == 409:
         raise ConflictError(detail)
     raise ServerError(f"The server refused {method} {path} ({status}): {detail}.", status)
+
+
+def _day(http_date: str | None) -> str | None:
+    """The day of an HTTP date (``Sunset``), as YYYY-MM-DD; None for none or a malformed one."""
+    if not http_date:
+        return None
+    try:
+        return parsedate_to_datetime(http_date).date().isoformat()
+    except (TypeError, ValueError):
+        return None
 
 
 def _detail(response: httpx.Response) -> str:

@@ -14,6 +14,8 @@ from fap.errors import ConfigError
 
 __all__ = ("engine",)
 
+REFERENCE_ANALYZER = "fap.engine.reference:analyze"
+
 
 def engine(
     socket: Annotated[
@@ -32,9 +34,10 @@ def engine(
             "--analyzer",
             metavar="MODULE:FUNCTION",
             envvar="FAP_ENGINE_ANALYZER",
-            help="The analyzer to run, as module:function; its module must be on PYTHONPATH.",
+            help="The analyzer to run, as module:function: a function (stream, meta) that "
+            "answers JSON, in a module on PYTHONPATH or in the current directory.",
         ),
-    ] = "fap.engine.reference:analyze",
+    ] = REFERENCE_ANALYZER,
     name: Annotated[
         str,
         typer.Option(
@@ -46,7 +49,11 @@ def engine(
     ] = DEFAULT_ENGINE,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False,
 ) -> None:
-    """Serve an analyzer over the engine protocol on a unix socket; no network listener."""
+    """Serve an analyzer over the engine protocol on a unix socket; no network listener.
+
+    The worker (fap work) starts its engine itself; run fap engine by hand to try an analyzer
+    with curl --unix-socket. See docs/engines.md.
+    """
     from fap.engine import EngineSetupError, check_engine_name, load_analyzer
     from fap.engine.server import serve_engine
 
@@ -60,6 +67,19 @@ def engine(
     if not verbose:  # the engine says itself when it listens and stops; uvicorn's lines repeat it
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     try:
-        serve_engine(socket, load_analyzer(analyzer), check_engine_name(name))
+        engine_name = check_engine_name(name)  # before the import, which may take a while
+        function = load_analyzer(analyzer)
+    except EngineSetupError as error:
+        die(ConfigError(str(error)))
+    if engine_name == DEFAULT_ENGINE and analyzer != REFERENCE_ANALYZER:
+        # Uploads that ask for the reference analyzer would get this one's results instead.
+        logging.getLogger("fap.engine").warning(
+            "The analyzer %s reports itself as %s, the reference analyzer's name; give it a name "
+            "of its own with --engine NAME@VERSION.",
+            analyzer,
+            DEFAULT_ENGINE,
+        )
+    try:
+        serve_engine(socket, function, engine_name)
     except EngineSetupError as error:
         die(ConfigError(str(error)))

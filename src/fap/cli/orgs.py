@@ -1,4 +1,5 @@
-"""``fap org``: your organisations — create, list, show, delete — and who may join one by signing in."""
+"""``fap org``: your organisations — create, list, show, delete —, who may join one by signing in,
+and the engine version its uploads use (``fap org engine show``, ``fap org engine set``)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ from fap.cli.common import (
 )
 from fap.cli.listing import say, shown, when, write_fields, write_json, write_rows
 from fap.cli.remote import Remote, call, call_in_org
+from fap.cli.upload import check_engine, warn
 from fap.errors import EXIT_FAILURE, InputError
 
 if TYPE_CHECKING:
-    from fap.api import ApiSession, OrgAccessInfo, OrgInfo, Role
+    from fap.api import ApiSession, EngineStatus, OrgAccessInfo, OrgInfo, Role, StatusReport
 
 __all__ = ("app",)
 
@@ -31,6 +33,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+engine_app = typer.Typer(
+    name="engine",
+    help="The engine version (NAME@VERSION) the organisation's uploads use when they name none.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(engine_app, name="engine")
 
 NameArgument = Annotated[
     str, typer.Argument(metavar="NAME", help="The organisation's name.", show_default=False)
@@ -187,6 +197,98 @@ def access(
         write_json([answer])
     else:
         _render_access(answer)
+
+
+@engine_app.command("show")
+def engine_show(
+    server: ServerOption = None,
+    org: OrgOption = None,
+    json_output: JsonOption = False,
+    retry_for: RetryForOption = 30.0,
+    token: TokenOption = None,
+) -> None:
+    """Show the engine the organisation's uploads use, and every version processors serve."""
+    from fap.client import fetch_status, get_org
+
+    async def read(session: ApiSession, name: str) -> tuple[OrgInfo, StatusReport]:
+        return await get_org(session, name), await fetch_status(session)
+
+    info, report = call_in_org(Remote(server, token, retry_for, org), read)
+    if json_output:
+        write_json([_engine_json(info, report)])
+        return
+    write_fields(f"Engines of {info.name}", _engine_fields(info, report))
+
+
+@engine_app.command("set")
+def engine_set(
+    engine: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME@VERSION",
+            help="The engine version uploads use from now on, as processors report it (size@2).",
+            callback=check_engine,
+            show_default=False,
+        ),
+    ],
+    server: ServerOption = None,
+    org: OrgOption = None,
+    json_output: JsonOption = False,
+    retry_for: RetryForOption = 30.0,
+    token: TokenOption = None,
+) -> None:
+    """Pin the engine version of the organisation's uploads (admins): uploads that name none use
+    it from now on, those made before keep theirs, and fap upload --engine still picks another.
+    """
+    from fap.client import fetch_status, get_org, set_org_engine
+
+    async def change(session: ApiSession, name: str) -> tuple[str, OrgInfo, StatusReport]:
+        before = await get_org(session, name)
+        after = await set_org_engine(session, name, engine)
+        return before.default_engine, after, await fetch_status(session)
+
+    was, info, report = call_in_org(Remote(server, token, retry_for, org), change)
+    if not _serving(report, info.default_engine):
+        warn(
+            f"No processor online runs {info.default_engine} now: uploads wait for one "
+            f"(fap status lists the versions served)."
+        )
+    if json_output:
+        write_json([info])
+    elif was == info.default_engine:
+        say(f"Uploads of {shown(info.name)} use {info.default_engine} already.")
+    else:
+        say(f"Uploads of {shown(info.name)} now use {info.default_engine} (before: {was}).")
+
+
+def _serving(report: StatusReport, engine: str) -> list[str]:
+    """The processors online that run ``engine``."""
+    return next((e.processors for e in report.engines if e.engine == engine), [])
+
+
+def _engine_json(info: OrgInfo, report: StatusReport) -> dict[str, object]:
+    import msgspec
+
+    return {
+        "org": info.name,
+        "engine": info.default_engine,
+        "engines": msgspec.to_builtins(report.engines),
+    }
+
+
+def _engine_fields(info: OrgInfo, report: StatusReport) -> list[tuple[str, str]]:
+    def line(status: EngineStatus) -> str:
+        count = len(status.processors)
+        return (
+            f"{count} processor{'' if count == 1 else 's'} online, {status.waiting} jobs "
+            f"waiting, {status.running} running"
+        )
+
+    pinned = next((e for e in report.engines if e.engine == info.default_engine), None)
+    fields = [("uploads use", info.default_engine)]
+    fields.append((info.default_engine, line(pinned) if pinned else "no processor online"))
+    fields += [(e.engine, line(e)) for e in report.engines if e.engine != info.default_engine]
+    return fields
 
 
 def _domains(values: list[str]) -> dict[str, Role]:

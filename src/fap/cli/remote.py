@@ -52,7 +52,7 @@ async def _call(remote: Remote, action: Callable[..., Awaitable[T]], *, in_org: 
         org=remote.org,
         warn=warn,
     )
-    async with connect(settings) as session:
+    async with connect(settings, warn=warn) as session:
         if in_org:
             return await action(session, await resolve_org(session, settings.org))
         return await action(session)

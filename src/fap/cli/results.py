@@ -79,7 +79,7 @@ async def _list(
     from fap.client import connect, list_uploads, load_settings
 
     settings = load_settings(server=server, org=org, token=token, retry_for=retry_for, warn=warn)
-    async with connect(settings) as session:
+    async with connect(settings, warn=warn) as session:
         return await list_uploads(session, limit=limit)
 
 

@@ -1,4 +1,5 @@
-"""``fap status``: workers online, jobs by state, queue depth."""
+"""``fap status``: workers online, the engine versions served and the jobs waiting for each, jobs
+by state, queue depth."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import time
 from typing import TYPE_CHECKING
 
 from fap.cli.common import JsonOption, OrgOption, RetryForOption, ServerOption, TokenOption, run
+from fap.cli.upload import warn
 
 if TYPE_CHECKING:
-    from fap.api import StatusReport
+    from fap.api import EngineStatus, StatusReport
 
 __all__ = ("status",)
 
@@ -21,7 +23,12 @@ def status(
     retry_for: RetryForOption = 30.0,
     token: TokenOption = None,
 ) -> None:
-    """Show the workers online (with their engines), jobs by state and the queue depth."""
+    """Show the workers online, the engine versions they serve with the jobs waiting for each,
+    jobs by state and the queue depth.
+
+    --json prints the server's StatusReport: per engine NAME@VERSION, the processors serving it
+    and the jobs waiting for it (``engines``), and the engine uploads use (``default_engine``).
+    """
     import msgspec
 
     report = run(_status(server=server, org=org, token=token, retry_for=retry_for))
@@ -38,8 +45,8 @@ async def _status(
 ) -> StatusReport:
     from fap.client import connect, fetch_status, load_settings
 
-    settings = load_settings(server=server, org=org, token=token, retry_for=retry_for)
-    async with connect(settings) as session:
+    settings = load_settings(server=server, org=org, token=token, retry_for=retry_for, warn=warn)
+    async with connect(settings, warn=warn) as session:
         return await fetch_status(session)
 
 
@@ -55,6 +62,17 @@ def _jobs(report: StatusReport) -> list[tuple[str, int]]:
     return known + sorted((s, n) for s, n in report.jobs.items() if s not in set(JobState))
 
 
+def _engine_name(report: StatusReport, engine: EngineStatus) -> str:
+    """The engine's name, marked when it is the one uploads use."""
+    return f"{engine.engine} (default)" if engine.engine == report.default_engine else engine.engine
+
+
+def _engine_line(engine: EngineStatus) -> str:
+    count = len(engine.processors)
+    served = f"{count} processor{'' if count == 1 else 's'}" if count else "no processor online"
+    return f"{served}; {engine.waiting} waiting, {engine.running} running"
+
+
 def _render_plain(report: StatusReport) -> str:
     lines = [f"workers online: {len(report.workers)}"]
     for worker in report.workers:
@@ -63,6 +81,10 @@ def _render_plain(report: StatusReport) -> str:
             f"  {worker.worker_id}: {engines}; {worker.active_jobs} active jobs; "
             f"last seen {_ago(worker.last_seen)}"
         )
+    if report.engines:
+        lines.append("engines:")
+    for engine in report.engines:
+        lines.append(f"  {_engine_name(report, engine)}: {_engine_line(engine)}")
     lines.append("jobs: " + ", ".join(f"{state} {count}" for state, count in _jobs(report)))
     lines.append(f"queue depth: {report.queue_depth}")
     return "\n".join(lines) + "\n"
@@ -88,6 +110,18 @@ def _render_rich(report: StatusReport) -> None:
     jobs.add_column("count", justify="right")
     for state, count in _jobs(report):
         jobs.add_row(state, str(count))
+    engines = Table(title="Engines", title_justify="left")
+    for column in ("engine", "processors", "waiting", "running"):
+        engines.add_column(column, justify="left" if column == "engine" else "right")
+    for engine in report.engines:
+        engines.add_row(
+            _engine_name(report, engine),
+            str(len(engine.processors)),
+            str(engine.waiting),
+            str(engine.running),
+        )
     console.print(workers)
+    if report.engines:
+        console.print(engines)
     console.print(jobs)
     console.print(f"Queue depth: {report.queue_depth}")

@@ -23,6 +23,7 @@ from fap.client.access import (
     revoke_token,
     role_arg,
     set_org_access,
+    set_org_engine,
     token_role_arg,
 )
 from fap.client.batch import BatchReporter, FileOutcome, check_file, result_path, upload_files
@@ -102,6 +103,7 @@ __all__ = (
     "role_arg",
     "scan",
     "set_org_access",
+    "set_org_engine",
     "sign_in",
     "sign_out",
     "token_role_arg",

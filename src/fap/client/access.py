@@ -21,6 +21,7 @@ from fap.api import (
     MEMBERS,
     ORG,
     ORG_ACCESS,
+    ORG_ENGINE,
     ORGS,
     TOKEN,
     TOKENS,
@@ -29,6 +30,7 @@ from fap.api import (
     AuditList,
     DeviceInfo,
     DeviceList,
+    EngineSetting,
     Invitation,
     InvitationInfo,
     Me,
@@ -69,6 +71,7 @@ __all__ = (
     "revoke_token",
     "role_arg",
     "set_org_access",
+    "set_org_engine",
     "token_role_arg",
 )
 
@@ -147,6 +150,13 @@ async def set_org_access(session: ApiSession, org: str, access: OrgAccessInfo) -
     """Replace who may join by signing in; answers what the server keeps (normalised)."""
     path = ORG_ACCESS.format(org=_segment(org))
     return await session.call("PUT", path, access, returns=OrgAccessInfo)
+
+
+async def set_org_engine(session: ApiSession, org: str, engine: str) -> OrgInfo:
+    """Pin the engine (NAME@VERSION) the organisation's uploads use when they name none (admins);
+    answers the organisation as it is now."""
+    path = ORG_ENGINE.format(org=_segment(org))
+    return await session.call("PUT", path, EngineSetting(engine=engine), returns=OrgInfo)
 
 
 async def audit_events(session: ApiSession, org: str, *, limit: int = 100) -> list[AuditEntry]:

@@ -14,7 +14,14 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ("DIR_MODE", "FILE_MODE", "make_private_dir", "secure_home", "tighten_file")
+__all__ = (
+    "DIR_MODE",
+    "FILE_MODE",
+    "make_private_dir",
+    "secure_home",
+    "tighten_file",
+    "write_private_text",
+)
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -36,6 +43,18 @@ def make_private_dir(path: Path) -> None:
             continue  # made meanwhile by another fap: it made it private too
         # mkdir's mode passes through the umask, which may take bits away but must not decide.
         directory.chmod(DIR_MODE)
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` at once (readers see the old file or the new one), 0600
+    from the start whatever the umask, its directory made private first; OSError if it cannot."""
+    make_private_dir(path.parent)
+    temp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(fd, FILE_MODE)  # a temp file left by a killed run keeps its old mode
+        handle.write(text)
+    temp.replace(path)
 
 
 def tighten_file(path: Path) -> None:

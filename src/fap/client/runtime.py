@@ -61,7 +61,7 @@ async def open_runtime(
     """Open a runtime; ``bwlimit`` caps the upload rate (bytes per second); ``transport``
     replaces the network (tests pass an in-process fake)."""
     workers = os.cpu_count() or 1
-    async with connect(settings, transport=transport) as session:
+    async with connect(settings, transport=transport, warn=warn) as session:
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fap-client")
         try:
             limits = httpx.Limits(

@@ -26,6 +26,7 @@ from fap.api import ApiSession, parse_servers
 from fap.client.credentials import SignedInSession
 from fap.client.keyring_names import KEYRING_SERVICE
 from fap.client.private import secure_home
+from fap.client.releases import release_notice
 from fap.client.state import remember_server, resolve_server
 from fap.config import ClientSettings, build
 from fap.errors import AuthError, ServerUnreachable
@@ -95,10 +96,22 @@ def resolve_token(settings: ClientSettings) -> str:
 
 @asynccontextmanager
 async def connect(
-    settings: ClientSettings, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: ClientSettings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> AsyncIterator[ApiSession]:
-    """An authenticated session; the server becomes the default once it has answered."""
+    """An authenticated session; the server becomes the default once it has answered.
+
+    ``warn`` (default: this module's log) is told that the server deprecated the API version
+    this fap speaks (once), and that a newer fap is out (at most once a day: ``releases``).
+    """
     credentials = await resolve_credentials(settings, transport=transport)
+
+    def on_release(latest: str) -> None:
+        if notice := release_notice(settings.home, latest):
+            (warn or log.warning)(notice)
+
     async with ApiSession(
         settings.server,
         credentials.token,
@@ -107,6 +120,8 @@ async def connect(
         transport=transport,
         org=settings.org,
         renew=credentials.renew,
+        warn=warn,
+        on_release=on_release,
     ) as session:
         try:
             yield session

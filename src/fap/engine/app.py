@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from fap.engine.errors import one_line
 from fap.engine.pipe import BodyAborted, BodyPipe, BodyStream
 from fap.engine.protocol import (
     ANALYZE,
@@ -47,7 +48,6 @@ PIPE_LIMIT = 1024 * 1024
 READ_BUFFER = 256 * 1024
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-_ONE_LINE = 300
 
 
 class BadRequest(Exception):
@@ -145,16 +145,18 @@ class EngineApp:
         except BodyAborted:
             result = None  # the request is answered (or gone) already; nobody waits for this
         except BaseException as error:
-            # An analyzer is foreign code: whatever it raises, SystemExit included, is a 500.
-            logger.exception("The analyzer failed on upload %s (%s).", meta.upload_id, meta.name)
-            result = _error(500, f"The analyzer raised {_one_line(error)}.")
+            # An analyzer is foreign code: whatever it raises, SystemExit included, is a 500 whose
+            # one line becomes the job's error, logged by the worker. The engine's output is the
+            # worker's log, so the traceback goes there only at debug level (fap engine -v):
+            # an analyzer that refuses a file is a job's failure, not the processor's.
+            reason = one_line(error)
+            logger.info(
+                "Upload %s (%s): the analyzer raised %s.", meta.upload_id, meta.name, reason
+            )
+            logger.debug("The analyzer's traceback, upload %s:", meta.upload_id, exc_info=True)
+            result = _error(500, f"The analyzer raised {reason}.")
         else:
-            try:
-                body = json.dumps(value, allow_nan=False, ensure_ascii=False).encode()
-            except (TypeError, ValueError, RecursionError) as error:
-                result = _error(500, f"The analyzer returned a value that is not JSON: {error}.")
-            else:
-                result = _Answer(200, body)
+            result = _encode(value, meta)
         # The loop is gone when the engine stopped while this analysis ran; nobody waits then.
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(_settle, answer, result)
@@ -235,10 +237,23 @@ def _settle(future: asyncio.Future[_Answer | None], result: _Answer | None) -> N
         future.set_result(result)
 
 
-def _one_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
-    return text if len(text) <= _ONE_LINE else text[: _ONE_LINE - 1] + "…"
+def _encode(value: object, meta: FileMeta) -> _Answer:
+    """The analyzer's result as the 200 body, or the 500 that says why it is not JSON."""
+    try:
+        # UTF-8 as it is, not \u escapes; no NaN or Infinity, which JSON does not have.
+        body = json.dumps(value, allow_nan=False, ensure_ascii=False).encode()
+    except (TypeError, ValueError, RecursionError) as error:
+        # TypeError: a set, bytes, an object; ValueError: NaN, a circular reference, a lone
+        # surrogate in a str (UnicodeEncodeError); RecursionError: nesting too deep to encode.
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        logger.info(
+            "Upload %s (%s): the analyzer's result is not JSON: %s.",
+            meta.upload_id,
+            meta.name,
+            reason,
+        )
+        return _error(500, f"The analyzer returned a value that is not JSON: {reason}.")
+    return _Answer(200, body)
 
 
 def _error(status: int, message: str) -> _Answer:

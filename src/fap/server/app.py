@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from litestar.datastructures import MutableScopeHeaders, State
+from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
-from litestar.types import ControllerRouterHandler, Message, Scope
+from litestar.types import ControllerRouterHandler
 
 from fap import __version__
 from fap.api import API_VERSION, API_VERSION_HEADER
@@ -23,6 +23,7 @@ from fap.server.routes import PUBLIC_HANDLERS, V1_HANDLERS, api_router, dependen
 from fap.server.routes.openapi import describe_errors
 from fap.server.routes.request import FapRequest
 from fap.server.services import Services
+from fap.server.versions import VERSIONS, answer_headers, negotiation
 
 __all__ = ("create_app", "services_of")
 
@@ -60,12 +61,20 @@ def create_app(
         dependencies=dependencies(services),
         exception_handlers=exception_handlers,
         lifespan=[lifespan],
-        before_send=[_api_version_header],
-        middleware=[services.metrics.middleware()],
+        # Every answer names the newest API version and client release (server/versions.py).
+        before_send=[
+            answer_headers(VERSIONS, services, services.settings.client_latest or __version__)
+        ],
+        # Timed outermost, so refusals of an API version count too; answers reshaped inside.
+        middleware=[services.metrics.middleware(), negotiation(VERSIONS, services)],
         openapi_config=OpenAPIConfig(
             title="fap",
             version=__version__,
-            description=f"File Analysis Pipeline API, version {API_VERSION}.",
+            description=(
+                f"File Analysis Pipeline API, version {API_VERSION}: the shapes of this schema. "
+                f"Send {API_VERSION_HEADER}: YYYY-MM-DD (none: this version); older versions "
+                "the server still speaks get their own shapes (docs/api.md, Versions)."
+            ),
         ),
         request_max_body_size=_MAX_JSON_BODY,
         # Bodies decoded strictly and bounded, hang-ups told from faults: for every route.
@@ -78,9 +87,3 @@ def create_app(
 def services_of(app: Litestar) -> Services:
     services: Services = app.state[_SERVICES]
     return services
-
-
-async def _api_version_header(message: Message, scope: Scope) -> None:
-    """Every answer names the API version this server speaks."""
-    if message["type"] == "http.response.start":
-        MutableScopeHeaders.from_message(message)[API_VERSION_HEADER] = API_VERSION

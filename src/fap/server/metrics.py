@@ -6,8 +6,8 @@ ids), methods, status classes, engine names (capped). That is why the route need
 
 The figures are of two kinds, which a dashboard adds up differently:
 
-- counted in this process — requests, event-loop lag, job latency, bytes in — are what this
-  replica saw: sum them over the replicas;
+- counted in this process — requests, event-loop lag, job latency, engine usage, bytes in — are
+  what this replica saw: sum them over the replicas;
 - read from the store at scrape time — jobs queued, jobs leased, processors online — are the whole
   deployment's, the same on every replica of one database: take their max, never their sum.
   Counting those in-process could not work: a job is queued through one replica and leased
@@ -37,6 +37,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
 from fap.api import BLOBS, JOB_CHUNKS, LEASE, UPLOADS_WAIT
+from fap.api.messages import EngineUsage
 from fap.server.background import BackgroundTask
 from fap.server.store import Backlog, Jobs
 
@@ -69,6 +70,10 @@ _LAG_WINDOW_SECONDS = 15.0
 _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _JOB_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 10800.0)
+# What an engine used on one attempt: from a small file's few milliseconds of CPU to hours, and
+# from a Python engine's 30 MiB to a model's tens of GiB.
+_CPU_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
+_MEMORY_BUCKETS = tuple(float(2**power) for power in range(24, 37))  # 16 MiB … 64 GiB
 
 
 class Metrics:
@@ -111,6 +116,30 @@ class Metrics:
             buckets=_JOB_BUCKETS,
             registry=registry,
         )
+        self._engine_cpu = Histogram(
+            "fap_engine_cpu_seconds",
+            "CPU seconds an engine used on one attempt of a job (the kernel's count for every "
+            "process of its sandbox, as its processor reported it), by engine and outcome (done "
+            "or failed).",
+            ("engine", "outcome"),
+            buckets=_CPU_BUCKETS,
+            registry=registry,
+        )
+        self._engine_memory = Histogram(
+            "fap_engine_peak_memory_bytes",
+            "The engine's peak resident memory on one attempt of a job, by engine and outcome.",
+            ("engine", "outcome"),
+            buckets=_MEMORY_BUCKETS,
+            registry=registry,
+        )
+        self._engine_wall = Histogram(
+            "fap_engine_wall_seconds",
+            "Seconds from handing a file to the engine to its answer (or its failure), on one "
+            "attempt of a job, by engine and outcome.",
+            ("engine", "outcome"),
+            buckets=_JOB_BUCKETS,
+            registry=registry,
+        )
         self._bytes_in = Counter(
             "fap_bytes_in",
             "Bytes of chunks reported stored, as stored (compressed).",
@@ -137,6 +166,13 @@ class Metrics:
     def job_done(self, engine: str, seconds: float) -> None:
         # Engines that complete jobs are the ones processors run: a bounded set.
         self._job_seconds.labels(engine).observe(max(0.0, seconds))
+
+    def engine_used(self, engine: str, outcome: str, usage: EngineUsage) -> None:
+        """What the engine of a job's attempt used; ``outcome``: done or failed. The engine is the
+        job's, which a processor leased it for: a bounded set, as in job_done."""
+        self._engine_cpu.labels(engine, outcome).observe(usage.cpu_seconds)
+        self._engine_memory.labels(engine, outcome).observe(usage.peak_memory_bytes)
+        self._engine_wall.labels(engine, outcome).observe(usage.wall_seconds)
 
     def chunk_stored(self, stored_size: int, raw_size: int) -> None:
         self._bytes_in.inc(stored_size)

@@ -8,6 +8,8 @@ from fap.worker.engine_client import EngineClient, EngineConnectionLost, EngineI
 from fap.worker.engine_process import EngineProcess
 from fap.worker.job import Job, JobServices, Outcome
 from fap.worker.runner import Worker, default_engine_command, run_worker
+from fap.worker.sandbox import Sandbox
+from fap.worker.sandbox_check import SandboxCheck, check_sandbox
 
 __all__ = (
     "EngineClient",
@@ -17,7 +19,10 @@ __all__ = (
     "Job",
     "JobServices",
     "Outcome",
+    "Sandbox",
+    "SandboxCheck",
     "Worker",
+    "check_sandbox",
     "default_engine_command",
     "run_worker",
 )

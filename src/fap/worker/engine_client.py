@@ -1,4 +1,9 @@
-"""HTTP to the engine over its unix socket (``docs/engine-protocol.md``)."""
+"""HTTP to the engine over its unix socket (``docs/engine-protocol.md``).
+
+The client is the worker's view of the protocol: ``info()`` answers only an engine this worker can
+drive — one that speaks a protocol version in ``SPOKEN_PROTOCOLS`` under a valid NAME@VERSION —
+and raises EngineMismatch for any other, so no job is ever leased for it.
+"""
 
 from __future__ import annotations
 
@@ -13,23 +18,48 @@ import msgspec
 from fap.api import FileMeta
 from fap.engine.protocol import (
     ANALYZE,
+    ENGINE_NAME_RULE,
     FILE_NAME_HEADER,
     FILE_SHA256_HEADER,
     FILE_SIZE_HEADER,
     INFO,
+    PROTOCOL_VERSION,
     UPLOAD_ID_HEADER,
+    is_engine_name,
 )
 from fap.errors import EngineError
 
-__all__ = ("EngineClient", "EngineConnectionLost", "EngineInfo")
+__all__ = (
+    "SPOKEN_PROTOCOLS",
+    "EngineClient",
+    "EngineConnectionLost",
+    "EngineInfo",
+    "EngineMismatch",
+)
+
+# The engine protocol versions this worker drives. A worker that learns a new version keeps the
+# old ones here for as long as engines written to them are about.
+SPOKEN_PROTOCOLS: tuple[int, ...] = (PROTOCOL_VERSION,)
 
 
 class EngineConnectionLost(EngineError):
     """The engine closed the connection without answering: it most likely died."""
 
 
+class EngineMismatch(EngineError):
+    """The engine answers, but not as one this worker can drive: another protocol version, or a
+    name that is not NAME@VERSION. A configuration error: starting it again cannot help."""
+
+
 class EngineInfo(msgspec.Struct):
     engine: str  # name@version
+    protocol: int
+
+
+class _Protocol(msgspec.Struct):
+    """The one field of ``GET /v1/info`` that every protocol version keeps, read first: an engine
+    of another version is told by its version, whatever else its answer holds."""
+
     protocol: int
 
 
@@ -60,16 +90,35 @@ class EngineClient:
         await self._http.aclose()
 
     async def info(self, timeout: float = 2.0) -> EngineInfo:
-        """``GET /v1/info``; raises httpx.TransportError while nothing listens yet."""
+        """``GET /v1/info`` of an engine this worker can drive; raises httpx.TransportError while
+        nothing listens yet, EngineMismatch for an engine it cannot drive."""
         response = await self._http.get(INFO, timeout=timeout)
         if response.status_code != 200:
             raise EngineError(f"The engine answered GET {INFO} with status {response.status_code}.")
         try:
-            return msgspec.json.decode(response.content, type=EngineInfo)
+            protocol = msgspec.json.decode(response.content, type=_Protocol).protocol
         except msgspec.DecodeError as error:
-            raise EngineError(
+            raise EngineMismatch(
+                f"The engine's answer to GET {INFO} states no protocol version ({error})."
+            ) from error
+        if protocol not in SPOKEN_PROTOCOLS:
+            name = _name_in(response.content)
+            raise EngineMismatch(
+                f"The engine{f' {name}' if name else ''} speaks engine protocol {protocol}, and "
+                f"this worker speaks {_versions(SPOKEN_PROTOCOLS)}: update the older of the two."
+            )
+        try:
+            info = msgspec.json.decode(response.content, type=EngineInfo)
+        except msgspec.DecodeError as error:
+            raise EngineMismatch(
                 f"The engine's answer to GET {INFO} is not understood: {error}."
             ) from error
+        if not is_engine_name(info.engine):
+            raise EngineMismatch(
+                f"The engine calls itself {info.engine[:100]!r}, which is not of the form "
+                f"NAME@VERSION (for example size@1): {ENGINE_NAME_RULE}."
+            )
+        return info
 
     async def analyze(self, file: FileMeta, body: AsyncIterable[bytes]) -> bytes:
         """Stream ``body`` to ``POST /v1/analyze``; answer the engine's JSON result, as sent."""
@@ -95,6 +144,23 @@ class EngineClient:
         if response.status_code == 500:
             raise EngineError(f"The engine could not analyse the file: {reason}")
         raise EngineError(f"The engine refused the file ({response.status_code}): {reason}")
+
+
+def _versions(versions: tuple[int, ...]) -> str:
+    """``protocol 1``, ``protocols 1 and 2``, ``protocols 1, 2 and 3``."""
+    if len(versions) == 1:
+        return f"protocol {versions[0]}"
+    *first, last = versions
+    return f"protocols {', '.join(map(str, first))} and {last}"
+
+
+def _name_in(content: bytes) -> str:
+    """The engine's name, if its answer holds a usable one: for the sentence that refuses it."""
+    try:
+        engine = msgspec.json.decode(content, type=dict[str, object]).get("engine")
+    except msgspec.DecodeError:
+        return ""
+    return engine if isinstance(engine, str) and is_engine_name(engine) else ""
 
 
 def _reason(response: httpx.Response) -> str:

@@ -2,6 +2,10 @@
 
 The lease token fences every call: once the server answers 409 the lease is someone else's, and
 this job stops at once without completing or failing anything.
+
+While the engine works, a watch reads the kernel's figures of its sandbox (``usage.py``): what
+the engine used goes to the server with the completion or the failure, and a failure the engine's
+limits explain is reported as the limit it hit (``limits.py``), for good.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from fap.api import (
     ResultUrl,
     ResultUrlRequest,
 )
+from fap.api.messages import EngineUsage
 from fap.crypto import seal
 from fap.errors import (
     ConflictError,
@@ -45,6 +50,9 @@ from fap.transfer import Retries, put_bytes, sha256_hex
 from fap.worker.chunks import ChunkStream
 from fap.worker.engine_client import EngineConnectionLost
 from fap.worker.engine_process import EngineProcess
+from fap.worker.limits import EngineLimits, LimitExceeded, upper_first
+from fap.worker.result_cap import ResultTooLarge
+from fap.worker.usage import JobWatch
 
 __all__ = ("Job", "JobServices", "Outcome")
 
@@ -53,6 +61,8 @@ logger = logging.getLogger(__name__)
 # done: result stored; failed: reported as failed; lost: the lease went to someone else;
 # abandoned: the server could not be told, so the lease lapses and the job returns to the queue.
 Outcome = Literal["done", "failed", "lost", "abandoned"]
+
+MiB = 1024 * 1024
 
 # A job leased while its engine restarts waits this long for it before failing.
 ENGINE_WAIT = 120.0
@@ -91,6 +101,7 @@ class Job:
         # outage that is no fault of the job's, again and again for as long as the outage lasts.
         self._held_until = time.monotonic() + lease.lease_seconds
         self._blob_retries = dataclasses.replace(services.blob_retries, go_on=self._holds_lease)
+        self._watch: JobWatch | None = None
 
     def _holds_lease(self) -> bool:
         return time.monotonic() < self._held_until
@@ -119,16 +130,28 @@ class Job:
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
         first = "-" if self._first_byte is None else f"{self._first_byte - self._started:.2f} s"
+        usage = self._usage()
+        used = (
+            f"; the engine used {usage.cpu_seconds:.2f} s of CPU and "
+            f"{usage.peak_memory_bytes / MiB:.1f} MiB of memory at most"
+            if usage is not None
+            else ""
+        )
         logger.info(
-            "Job %s attempt %d: %s after %.2f s (%d bytes to the engine, the first after %s).",
+            "Job %s attempt %d: %s after %.2f s (%d bytes to the engine, the first after %s)%s.",
             lease.job_id,
             lease.attempt,
             outcome,
             time.monotonic() - self._started,
             self._sent,
             first,
+            used,
         )
         return outcome
+
+    def _usage(self) -> EngineUsage | None:
+        """What the engine used on this job, once it had the file."""
+        return self._watch.usage() if self._watch is not None else None
 
     async def _work(self) -> Outcome:
         try:
@@ -140,6 +163,8 @@ class Job:
         except FileMismatch as error:
             return await self._fail(str(error), retryable=False)
         except InputError as error:  # no usable device key to seal for: retrying cannot help
+            return await self._fail(str(error), retryable=False)
+        except LimitExceeded as error:  # the same file would hit the same limit again
             return await self._fail(str(error), retryable=False)
         except (EngineError, IntegrityError, ServerError) as error:
             return await self._fail(str(error), retryable=True)
@@ -162,6 +187,12 @@ class Job:
             raise EngineError(
                 f"The engine was not running for {ENGINE_WAIT:g} s; it is being restarted."
             ) from None
+        limits = dataclasses.replace(
+            engine.sandbox.limits if engine.sandbox is not None else EngineLimits(),
+            job_timeout=services.job_timeout,
+        )
+        watch = self._watch = JobWatch(engine.tracked(generation), limits, services.executor)
+        await watch.begin()
         stream = ChunkStream(
             session=services.session,
             blobs=services.blobs,
@@ -172,23 +203,49 @@ class Job:
             prefetch=services.prefetch,
             retries=self._blob_retries,
         )
+
+        async def stop_for_cpu() -> None:
+            await engine.restart(generation, limits.cpu_hit(), at_once=True)
+
         try:
-            async with asyncio.timeout(services.job_timeout) as timer:
+            async with (
+                asyncio.timeout(services.job_timeout) as timer,
+                watch.watching(stop_for_cpu),
+            ):
                 return await engine.client.analyze(lease.file, self._body(stream, timer))
         except TimeoutError:
             if not timer.expired():
                 raise
-            limit = f"{services.job_timeout:g} s"
-            await engine.restart(generation, f"an analysis ran past the job timeout ({limit})")
-            raise EngineError(
-                f"The engine did not finish the analysis within {limit}; it was restarted."
-            ) from None
+            # Out of time, perhaps because a limit held the engine up (a fork bomb at its limit
+            # keeps trying): then that limit is the reason.
+            hit = await watch.verdict()
+            if hit is not None:
+                await engine.restart(generation, hit, at_once=True)
+                raise LimitExceeded(f"{upper_first(hit)}; it was restarted.") from None
+            reason = limits.timeout_hit()
+            await engine.restart(generation, reason)
+            raise EngineError(f"{upper_first(reason)}; it was restarted.") from None
+        except ResultTooLarge as error:
+            raise LimitExceeded(f"{upper_first(limits.result_hit())}.") from error
         except EngineConnectionLost as error:
-            reason = await engine.exit_reason(generation)
-            if reason is None:
+            ended = await engine.exit_reason(generation)
+            if ended is None:
                 raise
-            raise EngineError(f"{reason.capitalize()} while analysing the file.") from error
+            hit = await watch.verdict(signal=engine.exit_signal(generation) or "")
+            if hit is not None:
+                raise LimitExceeded(f"{upper_first(hit)} while analysing the file.") from error
+            raise EngineError(f"{upper_first(ended)} while analysing the file.") from error
+        except EngineError as error:
+            # The engine answered with an error: its own account of a limit it hit (a failed
+            # allocation, a fork refused), or nothing to do with one.
+            hit = await watch.verdict(error=str(error))
+            if hit is None:
+                raise
+            # Restarted at once: what is left of it (processes, a fragmented heap) helps no job.
+            await engine.restart(generation, hit, at_once=True)
+            raise LimitExceeded(f"{upper_first(hit)}. {error}") from error
         finally:
+            await watch.end()
             await stream.aclose()
 
     async def _body(self, stream: ChunkStream, timer: asyncio.Timeout) -> AsyncIterator[bytes]:
@@ -243,6 +300,7 @@ class Job:
                 lease_token=lease.lease_token,
                 result_size=len(sealed),
                 result_sha256=sealed_sha256,
+                usage=self._usage(),
             ),
         )
 
@@ -270,7 +328,9 @@ class Job:
     async def _fail(self, reason: str, *, retryable: bool) -> Outcome:
         lease = self.lease
         logger.warning("Job %s attempt %d failed: %s", lease.job_id, lease.attempt, reason)
-        request = FailRequest(lease_token=lease.lease_token, error=reason, retryable=retryable)
+        request = FailRequest(
+            lease_token=lease.lease_token, error=reason, retryable=retryable, usage=self._usage()
+        )
         try:
             await self._services.session.call("POST", JOB_FAIL.format(job_id=lease.job_id), request)
         except ConflictError as error:

@@ -33,6 +33,7 @@ from fap.config import WorkerSettings
 from fap.errors import AuthError, ConfigError, ServerError, ServerUnreachable
 from fap.worker.engine_process import EngineProcess, start_engines
 from fap.worker.job import Job, JobServices
+from fap.worker.sandbox import Sandbox, sandbox_for
 
 __all__ = ("Worker", "default_engine_command", "run_worker")
 
@@ -166,6 +167,40 @@ class Worker:
         return ", ".join(f"{count} {outcome}" for outcome, count in sorted(self.outcomes.items()))
 
 
+def check_limits(settings: WorkerSettings) -> None:
+    """The engine's limits make sense, or ConfigError says which does not."""
+    if settings.engine_memory < 0 or settings.engine_cpu_seconds < 0:
+        raise ConfigError("The engine's memory and CPU seconds must be 0 (no limit) or more.")
+    if settings.result_max_bytes < 1 or settings.engine_max_processes < 0:
+        raise ConfigError(
+            "The result limit must be at least 1 byte, and engine_max_processes 0 (no limit) "
+            "or more."
+        )
+
+
+async def engine_sandbox(settings: WorkerSettings) -> Sandbox:
+    """The sandbox engines run in here; said once in the log when it is not the full one, or
+    refused with ``require_sandbox``."""
+    sandbox, missing = await sandbox_for(settings)
+    if not sandbox.isolated:
+        if settings.require_sandbox:
+            raise ConfigError(
+                f"The engine sandbox is required (--require-sandbox), but {missing}: "
+                "install bubblewrap, or see fap work --check-sandbox."
+            )
+        logger.warning(
+            "Engines run without a sandbox: %s. They get their rlimits alone: they can use the "
+            "network and read whatever this user can%s. Install bubblewrap (Debian: apt-get "
+            "install bubblewrap), or see fap work --check-sandbox.",
+            missing,
+            "; and as root no process limit holds" if os.geteuid() == 0 else "",
+        )
+    elif missing:
+        logger.warning("The engine sandbox is not complete: %s.", missing)
+    logger.info("Engines run in %s.", sandbox.describe())
+    return sandbox
+
+
 async def run_worker(settings: WorkerSettings) -> bool:
     """``fap work``: run until SIGTERM/SIGINT; answer whether the stop was a hard one."""
     if not settings.server:
@@ -177,7 +212,9 @@ async def run_worker(settings: WorkerSettings) -> bool:
             "The worker's concurrency and prefetch_chunks must be at least 1, "
             "and its job_timeout more than 0 seconds."
         )
+    check_limits(settings)
     command = list(settings.engine_command) or default_engine_command()
+    sandbox = await engine_sandbox(settings)
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     worker: Worker | None = None
@@ -222,7 +259,8 @@ async def run_worker(settings: WorkerSettings) -> bool:
                 )
             )
             engines = [
-                EngineProcess(command, label=f"slot {n}") for n in range(settings.concurrency)
+                EngineProcess(command, label=f"slot {n}", sandbox=sandbox)
+                for n in range(settings.concurrency)
             ]
             for engine in engines:
                 stack.push_async_exit(engine)  # stopped on the way out, whatever happens

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
 from collections.abc import AsyncIterator
 from typing import BinaryIO
 
@@ -140,3 +142,84 @@ def test_parse_meta_names_the_bad_header(header: str, value: str | None, says: s
         headers[header] = value
     with pytest.raises(BadRequest, match=says):
         parse_meta(_raw(headers))
+
+
+async def test_an_analyzer_failure_logs_one_line_and_its_traceback_only_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The engine's output is the worker's log: a file the analyzer refuses is the job's failure,
+    # reported there by the worker in one line, not a traceback at WARNING or above.
+    caplog.set_level(logging.DEBUG, logger="fap.engine")
+    async with _client(analyzers.fail) as client:
+        answer = await client.post("/v1/analyze", content=DATA, headers=HEADERS)
+    assert answer.status_code == 500
+    records = [r for r in caplog.records if r.name.startswith("fap.engine")]
+    assert not [r for r in records if r.levelno >= logging.WARNING]
+    [said] = [r for r in records if r.levelno == logging.INFO]
+    assert said.getMessage() == (
+        "Upload up-1 (déjà vu.txt): the analyzer raised ValueError: this analyzer always fails."
+    )
+    assert said.exc_info is None
+    [traceback] = [r for r in records if r.exc_info]
+    assert traceback.levelno == logging.DEBUG
+
+
+def _text_lines(stream: BinaryIO, meta: FileMeta) -> object:
+    """What docs/engines.md promises of the stream: lines, text, exact reads, no seeking."""
+    first = stream.readline()
+    exact = stream.read(3)
+    text = io.TextIOWrapper(stream, encoding="utf-8")
+    rest = list(text)
+    return {
+        "first": first.decode(),
+        "exact": exact.decode(),
+        "rest": len(rest),
+        "seekable": stream.seekable(),
+        "after_end": stream.read(10).decode(),
+    }
+
+
+async def test_the_stream_reads_lines_text_and_exact_sizes_but_does_not_seek() -> None:
+    async with _client(_text_lines) as client:
+        answer = await client.post("/v1/analyze", content=_chunks(DATA, 7), headers=HEADERS)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "first": "some bytes\n",
+        "exact": "som",
+        "rest": 999,
+        "seekable": False,
+        "after_end": "",
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ({"data": b"raw"}, "Object of type bytes is not JSON serializable"),
+        ({"ratio": float("inf")}, "Out of range float values are not JSON compliant"),
+        ({("a", "b"): 1}, "keys must be str, int, float, bool or None, not tuple"),
+        ({"text": "\ud800"}, "surrogates not allowed"),
+    ],
+    ids=["bytes", "infinity", "tuple-key", "lone-surrogate"],
+)
+async def test_a_result_that_is_not_json_says_why_in_one_line(value: object, says: str) -> None:
+    def returns(stream: BinaryIO, meta: FileMeta) -> object:
+        return value
+
+    async with _client(returns) as client:
+        answer = await client.post("/v1/analyze", content=DATA, headers=HEADERS)
+    assert answer.status_code == 500
+    error = answer.json()["error"]
+    assert error.startswith("The analyzer returned a value that is not JSON: ")
+    assert says in error
+    assert "\n" not in error
+
+
+async def test_tuples_and_plain_keys_are_json_as_python_writes_them() -> None:
+    def returns(stream: BinaryIO, meta: FileMeta) -> object:
+        return {"pair": (1, 2), 3: None, "é": "ü"}
+
+    async with _client(returns) as client:
+        answer = await client.post("/v1/analyze", content=DATA, headers=HEADERS)
+    assert answer.status_code == 200
+    assert answer.content == '{"pair": [1, 2], "3": null, "é": "ü"}'.encode()

@@ -8,6 +8,7 @@ import pytest
 from tests.unit.server.harness import Server, error_body
 
 from fap.api import (
+    API_VERSION,
     CHUNK_URLS,
     CHUNKS,
     DEVICES,
@@ -130,7 +131,7 @@ async def test_every_answer_names_the_api_version(server: Server) -> None:
         await server.call("GET", "/v1/nothing", None),
         await server.call("POST", LEASE, server.processor, b"{"),
     ]:
-        assert response.headers["fap-api-version"] == "2026-11-30"
+        assert response.headers["fap-api-version"] == API_VERSION
 
 
 async def test_the_openapi_schema_is_served(server: Server) -> None:

@@ -184,9 +184,8 @@ async def test_a_hung_engine_fails_the_job_after_the_timeout_and_is_restarted(
         await pipeline.until_state(job, "failed")
         assert (markers / f"{job.id}.hanging").exists()
         [failure] = pipeline.fails(job)
-        assert failure.error == (
-            "The engine did not finish the analysis within 1 s; it was restarted."
-        )
+        assert failure.error == "The engine ran past the job timeout (1 s); it was restarted."
+        assert failure.retryable  # a busy machine may be less busy on the next attempt
         await pipeline.until(lambda: running.engine.generation == 2, "a fresh engine")
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from fap.api import JobState
+from fap.api.messages import EngineUsage
 from fap.config import ServerSettings
 from fap.server.blobs import BlobStore, StoredBlob, result_key
 from fap.server.errors import BadRequest, Conflict, NotFound, shown_id
@@ -109,7 +110,13 @@ class JobQueue:
             await self._lost(org_id, job_id, token)
 
     async def complete(
-        self, org_id: str, job_id: str, token: str, result_size: int, result_sha256: str
+        self,
+        org_id: str,
+        job_id: str,
+        token: str,
+        result_size: int,
+        result_sha256: str,
+        usage: EngineUsage | None = None,
     ) -> None:
         """Record the result the current lease holder stored, once, and seal it.
 
@@ -141,7 +148,7 @@ class JobQueue:
             )
         _check_stored_result(job_id, await self._blobs.describe(key), result_size, result_sha256)
         done = await self._store.jobs.complete(
-            job_id, token, result_size, result_sha256, self._clock()
+            job_id, token, result_size, result_sha256, self._clock(), usage
         )
         if not done:
             await self._lost(org_id, job_id, token)
@@ -151,18 +158,28 @@ class JobQueue:
         await self._blobs.seal(key)
         since = job.queued_at if job.queued_at is not None else job.created_at
         self._metrics.job_done(job.engine, self._clock() - since)
+        if usage is not None:
+            self._metrics.engine_used(job.engine, "done", usage)
         logger.info("job %s done", job_id)
         await self._notifier.publish(upload_topic(job_id))
 
     async def fail(
-        self, org_id: str, job_id: str, token: str, error: str, retryable: bool
+        self,
+        org_id: str,
+        job_id: str,
+        token: str,
+        error: str,
+        retryable: bool,
+        usage: EngineUsage | None = None,
     ) -> JobState:
         """End the lease with ``error``; answer the job's new state (queued or failed)."""
         job = await self.holding(org_id, job_id, token)
         requeue = retryable and job.attempts < self._settings.max_attempts
-        state = await self._store.jobs.release(job_id, token, error, requeue, self._clock())
+        state = await self._store.jobs.release(job_id, token, error, requeue, self._clock(), usage)
         if state is None:
             await self._lost(org_id, job_id, token)
+        if usage is not None:
+            self._metrics.engine_used(job.engine, "failed", usage)
         logger.info("job %s failed on attempt %d (%s): %s", job_id, job.attempts, state, error)
         await self._announce(job, state == JobState.QUEUED)
         return state

@@ -26,6 +26,7 @@ from fap.server.routes.orgs import (
     get_org_access,
     list_orgs,
     set_org_access,
+    set_org_engine,
 )
 from fap.server.routes.signin import PUBLIC_HANDLERS, sign_out
 from fap.server.routes.status import healthz, status
@@ -52,6 +53,7 @@ V1_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     delete_org,
     get_org_access,
     set_org_access,
+    set_org_engine,
     audit_log,
     list_members,
     invite,

@@ -29,7 +29,7 @@ from fap.api import (
     ResultUrl,
     ResultUrlRequest,
 )
-from fap.api.messages import Codec
+from fap.api.messages import Codec, EngineUsage
 from fap.server.auth import Permission, needs
 from fap.server.blobs import chunk_key, result_key
 from fap.server.errors import BadRequest, ClientDisconnected, TooLarge
@@ -54,6 +54,9 @@ MAX_RESULT_SIZE = 1024 * 1024 * 1024
 _MAX_ENGINES = 64
 _MAX_CHUNKS_PER_ANSWER = 256
 _MAX_ERROR = 4000
+# A usage figure past this is garbage, not a measurement (and fits no BIGINT column); NaN, which
+# compares false, is refused with it.
+_MAX_USAGE = 2**62
 _PROCESS = needs(Permission.PROCESS)
 
 
@@ -198,7 +201,7 @@ async def complete_job(
     _check_result_size(data.result_size)
     sha256 = check_sha256(data.result_sha256, "result_sha256")
     await services.queue.complete(
-        processor.org.id, job_id, data.lease_token, data.result_size, sha256
+        processor.org.id, job_id, data.lease_token, data.result_size, sha256, _usage(data.usage)
     )
 
 
@@ -223,7 +226,21 @@ async def fail_job(
     check_text(error, "error", 100_000)
     if len(error) > _MAX_ERROR:
         error = error[: _MAX_ERROR - 1] + "…"
-    await services.queue.fail(processor.org.id, job_id, data.lease_token, error, data.retryable)
+    await services.queue.fail(
+        processor.org.id, job_id, data.lease_token, error, data.retryable, _usage(data.usage)
+    )
+
+
+def _usage(usage: EngineUsage | None) -> EngineUsage | None:
+    """The engine's usage as reported, if its figures can be true: none negative or absurd."""
+    if usage is None:
+        return None
+    figures = (usage.cpu_seconds, usage.peak_memory_bytes, usage.wall_seconds)
+    if not all(0 <= figure <= _MAX_USAGE for figure in figures):
+        raise BadRequest(
+            "The engine's usage must be figures of 0 or more (CPU and wall seconds, bytes)."
+        )
+    return usage
 
 
 def _codec(codec: str) -> Codec:

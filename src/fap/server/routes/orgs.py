@@ -1,5 +1,5 @@
 """Organisations: the caller's, a new one, one by name, deleting one, who may join by signing in,
-and its audit log."""
+the engine its uploads use, and its audit log."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from fap.api import (
     MAX_LIST_LIMIT,
     ORG,
     ORG_ACCESS,
+    ORG_ENGINE,
     ORGS,
     AuditEntry,
     AuditList,
+    EngineSetting,
     OrgAccessInfo,
     OrgCreate,
     OrgInfo,
@@ -28,7 +30,7 @@ from fap.server.auth import Permission, needs, quotas_of
 from fap.server.errors import BadRequest, Forbidden
 from fap.server.routes.deps import CallerDep, PersonDep, ServicesDep, actor_of, route
 from fap.server.routes.request import FapRequest
-from fap.server.routes.validation import check_domain, check_org_name
+from fap.server.routes.validation import check_domain, check_engine, check_org_name
 from fap.server.store import Org, OrgAccess
 
 __all__ = (
@@ -39,6 +41,7 @@ __all__ = (
     "get_org_access",
     "list_orgs",
     "set_org_access",
+    "set_org_engine",
 )
 
 _MAX_ACCESS_ENTRIES = 100
@@ -134,6 +137,22 @@ async def set_org_access(
         caller.org.id, access, actor_of(request, caller.user), services.clock()
     )
     return OrgAccessInfo(issuers=list(access.issuers), domains=dict(access.domains))
+
+
+@put(route(ORG_ENGINE), opt=needs(Permission.CONFIGURE), status_code=200)
+async def set_org_engine(
+    request: FapRequest, data: JSONBody[EngineSetting], caller: CallerDep, services: ServicesDep
+) -> OrgInfo:
+    """Pin the engine version (NAME@VERSION) the organisation's uploads use when they name none.
+
+    Uploads made before keep theirs; the jobs of the new version go to the processors that run
+    it (``GET /v1/status`` lists them), and wait until one does.
+    """
+    engine = check_engine(data.engine)
+    org = await services.store.accounts.set_default_engine(
+        caller.org, engine, actor_of(request, caller.user), services.clock()
+    )
+    return org_info(org, caller.role)
 
 
 @get(route(AUDIT), opt=needs(Permission.READ_AUDIT))

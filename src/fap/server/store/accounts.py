@@ -236,6 +236,20 @@ class Accounts:
             }
             record(session, org_id, actor, Change("org.access", org_id, details), now)
 
+    async def set_default_engine(self, org: Org, engine: str, actor: Actor, now: float) -> Org:
+        """Pin the engine the organisation's uploads use when they name none; answers the
+        organisation as it is now. Uploads made before keep the engine they were made with."""
+        async with self._db.write() as session:
+            row = await session.get(Org, org.id, with_for_update=True)
+            if row is None or row.deleted_at is not None:
+                raise NotFound(f"There is no organisation {org.name!r}.")
+            was = row.default_engine
+            row.default_engine = engine
+            if engine != was:
+                change = Change("org.engine", row.name, {"engine": engine, "was": was})
+                record(session, row.id, actor, change, now)
+        return row
+
     # -- users ---------------------------------------------------------------------------------
 
     @retried

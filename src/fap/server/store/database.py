@@ -102,8 +102,9 @@ class Database:
         """An INSERT with this database's ``on_conflict_do_…`` (both dialects spell it alike)."""
         return sqlite.insert(model) if self.is_sqlite else postgresql.insert(model)
 
-    async def migrate(self) -> None:
-        """Bring the schema to the newest revision (Alembic, packaged with the server).
+    async def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to the newest revision (Alembic, packaged with the server); tests
+        name an older ``revision``, to make a database as an older release left it.
 
         The server's first contact with its database, so its errors say which database: raises
         StoreUnavailable if it is out of reach, ConfigError if it refuses us (no such database,
@@ -115,10 +116,19 @@ class Database:
                 await asyncio.to_thread(prepare_sqlite_file, Path(self.engine.url.database or ""))
             # One write transaction: servers starting together on one store migrate one after the
             # other (SQLite: its write lock; PostgreSQL: the advisory lock, released at commit).
-            async with _outages_reported(), self._writer.begin() as connection:
-                if not self.is_sqlite:
-                    await _lock_for_migrations(connection)
-                await connection.run_sync(_upgrade)
+            async with _outages_reported(), self._writer.connect() as connection:
+                if self.is_sqlite:
+                    await connection.run_sync(_sqlite_foreign_keys, False)
+                try:
+                    async with connection.begin():
+                        if not self.is_sqlite:
+                            await _lock_for_migrations(connection)
+                        await connection.run_sync(_upgrade, revision)
+                        if self.is_sqlite:
+                            await connection.run_sync(_check_foreign_keys)
+                finally:
+                    if self.is_sqlite:
+                        await connection.run_sync(_sqlite_foreign_keys, True)
         except StoreUnavailable as error:
             raise StoreUnavailable(
                 f"The state store {shown} cannot be reached: {reason_of(error.__cause__ or error)}; "
@@ -157,7 +167,32 @@ async def _lock_for_migrations(connection: AsyncConnection) -> None:
     await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
 
 
-def _upgrade(connection: Connection) -> None:
+def _sqlite_foreign_keys(connection: Connection, enabled: bool) -> None:
+    """Turn SQLite's foreign-key checks off for the migrations, and on again after.
+
+    SQLite alters a table by copying it and dropping the original (Alembic's batch mode), and with
+    the checks on, dropping a table that other rows refer to fails ("FOREIGN KEY constraint
+    failed"): every database with users failed to reach 0005. So, as SQLite's documentation for
+    schema changes says, the checks are off while the migrations run, and the migrated rows are
+    checked before the commit (``_check_foreign_keys``). The PRAGMA goes to the DBAPI connection
+    itself, outside any transaction: SQLite ignores it inside one, and SQLAlchemy would begin one.
+    """
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")
+    finally:
+        cursor.close()
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    """Every reference the migrated rows hold points at a row: else nothing is committed."""
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchmany(5)
+    if broken:
+        shown = ", ".join(f"{table} row {rowid} -> {parent}" for table, rowid, parent, _ in broken)
+        raise sqlite3.IntegrityError(f"the migrations would leave references to no row ({shown})")
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
     # Imported here: Alembic is a third of a second of start-up, needed once per start.
     from alembic import command
     from alembic.config import Config
@@ -165,7 +200,7 @@ def _upgrade(connection: Connection) -> None:
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 def _configure_postgresql(engine: AsyncEngine) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fap.api import JobState, Transition, transition
+from fap.api.messages import EngineUsage
 from fap.server.store.database import Database, update_rows
 from fap.server.store.models import Chunk, Upload, Worker
 from fap.server.store.moves import moving
@@ -202,7 +203,13 @@ class Jobs:
         return True
 
     async def complete(
-        self, job_id: str, token: str, result_size: int, result_sha256: str, now: float
+        self,
+        job_id: str,
+        token: str,
+        result_size: int,
+        result_sha256: str,
+        now: float,
+        usage: EngineUsage | None = None,
     ) -> bool:
         """Record the result, once: only the current, unexpired lease can."""
         return await self._while_current(
@@ -214,13 +221,21 @@ class Jobs:
             result_sha256=result_sha256,
             error=None,
             finished_at=now,
+            **_usage_values(usage),
         )
 
     async def release(
-        self, job_id: str, token: str, error: str, requeue: bool, now: float
+        self,
+        job_id: str,
+        token: str,
+        error: str,
+        requeue: bool,
+        now: float,
+        usage: EngineUsage | None = None,
     ) -> JobState | None:
-        """End the current lease with ``error``: queued again, or failed. None if not current."""
-        values: dict[str, object] = {"error": error, "worker_id": None}
+        """End the current lease with ``error``: queued again, or failed. None if not current.
+        The usage reported (of this attempt) replaces an earlier attempt's."""
+        values: dict[str, object] = {"error": error, "worker_id": None, **_usage_values(usage)}
         if requeue:
             move, values["queued_at"] = _REQUEUE, now
         else:
@@ -336,6 +351,29 @@ class Jobs:
         ]
         return seen, by_state
 
+    @retried
+    async def live_by_engine(self, org_id: str) -> dict[str, tuple[int, int]]:
+        """The organisation's jobs queued and leased, per engine: what each version has waiting
+        and in hand (one grouped count over the leasing index)."""
+        async with self._db.read() as session:
+            rows = await session.execute(
+                select(Upload.engine, Upload.state, func.count())
+                .where(
+                    Upload.org_id == org_id,
+                    Upload.state.in_((JobState.QUEUED, JobState.LEASED)),
+                )
+                .group_by(Upload.engine, Upload.state)
+            )
+            counts: dict[str, tuple[int, int]] = {}
+            for engine, state, count in rows:
+                queued, leased = counts.get(engine, (0, 0))
+                if state == JobState.QUEUED:
+                    queued = count
+                else:
+                    leased = count
+                counts[engine] = (queued, leased)
+        return counts
+
     async def backlog(self, now: float, online_seconds: float) -> Backlog:
         """Queued and leased jobs per engine, processors seen in the last ``online_seconds`` per
         engine: one grouped count over the live rows (the state index), cheap enough to scrape."""
@@ -358,6 +396,15 @@ class Jobs:
             leased={e: n for (e, state), n in counts.items() if state == JobState.LEASED},
             processors=processors,
         )
+
+
+def _usage_values(usage: EngineUsage | None) -> dict[str, object]:
+    """The upload row's usage columns for what the processor reported of the attempt."""
+    return {
+        "engine_cpu_seconds": usage.cpu_seconds if usage else None,
+        "engine_peak_memory_bytes": usage.peak_memory_bytes if usage else None,
+        "engine_wall_seconds": usage.wall_seconds if usage else None,
+    }
 
 
 def _held(job_id: str, token: str, now: float) -> ColumnElement[bool]:

@@ -279,6 +279,11 @@ class Upload(Base):
     expired_at: Mapped[float | None] = mapped_column(Float)
     request_id: Mapped[str | None] = mapped_column(String(64))
     lease_request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # What the engine used on the job's last attempt, as its processor measured it (migration
+    # 0006); None before that, or from a processor that did not say.
+    engine_cpu_seconds: Mapped[float | None] = mapped_column(Float)
+    engine_peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    engine_wall_seconds: Mapped[float | None] = mapped_column(Float)
 
 
 class Chunk(Base):
