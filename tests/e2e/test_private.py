@@ -96,15 +96,25 @@ def _engine_socket_dirs(worker: FapProcess) -> list[Path]:
     found: list[Path] = []
 
     def look() -> bool:
+        # The worker's descendants: its engines run in sessions of their own (the sandbox's).
+        parents: dict[int, int] = {}
         for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == worker.pid:
+            if entry.name.isdigit():
+                try:
+                    parents[int(entry.name)] = int(
+                        (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                    )
+                except (OSError, IndexError, ValueError):
+                    continue
+        for pid in parents:
+            ancestor = parents.get(pid)
+            while ancestor is not None and ancestor != worker.pid and ancestor > 1:
+                ancestor = parents.get(ancestor)
+            if ancestor != worker.pid:
                 continue
             try:
-                session = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3])
-                environ = (entry / "environ").read_bytes().split(b"\0")
-            except (OSError, IndexError, ValueError):
-                continue
-            if session != worker.pid:
+                environ = (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0")
+            except OSError:
                 continue
             for item in environ:
                 if item.startswith(b"FAP_ENGINE_SOCKET="):

@@ -19,6 +19,7 @@ from tests.support.processes import ServerProcess, fap_argv, wait_until
 from tests.support.uploads import chunk_url, report_chunk
 
 from fap.api import (
+    API_VERSION,
     CHUNK_URLS,
     CHUNKS,
     DEVICES,
@@ -74,7 +75,7 @@ def test_it_answers_healthz_and_serves_its_openapi_schema(server: ServerProcess)
     with client(server, None) as http:
         health = http.get("/healthz")
         assert health.json() == {"status": "ok"}
-        assert health.headers["fap-api-version"] == "2026-11-30"
+        assert health.headers["fap-api-version"] == API_VERSION
         schema = http.get("/schema/openapi.json")
         assert schema.status_code == 200
         assert "/v1/lease" in schema.json()["paths"]
