@@ -34,7 +34,7 @@ from types import TracebackType
 import httpx
 
 from fap.backoff import Backoff
-from fap.engine.protocol import INFO, PROTOCOL_VERSION, SOCKET_ENV
+from fap.engine.protocol import INFO, SOCKET_ENV
 from fap.errors import EngineError
 from fap.worker.engine_client import EngineInfo
 from fap.worker.limits import upper_first
@@ -231,11 +231,6 @@ class EngineProcess:
         except BaseException:
             await _terminate(process, STOP_TIMEOUT, isolated=self._isolated)
             raise
-        if info.protocol != PROTOCOL_VERSION:
-            await _terminate(process, STOP_TIMEOUT, isolated=self._isolated)
-            raise EngineError(
-                f"The engine speaks protocol {info.protocol}; this worker speaks {PROTOCOL_VERSION}."
-            )
         tracked = _track(process.pid, isolated=self._isolated)
         if tracked is not None:
             self._tracked[self.generation] = tracked

@@ -180,7 +180,7 @@ class Accounts:
                 .where(Membership.user_id == user_id, Org.deleted_at.is_(None))
                 .order_by(Org.name)
             )
-            return [(org, _role(role)) for org, role in rows]
+            return [(org, role_named(role)) for org, role in rows]
 
     async def delete_org(self, org: Org, actor: Actor, now: float) -> None:
         """Mark it deleted: its members, invitations and joining rules go, its tokens are revoked.
@@ -217,7 +217,7 @@ class Accounts:
                 .order_by(OrgDomain.domain)
             )
             return OrgAccess(
-                tuple(issuers), tuple((domain, _role(role)) for domain, role in domains)
+                tuple(issuers), tuple((domain, role_named(role)) for domain, role in domains)
             )
 
     async def set_access(self, org_id: str, access: OrgAccess, actor: Actor, now: float) -> None:
@@ -321,7 +321,7 @@ async def _joinable(
             )
         )
         for org, role in rows:
-            found[org.id] = (org, _role(role), how)
+            found[org.id] = (org, role_named(role), how)
     return list(found.values())
 
 
@@ -348,8 +348,3 @@ async def _org_named(session: AsyncSession, name: str, *, deleted_too: bool = Fa
 
 def _name_taken(name: str) -> Conflict:
     return Conflict(f"The organisation name {name!r} is taken; choose another.")
-
-
-def _role(value: str) -> Role:
-    """A role read back from the database (only ever written from a Role)."""
-    return role_named(value)

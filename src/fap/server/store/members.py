@@ -42,7 +42,7 @@ class Members:
                     Membership.org_id == org_id, Membership.user_id == user_id
                 )
             )
-            return None if role is None else _role(role)
+            return None if role is None else role_named(role)
 
     @retried
     async def members(self, org_id: str) -> list[tuple[User, Role]]:
@@ -53,7 +53,7 @@ class Members:
                 .where(Membership.org_id == org_id)
                 .order_by(User.email, User.name, User.id)
             )
-            return [(user, _role(role)) for user, role in rows]
+            return [(user, role_named(role)) for user, role in rows]
 
     @retried
     async def invitations(self, org_id: str) -> Sequence[Invitation]:
@@ -161,7 +161,7 @@ async def _locked_role(session: AsyncSession, org_id: str, user_id: str) -> Role
     )
     if role is None:
         raise NotFound("There is no such member in this organisation.")
-    return _role(role)
+    return role_named(role)
 
 
 async def _keep_an_owner(session: AsyncSession, org_id: str, leaving: User) -> None:
@@ -177,11 +177,6 @@ async def _keep_an_owner(session: AsyncSession, org_id: str, leaving: User) -> N
             f"{_shown(leaving)} is the organisation's only owner; make another member an owner "
             "first."
         )
-
-
-def _role(value: str) -> Role:
-    """A role read back from the database (only ever written from a Role)."""
-    return role_named(value)
 
 
 def _shown(user: User) -> str:
