@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from fap.engine.protocol import DEFAULT_ENGINE
 from tests.e2e.conftest import REPO
 from tests.support.engine_sandbox import engine_flags
 from tests.support.processes import FapProcess, ServerProcess, fap_argv, wait_until
@@ -42,7 +43,11 @@ class Cluster:
         return ",".join(replica.url for replica in self.replicas)
 
     def start_workers(self, count: int) -> None:
-        engine = shlex.join(fap_argv("engine", "--analyzer", "tests.e2e.analyzers:counted"))
+        engine = shlex.join(
+            fap_argv(
+                "engine", "--analyzer", "tests.e2e.analyzers:counted", "--engine", DEFAULT_ENGINE
+            )
+        )
         # The sandboxed engine sees the test analyzers and the signals directory, nothing else.
         signals = self.tmp / "signals"
         sandbox = engine_flags(REPO, writable=signals, env={"FAP_TEST_SIGNALS": str(signals)})

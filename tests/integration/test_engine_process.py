@@ -176,7 +176,7 @@ def test_a_custom_analyzer_from_pythonpath_under_its_own_engine_name(
 def test_an_analyzer_that_raises_is_a_500_and_the_engine_lives_on(
     start_engine: Callable[..., Engine],
 ) -> None:
-    engine = start_engine("--analyzer", "tests.engines.analyzers:fail")
+    engine = start_engine("--analyzer", "tests.engines.analyzers:fail", "--engine", "fail@1")
     data = os.urandom(3 * MiB)  # fails after one byte: the engine answers before the body ends
     with engine.client() as client:
         answer = client.post("/v1/analyze", content=_pieces(data), headers=_headers(data))
@@ -231,7 +231,10 @@ def test_without_a_socket_it_says_so_and_exits_non_zero() -> None:
 
 
 def test_a_bad_analyzer_is_one_sentence_and_a_non_zero_exit(socket_dir: Path) -> None:
-    done = _run("--socket", str(socket_dir / "x.sock"), "--analyzer", "nowhere_to_be_found:run")
+    done = _run(
+        "--socket", str(socket_dir / "x.sock"),
+        "--analyzer", "nowhere_to_be_found:run", "--engine", "nowhere@1",
+    )  # fmt: skip
     assert done.returncode == 3
     assert "cannot be found" in done.stderr
     assert "Traceback" not in done.stderr

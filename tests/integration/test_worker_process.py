@@ -20,6 +20,7 @@ from tests.support.uploads import send_chunk
 
 from fap.api import UploadCreate, UploadCreated, UploadInfo
 from fap.crypto import DeviceIdentity, open_sealed
+from fap.engine.protocol import DEFAULT_ENGINE
 from fap.transfer import encode_chunk
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +43,8 @@ def start_worker(tmp_path: Path, markers: Path) -> Iterator[Callable[..., FapPro
     ) -> FapProcess:
         argv = fap_argv("work", "--server", server, "--concurrency", str(concurrency), *extra)
         if analyzer:
-            engine = fap_argv("engine", "--analyzer", analyzer)
+            # In the reference engine's stead: the organisations ask for it.
+            engine = fap_argv("engine", "--analyzer", analyzer, "--engine", DEFAULT_ENGINE)
             argv += ["--engine-command", subprocess.list2cmdline(engine)]
             # The sandboxed engine sees the test analyzers and the markers, nothing else.
             markers_env = {"FAP_TEST_MARKERS": str(markers)}

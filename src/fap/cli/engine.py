@@ -39,14 +39,16 @@ def engine(
         ),
     ] = REFERENCE_ANALYZER,
     name: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--engine",
             metavar="NAME@VERSION",
             envvar="FAP_ENGINE_NAME",
-            help="The NAME@VERSION this engine reports; uploads ask for an engine by it.",
+            help=f"The NAME@VERSION this engine reports; uploads ask for an engine by it. "
+            f"Needed with --analyzer: only the reference analyzer is {DEFAULT_ENGINE}.",
+            show_default=False,
         ),
-    ] = DEFAULT_ENGINE,
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False,
 ) -> None:
     """Serve an analyzer over the engine protocol on a unix socket; no network listener.
@@ -63,22 +65,25 @@ def engine(
                 "fap engine needs a socket to listen on: pass --socket PATH or set FAP_ENGINE_SOCKET."
             )
         )
+    if name is None and analyzer != REFERENCE_ANALYZER:
+        # Named by default as the reference analyzer, it would answer the uploads that ask for
+        # the reference analyzer with results of its own.
+        die(
+            ConfigError(
+                f"fap engine --analyzer {analyzer} needs --engine NAME@VERSION: the name uploads "
+                f"ask for this analyzer by ({DEFAULT_ENGINE} is the reference analyzer's)."
+            )
+        )
     setup_logging(verbose)
     if not verbose:  # the engine says itself when it listens and stops; uvicorn's lines repeat it
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     try:
-        engine_name = check_engine_name(name)  # before the import, which may take a while
+        engine_name = check_engine_name(
+            name or DEFAULT_ENGINE
+        )  # before the import, which may take a while
         function = load_analyzer(analyzer)
     except EngineSetupError as error:
         die(ConfigError(str(error)))
-    if engine_name == DEFAULT_ENGINE and analyzer != REFERENCE_ANALYZER:
-        # Uploads that ask for the reference analyzer would get this one's results instead.
-        logging.getLogger("fap.engine").warning(
-            "The analyzer %s reports itself as %s, the reference analyzer's name; give it a name "
-            "of its own with --engine NAME@VERSION.",
-            analyzer,
-            DEFAULT_ENGINE,
-        )
     try:
         serve_engine(socket, function, engine_name)
     except EngineSetupError as error:

@@ -3,6 +3,11 @@
 The client is the worker's view of the protocol: ``info()`` answers only an engine this worker can
 drive — one that speaks a protocol version in ``SPOKEN_PROTOCOLS`` under a valid NAME@VERSION —
 and raises EngineMismatch for any other, so no job is ever leased for it.
+
+An engine is untrusted: one that answers a gigabyte of JSON, or a small gzip that inflates to one,
+must cost the worker no more than the result limit (``max_answer``). So the client asks for no
+compression, refuses a compressed answer, refuses at once an answer whose Content-Length is over
+the limit, and counts the bytes of any other as they arrive.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ __all__ = (
     "EngineConnectionLost",
     "EngineInfo",
     "EngineMismatch",
+    "ResultTooLarge",
 )
 
 # The engine protocol versions this worker drives. A worker that learns a new version keeps the
@@ -49,6 +55,10 @@ class EngineConnectionLost(EngineError):
 class EngineMismatch(EngineError):
     """The engine answers, but not as one this worker can drive: another protocol version, or a
     name that is not NAME@VERSION. A configuration error: starting it again cannot help."""
+
+
+class ResultTooLarge(EngineError):
+    """The engine's answer holds more bytes than the result limit."""
 
 
 class EngineInfo(msgspec.Struct):
@@ -71,6 +81,7 @@ class _ErrorAnswer(msgspec.Struct):
 class EngineClient:
     socket_path: Path
     max_connections: int = 8
+    max_answer: int = 0  # bytes of an analysis answer; 0: no limit
 
     def __post_init__(self) -> None:
         # No keep-alive: a connection costs microseconds on a unix socket, and one kept across an
@@ -127,23 +138,46 @@ class EngineClient:
             FILE_NAME_HEADER: quote(file.name, safe=""),
             FILE_SIZE_HEADER: str(file.size),
             FILE_SHA256_HEADER: file.sha256,
+            "Accept-Encoding": "identity",
         }
         try:
-            response = await self._http.post(ANALYZE, content=body, headers=headers)
+            async with self._http.stream("POST", ANALYZE, content=body, headers=headers) as answer:
+                content = await self._read(answer)
         except httpx.TransportError as error:
             raise EngineConnectionLost(
                 f"The engine closed the connection without answering ({type(error).__name__})."
             ) from error
-        if response.status_code == 200:
+        if answer.status_code == 200:
             try:
-                msgspec.json.decode(response.content)
+                msgspec.json.decode(content)
             except msgspec.DecodeError:
                 raise EngineError("The engine answered with something that is not JSON.") from None
-            return response.content
-        reason = _reason(response)
-        if response.status_code == 500:
+            return content
+        reason = _reason(content, answer.reason_phrase)
+        if answer.status_code == 500:
             raise EngineError(f"The engine could not analyse the file: {reason}")
-        raise EngineError(f"The engine refused the file ({response.status_code}): {reason}")
+        raise EngineError(f"The engine refused the file ({answer.status_code}): {reason}")
+
+    async def _read(self, answer: httpx.Response) -> bytes:
+        """The answer's bytes as sent, no more than ``max_answer`` of them."""
+        encoding = answer.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise EngineError(
+                f"The engine answered with Content-Encoding {encoding[:40]!r}; it must answer "
+                "plain JSON."
+            )
+        limit = self.max_answer
+        declared = answer.headers.get("Content-Length", "")
+        if limit and declared.isdigit() and int(declared) > limit:
+            raise ResultTooLarge(f"The engine answered {declared} bytes.")
+        parts: list[bytes] = []
+        seen = 0
+        async for part in answer.aiter_raw():
+            seen += len(part)
+            if limit and seen > limit:
+                raise ResultTooLarge(f"The engine answered more than {limit} bytes.")
+            parts.append(part)
+        return b"".join(parts)
 
 
 def _versions(versions: tuple[int, ...]) -> str:
@@ -163,13 +197,13 @@ def _name_in(content: bytes) -> str:
     return engine if isinstance(engine, str) and is_engine_name(engine) else ""
 
 
-def _reason(response: httpx.Response) -> str:
+def _reason(content: bytes, phrase: str) -> str:
     try:
-        text = msgspec.json.decode(response.content, type=_ErrorAnswer).error
+        text = msgspec.json.decode(content, type=_ErrorAnswer).error
     except msgspec.DecodeError:
-        text = response.text
+        text = content.decode(errors="replace")
     lines = text.strip().splitlines()
-    line = lines[0][:300] if lines else response.reason_phrase
+    line = lines[0][:300] if lines else phrase
     if line.split(" ", 1)[0].istitle():  # "The analyzer raised …" goes on as "…: the analyzer …"
         line = line[0].lower() + line[1:]
     return line if line.endswith(".") else f"{line}."

@@ -36,9 +36,8 @@ import httpx
 from fap.backoff import Backoff
 from fap.engine.protocol import INFO, SOCKET_ENV
 from fap.errors import EngineError
-from fap.worker.engine_client import EngineInfo
+from fap.worker.engine_client import EngineClient, EngineInfo
 from fap.worker.limits import upper_first
-from fap.worker.result_cap import CappedEngineClient
 from fap.worker.sandbox import Sandbox
 from fap.worker.usage import Tracked, children_of
 
@@ -60,11 +59,7 @@ _SIGNALLED = 128  # bubblewrap's exit status for a command a signal ended: 128 +
 
 def describe_exit(returncode: int) -> str:
     if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return f"the engine crashed (killed by {name})"
+        return f"the engine crashed (killed by {_signal_name(-returncode)})"
     if returncode == 0:
         return "the engine exited unexpectedly (exit code 0)"
     return f"the engine crashed (exit code {returncode})"
@@ -84,7 +79,7 @@ class EngineProcess:
         self.start_timeout = start_timeout
         self.sandbox = sandbox
         self._dir: Path | None = None
-        self._client: CappedEngineClient | None = None
+        self._client: EngineClient | None = None
         self.name = ""
         self.generation = 0
         self._process: asyncio.subprocess.Process | None = None
@@ -104,7 +99,7 @@ class EngineProcess:
         self._dir = _private_dir()
         # One analysis at a time, and a readiness check; answers no larger than the result limit.
         cap = self.sandbox.limits.result_max_bytes if self.sandbox is not None else 0
-        self._client = CappedEngineClient(self.socket_path, max_connections=2, max_answer=cap)
+        self._client = EngineClient(self.socket_path, max_connections=2, max_answer=cap)
         try:
             await self._start()
         except BaseException:
@@ -126,7 +121,7 @@ class EngineProcess:
         return self._dir / "engine.sock"
 
     @property
-    def client(self) -> CappedEngineClient:
+    def client(self) -> EngineClient:
         assert self._client is not None, "the engine was never started"
         return self._client
 

@@ -48,10 +48,9 @@ from fap.errors import (
 )
 from fap.transfer import Retries, put_bytes, sha256_hex
 from fap.worker.chunks import ChunkStream
-from fap.worker.engine_client import EngineConnectionLost
+from fap.worker.engine_client import EngineConnectionLost, ResultTooLarge
 from fap.worker.engine_process import EngineProcess
 from fap.worker.limits import EngineLimits, LimitExceeded, upper_first
-from fap.worker.result_cap import ResultTooLarge
 from fap.worker.usage import JobWatch
 
 __all__ = ("Job", "JobServices", "Outcome")
@@ -160,11 +159,8 @@ class Job:
         except ConflictError as error:
             self._log_lost(error)
             return "lost"
-        except FileMismatch as error:
-            return await self._fail(str(error), retryable=False)
-        except InputError as error:  # no usable device key to seal for: retrying cannot help
-            return await self._fail(str(error), retryable=False)
-        except LimitExceeded as error:  # the same file would hit the same limit again
+        except (FileMismatch, InputError, LimitExceeded) as error:
+            # For good: the same chunks, the same missing device key, the same limit hit again.
             return await self._fail(str(error), retryable=False)
         except (EngineError, IntegrityError, ServerError) as error:
             return await self._fail(str(error), retryable=True)

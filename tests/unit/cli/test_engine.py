@@ -39,23 +39,36 @@ def _engine(*args: str) -> tuple[int, str]:
             ("--engine", "wordcount"),
             "The engine name 'wordcount' is not of the form NAME@VERSION (for example size@1)",
         ),
+        # Any analyzer but the reference one is named: the reference analyzer's name would
+        # have it answer the uploads that ask for the reference analyzer.
+        (
+            ("--analyzer", "tests.engines.analyzers:echo"),
+            "fap engine --analyzer tests.engines.analyzers:echo needs --engine NAME@VERSION",
+        ),
         # The name is checked before the module is imported (an import can take long).
         (("--analyzer", "tests.engines.broken:analyze", "--engine", "x y@1"), "'x y@1'"),
-        (("--analyzer", "no_such_module_here:analyze"), "'no_such_module_here' cannot be found"),
         (
-            ("--analyzer", "tests.engines.broken:analyze"),
+            ("--analyzer", "no_such_module_here:analyze", "--engine", "x@1"),
+            "'no_such_module_here' cannot be found",
+        ),
+        (
+            ("--analyzer", "tests.engines.broken:analyze", "--engine", "x@1"),
             "failed to import: RuntimeError: this module cannot be imported.",
         ),
-        (("--analyzer", "tests.engines.analyzers:nothing"), "has no 'nothing'"),
-        (("--analyzer", "tests.engines.analyzers:MARKERS_ENV"), "is not a function"),
+        (("--analyzer", "tests.engines.analyzers:nothing", "--engine", "x@1"), "has no 'nothing'"),
         (
-            ("--analyzer", "fap.engine.protocol:is_engine_name"),
+            ("--analyzer", "tests.engines.analyzers:MARKERS_ENV", "--engine", "x@1"),
+            "is not a function",
+        ),
+        (
+            ("--analyzer", "fap.engine.protocol:is_engine_name", "--engine", "x@1"),
             "takes (text); an analyzer takes two positional arguments, (stream, meta).",
         ),
     ],
     ids=[
         "no-socket",
         "bad-name",
+        "analyzer-unnamed",
         "name-first",
         "no-module",
         "import-fails",
@@ -75,20 +88,6 @@ def test_what_cannot_serve_is_refused_in_one_line_with_exit_3(
     assert says in stderr
     assert stderr.count("\n") == 1, stderr
     assert not (tmp_path / "e.sock").exists()
-
-
-def test_a_custom_analyzer_under_the_reference_analyzers_name_is_warned_about(
-    tmp_path: Path, served: list[tuple[Path, Analyzer, str]]
-) -> None:
-    socket = tmp_path / "e.sock"
-    code, stderr = _engine("--socket", str(socket), "--analyzer", "tests.engines.analyzers:echo")
-
-    assert code == 0, stderr
-    [(path, _, name)] = served
-    assert (path, name) == (socket, "size@1")
-    [warning] = [line for line in stderr.splitlines() if " WARNING " in line]
-    assert "reports itself as size@1, the reference analyzer's name" in warning
-    assert "--engine NAME@VERSION" in warning
 
 
 def test_an_analyzer_is_served_under_the_name_it_is_given(

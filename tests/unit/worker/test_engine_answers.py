@@ -13,7 +13,7 @@ import pytest
 
 from fap.api import FileMeta
 from fap.errors import EngineError
-from fap.worker.result_cap import CappedEngineClient, ResultTooLarge
+from fap.worker.engine_client import EngineClient, ResultTooLarge
 
 LIMIT = 64 * 1024
 META = FileMeta(upload_id="u1", name="a.txt", size=0, sha256="0" * 64)
@@ -71,7 +71,7 @@ def _streamed(parts: int, size: int) -> list[bytes]:
 async def _analyze(tmp_path: Path, answer: Answer) -> bytes:
     socket = tmp_path / "engine.sock"
     server = await _engine(socket, answer)
-    client = CappedEngineClient(socket, max_answer=LIMIT)
+    client = EngineClient(socket, max_answer=LIMIT)
     try:
         return await client.analyze(META, _empty())
     finally:
