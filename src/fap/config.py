@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import platformdirs
 
 from fap.api.limits import DEFAULT_CHUNK_SIZE
+from fap.api.paths import CLIENT_RELEASE
 from fap.durations import parse_duration
 from fap.errors import ConfigError
 from fap.issuers import TrustedIssuer, parse_trusted_issuers
@@ -75,6 +76,13 @@ class ServerSettings:
     # The newest client release (X.Y.Z) answers advertise in Fap-Client-Latest, so that older
     # clients tell their users once a day; "": this server's own version.
     client_latest: str = ""
+
+    def __post_init__(self) -> None:
+        if self.client_latest and not CLIENT_RELEASE.fullmatch(self.client_latest):
+            raise ConfigError(
+                f"The newest client release must be digits and dots, such as 1.4.0; "
+                f"{self.client_latest[:40]!r} is not."
+            )
 
     @property
     def trusted_issuers(self) -> tuple[TrustedIssuer, ...]:

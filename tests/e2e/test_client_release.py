@@ -1,5 +1,5 @@
 """A newer client release, as a user meets it: the server advertises the one its operator names
-(``client_latest`` in its config file), and the CLI says so on stderr, once a day at most, never
+(``fap serve --client-latest``), and the CLI says so on stderr, once a day at most, never
 in its --json output. (It never updates itself: no code of fap installs anything.)"""
 
 from __future__ import annotations
@@ -35,10 +35,7 @@ def run_fap(server: ServerProcess, home: Path, *args: str) -> subprocess.Complet
 def test_the_cli_tells_of_a_newer_release_once_a_day(
     tmp_path: Path, start_server: Callable[..., ServerProcess]
 ) -> None:
-    operator = tmp_path / "operator"
-    operator.mkdir()
-    (operator / "config.toml").write_text('[server]\nclient_latest = "99.0.0"\n')
-    server = start_server(env={"FAP_HOME": str(operator)})
+    server = start_server("--client-latest", "99.0.0")
     assert httpx.get(f"{server.url}/healthz").headers[CLIENT_LATEST_HEADER] == "99.0.0"
     home = tmp_path / "home"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 __all__ = (
     "API_VERSION",
     "API_VERSION_HEADER",
@@ -56,6 +58,7 @@ DEPRECATION_HEADER = "Deprecation"
 SUNSET_HEADER = "Sunset"
 # On every answer: the newest client release the server knows of (``X.Y.Z``).
 CLIENT_LATEST_HEADER = "Fap-Client-Latest"
+CLIENT_RELEASE = re.compile(r"\d+(?:\.\d+){0,3}")
 # The organisation a request acts in, for a user in several (``--org`` / FAP_ORG).
 ORG_HEADER = "Fap-Org"
 

@@ -165,6 +165,17 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    client_latest: Annotated[
+        str | None,
+        typer.Option(
+            "--client-latest",
+            metavar="X.Y.Z",
+            envvar="FAP_CLIENT_LATEST",
+            help="The newest fap release, which older clients are told of once a day "
+            "(default: this server's own version).",
+            show_default=False,
+        ),
+    ] = None,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -195,6 +206,7 @@ def serve(
             abandon_after=_duration(abandon_after, "--abandon-after"),
             keep_results=_duration(keep_results, "--keep-results"),
             oidc=tuple(oidc) if oidc else None,
+            client_latest=client_latest,
         )
         settings.trusted_issuers  # noqa: B018 (checked now: a bad --oidc is one sentence)
     except FapError as error:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from fap import __version__
+from fap.api import CLIENT_RELEASE
 from fap.client.private import write_private_text
 
 __all__ = ("NOTICE_FILE", "QUIET_SECONDS", "is_newer", "release_notice")
@@ -25,14 +26,13 @@ log = logging.getLogger(__name__)
 NOTICE_FILE = "release-notice"
 QUIET_SECONDS = 24 * 3600.0
 
-_RELEASE = re.compile(r"\d+(?:\.\d+){0,3}")
 _LEADING = re.compile(r"\d+(?:\.\d+)*")
 
 
 def is_newer(latest: str, current: str = __version__) -> bool:
     """Whether release ``latest`` (X.Y.Z) comes after ``current`` (whose pre-release or dev
     suffix, if any, is not compared)."""
-    if not _RELEASE.fullmatch(latest.strip()):
+    if not CLIENT_RELEASE.fullmatch(latest.strip()):
         return False
     ours = _LEADING.match(current.strip())
     if ours is None:

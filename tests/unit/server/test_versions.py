@@ -14,6 +14,7 @@ import httpx
 import msgspec
 import pytest
 from tests.unit.server.harness import BASE, Server, error_body, running_server
+from typer.testing import CliRunner
 
 from fap import __version__
 from fap.api import (
@@ -29,6 +30,8 @@ from fap.api import (
     ApiSession,
     Me,
 )
+from fap.cli.app import app
+from fap.errors import EXIT_INPUT
 from fap.server.versions import VERSIONS, Answering, ApiVersion, Versions
 
 OLD = "2026-11-30"
@@ -209,6 +212,21 @@ async def test_the_newest_client_release_is_a_server_setting(tmp_path: Path) -> 
     async with running_server(tmp_path / "data", client_latest="9.1.0") as server:
         response = await get(server, HEALTHZ, None)
         assert response.headers[CLIENT_LATEST_HEADER] == "9.1.0"
+
+
+@pytest.mark.parametrize("release", ["latest", "1.2.0-beta", "v1.2", "1..2"])
+def test_fap_serve_refuses_a_newest_release_that_is_not_digits_and_dots(
+    tmp_path: Path, release: str
+) -> None:
+    done = CliRunner().invoke(
+        app, ["serve", "--data-dir", str(tmp_path / "data"), "--client-latest", release]
+    )
+    assert done.exit_code == EXIT_INPUT
+    assert done.stderr == (
+        f"error: The newest client release must be digits and dots, such as 1.4.0; {release!r} "
+        "is not.\n"
+    )
+    assert not (tmp_path / "data").exists()
 
 
 # -- the client's side ----------------------------------------------------------------------------
