@@ -24,12 +24,9 @@ from tests.unit.server.harness import Server, error_body, running_server
 
 from fap.api import (
     INVITATIONS,
-    ORGS,
     TOKEN,
     TOKENS,
     Invitation,
-    OrgCreate,
-    OrgInfo,
     TokenCreate,
     TokenCreated,
     TokenList,
@@ -93,17 +90,14 @@ async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
 async def callers(server: Server) -> Callers:
     number = next(_NUMBERS)
     org = f"acme-{number}"
-    owner = await server.sign_in(f"owner@{org}.example")
-    await server.ok("POST", ORGS, owner, OrgCreate(name=org), returns=OrgInfo)
-    server.owners[org] = owner
-    tokens: dict[str, str | None] = {"owner": owner}
+    owner, processor = await server.new_org(org)
+    tokens: dict[str, str | None] = {"owner": owner, "processor": processor}
     for role in ("viewer", "member", "admin"):
         tokens[role] = await server.new_user(org, role, role)  # type: ignore[arg-type]
     await server.new_user(org, "target", "viewer")
     invited = Invitation(email=INVITED.replace(ORG, org))
     await server.ok("POST", INVITATIONS.format(org=org), owner, invited, returns=dict)
     tokens["stranger"], _ = await server.new_org(f"elsewhere-{number}")
-    tokens["processor"] = await processor_token(server, org, owner)
     tokens["none"] = None
     revoked = await api_token(server, org, owner, "revoked", None)
     listed = await server.ok("GET", TOKENS.format(org=org), owner, returns=TokenList)
@@ -126,17 +120,6 @@ async def api_token(
         TOKENS.format(org=org),
         owner,
         TokenCreate(name=name, role="owner", expires_in=expires_in),
-        returns=TokenCreated,
-    )
-    return made.token
-
-
-async def processor_token(server: Server, org: str, owner: str) -> str:
-    made = await server.ok(
-        "POST",
-        TOKENS.format(org=org),
-        owner,
-        TokenCreate(name="worker", role="processor"),
         returns=TokenCreated,
     )
     return made.token
