@@ -87,8 +87,12 @@ def _gone(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    # A zombie is gone too: it runs nothing and only waits for its parent to reap it.
-    return "State:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    # A zombie is gone too: it runs nothing and only waits for its parent to reap it. The
+    # process may end between the two looks.
+    try:
+        return "State:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
 
 
 class Uploader:
