@@ -173,7 +173,7 @@ def test_hostile_engines_fail_with_the_limit_they_hit_and_the_worker_serves_on(
     assert "The engine exceeded its memory limit (256 MiB)" in failed["hog-1.txt"]
     assert "The engine exceeded its CPU time limit (2 s)" in failed["spin-1.txt"]
     assert "The engine tried to start more processes than allowed (256)" in failed["fork-1.txt"]
-    assert "The engine answered more than the result limit (1048576 bytes)." in failed["big-1.txt"]
+    assert "The engine answered more than the result limit (1 MiB)." in failed["big-1.txt"]
     # A limit is hit again on another attempt: those fail at once; a refused connection is an
     # analyzer's error like any, tried again.
     for name in ("hog-1.txt", "spin-1.txt", "fork-1.txt", "big-1.txt"):
@@ -213,7 +213,7 @@ def test_an_answer_of_a_gigabyte_is_cut_off_at_the_result_limit(pipeline: Pipeli
 
     line = lines["any.txt"]
     assert line["status"] == "failed", server_log_tail(pipeline)
-    assert "The engine answered more than the result limit (1048576 bytes)." in line["error"]
+    assert "The engine answered more than the result limit (1 MiB)." in line["error"]
     assert _attempts(pipeline, line["upload_id"]) == 1
     assert worker.alive()
 

@@ -89,7 +89,9 @@ class EngineLimits:
         return f"the engine ran past the job timeout ({self.job_timeout:g} s)"
 
     def result_hit(self) -> str:
-        return f"the engine answered more than the result limit ({self.result_max_bytes} bytes)"
+        return (
+            f"the engine answered more than the result limit ({format_size(self.result_max_bytes)})"
+        )
 
     def processes_hit(self) -> str:
         return f"the engine tried to start more processes than allowed ({self.processes})"

@@ -178,7 +178,7 @@ class Sandbox:
             f"memory {format_size(limits.memory) if limits.memory else 'unlimited'}",
             f"CPU {f'{limits.cpu_seconds:g} s' if limits.cpu_seconds else 'unlimited'} a job",
             f"{limits.processes or 'unlimited'} processes",
-            f"results up to {limits.result_max_bytes or 'any number of'} bytes",
+            f"results up to {format_size(limits.result_max_bytes)}",
             f"job timeout {limits.job_timeout:g} s",
         ]
         if self.bwrap is None:

@@ -114,7 +114,7 @@ def _limits(sandbox: Sandbox, *, root: bool) -> str:
     else:
         processes = f"{limits.processes} processes and threads (RLIMIT_NPROC)"
     return (
-        f"{memory}; {cpu}; {processes}; results up to {limits.result_max_bytes} bytes; "
+        f"{memory}; {cpu}; {processes}; results up to {format_size(limits.result_max_bytes)}; "
         f"job timeout {limits.job_timeout:g} s"
     )
 
