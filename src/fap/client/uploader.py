@@ -2,7 +2,8 @@
 
 One file goes like this: hash it (sha256, in a thread); create the upload (or look up the one to
 resume and skip the chunks the server already stores); then read the file once in chunk order,
-compress each chunk on the thread pool, ask for its presigned URL — signed for the exact size and
+compress each chunk on the thread pool (at a zstd level adapted to whichever of the link and
+the CPU is the limit: ``fap.transfer.adapt``), ask for its presigned URL — signed for the exact size and
 SHA-256 of the encoded bytes, so it can only be had once the chunk is encoded; the chunks encoded
 while one request is out go together in the next — and PUT it while later chunks are still
 compressing; report each stored chunk. Memory stays bounded: a chunk takes a buffer slot
@@ -42,6 +43,7 @@ from fap.client.tasks import first_error
 from fap.config import ClientSettings
 from fap.errors import InputError, ServerError
 from fap.transfer import EncodedChunk, encode_chunk, file_sha256, put_bytes, read_chunk
+from fap.transfer.adapt import LevelControl
 
 __all__ = (
     "FileChanged",
@@ -130,6 +132,7 @@ class Uploader:
         self._slots = asyncio.Semaphore(workers + self._parallel_puts)
         self._puts = asyncio.Semaphore(self._parallel_puts)
         self._pacer = _Pacer(bwlimit) if bwlimit else None
+        self.levels = LevelControl()
 
     async def inspect(self, path: Path, name: str | None = None) -> LocalFile:
         """Stat and hash ``path`` (off the event loop); refuse a file that changes meanwhile."""
@@ -208,7 +211,7 @@ class Uploader:
     ) -> Sent:
         loop = asyncio.get_running_loop()
         book = ChunkUrlBook(self.session, info.id)
-        queue: asyncio.Queue[asyncio.Task[_Ready] | None] = asyncio.Queue()
+        queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         senders = min(self._parallel_puts, len(missing))
         latest = ChunkStored(
             upload_id=info.id,
@@ -234,15 +237,23 @@ class Uploader:
                 )
                 if len(raw) != raw_chunk_size(seq, file.size, info.chunk_size):
                     raise _changed(file)
-                encoding = loop.run_in_executor(self.executor, encode_chunk, seq, raw)
-                queue.put_nowait(group.create_task(encode_and_sign(encoding)))
+                level = self.levels.level
+                encoding = loop.run_in_executor(self.executor, encode_chunk, seq, raw, level)
+                queue.put_nowait(_Pending(encoding, group.create_task(encode_and_sign(encoding))))
             for _ in range(senders):
                 queue.put_nowait(None)
 
         async def send() -> None:
             nonlocal held, latest, sent
-            while (preparing := await queue.get()) is not None:
-                ready = await preparing
+            filling = True  # a file's first chunk is waited for however fast the CPU is
+            while (pending := await queue.get()) is not None:
+                if not filling:
+                    if pending.encoding.done():
+                        self.levels.link_waits()
+                    else:
+                        self.levels.cpu_waits()
+                filling = False
+                ready = await pending.ready
                 await self._put(book, ready)
                 sent += ready.chunk.stored_size
                 answer = await self._report(info.id, ready.chunk)
@@ -317,6 +328,13 @@ class _Pacer:
         self._next = start + size / self._rate
         if start > now:
             await asyncio.sleep(start - now)
+
+
+class _Pending(NamedTuple):
+    """A chunk handed to the encoder, and the task that makes it ready to PUT."""
+
+    encoding: asyncio.Future[EncodedChunk]
+    ready: asyncio.Task[_Ready]
 
 
 class _Ready(NamedTuple):

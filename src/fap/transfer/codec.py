@@ -1,7 +1,12 @@
 """Chunk codec: each chunk is an independent zstd frame, or stored raw when it does not shrink.
 
 Independent frames let the worker decompress chunk N without chunks 0..N-1, and let several threads
-compress at once (zstandard releases the GIL while it works).
+compress at once (zstandard releases the GIL while it works). The level is the uploader's to choose
+per chunk (``adapt.py``): the worker decompresses every level alike.
+
+A chunk that a sample shows will not shrink (already compressed, encrypted, random) is stored raw
+without being compressed whole: at the higher levels that would cost seconds of CPU per chunk for
+nothing.
 """
 
 from __future__ import annotations
@@ -14,20 +19,41 @@ import zstandard
 
 from fap.errors import IntegrityError
 
-__all__ = ("EncodedChunk", "decode_chunk", "encode_chunk", "sha256_hex")
+__all__ = (
+    "MAX_LEVEL",
+    "MIN_LEVEL",
+    "ZSTD_LEVEL",
+    "EncodedChunk",
+    "decode_chunk",
+    "encode_chunk",
+    "sha256_hex",
+)
 
-# Level 3 is zstd's default: fast enough to outrun a gigabit link per core, ~3x on text.
+# Level 3 is zstd's default, and where an upload starts.
 ZSTD_LEVEL = 3
+# The levels an upload moves between. Past 9 a level costs several times the CPU for a few per
+# cent, and its tables take tens of MiB per thread.
+MIN_LEVEL = 1
+MAX_LEVEL = 9
+
+# The sample that tells whether a chunk is worth compressing: a few slices spread over it, at the
+# fastest level; it must shrink by this much.
+_SAMPLE_SLICES = 4
+_SAMPLE_BYTES = 32 * 1024
+_SAMPLE_SHRINKS_TO = 0.97
 
 _local = threading.local()
 
 
-def _compressor() -> zstandard.ZstdCompressor:
-    # Compressor objects are not thread-safe; one per thread of the pool, made once.
-    compressor: zstandard.ZstdCompressor | None = getattr(_local, "compressor", None)
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    # Compressor objects are not thread-safe: one per thread of the pool and level, made once.
+    compressors: dict[int, zstandard.ZstdCompressor] | None = getattr(_local, "compressors", None)
+    if compressors is None:
+        compressors = _local.compressors = {}
+    compressor = compressors.get(level)
     if compressor is None:
-        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True)
-        _local.compressor = compressor
+        compressor = zstandard.ZstdCompressor(level=level, write_content_size=True)
+        compressors[level] = compressor
     return compressor
 
 
@@ -56,12 +82,24 @@ class EncodedChunk:
         return len(self.data)
 
 
-def encode_chunk(seq: int, raw: bytes) -> EncodedChunk:
-    """Compress one chunk; incompressible data (already compressed, random) is kept raw."""
-    compressed = _compressor().compress(raw)
-    if len(compressed) < len(raw):
-        return EncodedChunk(seq, len(raw), "zstd", compressed, sha256_hex(compressed))
+def encode_chunk(seq: int, raw: bytes, level: int = ZSTD_LEVEL) -> EncodedChunk:
+    """Compress one chunk at ``level``; incompressible data (already compressed, random) is kept
+    raw, most of it without being compressed at all."""
+    if _worth_compressing(raw):
+        compressed = _compressor(level).compress(raw)
+        if len(compressed) < len(raw):
+            return EncodedChunk(seq, len(raw), "zstd", compressed, sha256_hex(compressed))
     return EncodedChunk(seq, len(raw), "raw", raw, sha256_hex(raw))
+
+
+def _worth_compressing(raw: bytes) -> bool:
+    """Whether slices spread over ``raw`` shrink at the fastest level; a chunk not much larger
+    than the sample is simply compressed."""
+    if len(raw) <= 2 * _SAMPLE_SLICES * _SAMPLE_BYTES:
+        return True
+    step = len(raw) // _SAMPLE_SLICES
+    sample = b"".join(raw[i * step : i * step + _SAMPLE_BYTES] for i in range(_SAMPLE_SLICES))
+    return len(_compressor(MIN_LEVEL).compress(sample)) < _SAMPLE_SHRINKS_TO * len(sample)
 
 
 def decode_chunk(data: bytes, *, codec: str, raw_size: int, sha256: str) -> bytes:

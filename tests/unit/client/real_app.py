@@ -98,9 +98,9 @@ class App:
         self.completed: list[str] = []
 
     @asynccontextmanager
-    async def runtime(self) -> AsyncIterator[Runtime]:
+    async def runtime(self, *, bwlimit: float | None = None) -> AsyncIterator[Runtime]:
         """A client's runtime, as one run of ``fap upload`` or ``fap watch`` holds it."""
-        async with open_runtime(self.settings, transport=self.wire) as opened:
+        async with open_runtime(self.settings, transport=self.wire, bwlimit=bwlimit) as opened:
             yield opened
 
     # -- what the server holds -----------------------------------------------------------------

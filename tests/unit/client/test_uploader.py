@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import random
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from fap.client import Runtime, UploadListener
 from fap.client.chunk_urls import ChunkUrlBook
 from fap.errors import InputError, ServerError
 from fap.transfer import EncodedChunk, encode_chunk, read_chunk
+from fap.transfer.codec import MAX_LEVEL, MIN_LEVEL
 
 # Each test here looks at what the client sent and stored; no job needs to finish.
 pytestmark = no_worker
@@ -236,9 +239,9 @@ async def test_memory_stays_bounded_while_the_link_is_stalled(
         reads.append(len(reads) + 1 - len([put for put in app.puts() if put.status == 200]))
         return read_chunk(*args)  # type: ignore[arg-type]
 
-    def counting_encode(seq: int, raw: bytes) -> EncodedChunk:
+    def counting_encode(seq: int, raw: bytes, level: int) -> EncodedChunk:
         encodes.append(seq)
-        return encode_chunk(seq, raw)
+        return encode_chunk(seq, raw, level)
 
     monkeypatch.setattr(uploader_module, "read_chunk", counting_read)
     monkeypatch.setattr(uploader_module, "encode_chunk", counting_encode)
@@ -261,3 +264,46 @@ async def test_memory_stays_bounded_while_the_link_is_stalled(
 
     assert len(reads) == 40
     assert max(reads) <= bound
+
+
+async def test_on_a_slow_link_the_level_climbs_and_later_chunks_are_smaller(
+    app: App, tmp_path: Path
+) -> None:
+    # Text at ~200 KB/s: each chunk waits ~30 ms for the link, and takes ~2 ms to encode.
+    data = log_lines(40 * CHUNK)
+    path = _write(tmp_path / "app.log", data)
+    async with app.runtime(bwlimit=200_000) as runtime:
+        await runtime.device()
+        sent = await runtime.uploader.upload(await runtime.uploader.inspect(path))
+        assert runtime.uploader.levels.level >= MAX_LEVEL - 1
+
+    assert await app.file_bytes(sent.info.id) == data
+    sizes = [chunk.stored_size for chunk in await app.chunks(sent.info.id)]
+    assert sum(sizes[-10:]) < sum(sizes[:3]) * 10 / 3
+
+
+async def test_when_compressing_is_the_limit_the_level_falls_to_the_fastest(
+    runtime: Runtime, app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = log_lines(20 * CHUNK)
+    path = _write(tmp_path / "app.log", data)
+    await runtime.device()
+
+    def slow_encode(seq: int, raw: bytes, level: int) -> EncodedChunk:
+        time.sleep(0.05)  # a slow CPU: the link, in-process, waits for every chunk
+        return encode_chunk(seq, raw, level)
+
+    monkeypatch.setattr(uploader_module, "encode_chunk", slow_encode)
+    sent = await runtime.uploader.upload(await runtime.uploader.inspect(path))
+
+    assert runtime.uploader.levels.level == MIN_LEVEL
+    assert await app.file_bytes(sent.info.id) == data
+
+
+def log_lines(size: int) -> bytes:
+    rng = random.Random(size)
+    lines = (
+        f"{n:08d} INFO user=u{rng.randrange(900)} ms={rng.expovariate(0.1):.1f}\n".encode()
+        for n in range(size // 20)
+    )
+    return b"".join(lines)[:size]
