@@ -1,10 +1,16 @@
 """fap — File Analysis Pipeline."""
 
-from importlib.metadata import PackageNotFoundError, version
+import sys
+from types import ModuleType
+from typing import cast
 
-try:
-    __version__ = version("fap")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+# The one place the version is written: the build reads it from here (pyproject.toml).
+__version__ = "0.1.0"
+
+# httpx imports its own command line (and with it pygments and rich's syntax highlighting: tens of
+# milliseconds on every start of every fap command) whenever click and rich are importable, as
+# they are for fap's CLI; fap never runs it. A None entry in sys.modules makes that one import
+# fail, and httpx then defines a stand-in for its command line instead.
+sys.modules.setdefault("httpx._main", cast("ModuleType", None))
 
 __all__ = ("__version__",)
