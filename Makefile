@@ -5,6 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 # The OpenID Connect provider the tests sign in with (oidc-provider, run by Node.js).
 OIDC := tests/support/oidc
 OIDC_STAMP := $(OIDC)/node_modules/.installed
@@ -61,9 +62,19 @@ SOAK_ROUNDS ?= 3
 soak: install services
 	SOAK_ROUNDS=$(SOAK_ROUNDS) $(BIN)/pytest tests/chaos --timeout $$(( $(SOAK_ROUNDS) * 600 + 300 ))
 
-# Throughput and memory of the whole path on this machine; results in bench/results/.
-bench: install
-	$(BIN)/python -m bench.upload
+# fap side by side with aws s3 cp, s5cmd, rclone and zstd | aws s3 cp, on the same data and S3
+# server, over shaped links (root: a network namespace) and loopback; about 10 minutes. Each run's
+# JSON goes to bench/results/, and docs/performance.md with its charts is regenerated from it.
+bench: install $(BENCH_STAMP)
+	$(BIN)/python -m bench
+
+# The peer tools and matplotlib (the bench dependency group) beside what `make install` put in
+# the venv (--inexact keeps the dev group), compiled as the rest is; rclone and zstd from Debian.
+# Again only when the lock changed, or when `make install` synced the venv again (it drops them).
+$(BENCH_STAMP): pyproject.toml uv.lock $(STAMP)
+	@uv_bin=$$(command -v uv || echo "$(UV)"); "$$uv_bin" sync --locked --inexact --group bench --compile-bytecode --python $(PYTHON)
+	@bash scripts/install-bench-deps.sh
+	@touch $(BENCH_STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

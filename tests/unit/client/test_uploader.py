@@ -285,12 +285,12 @@ async def test_on_a_slow_link_the_level_climbs_and_later_chunks_are_smaller(
 async def test_when_compressing_is_the_limit_the_level_falls_to_the_fastest(
     runtime: Runtime, app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = log_lines(20 * CHUNK)
+    data = log_lines(12 * CHUNK)
     path = _write(tmp_path / "app.log", data)
     await runtime.device()
 
     def slow_encode(seq: int, raw: bytes, level: int) -> EncodedChunk:
-        time.sleep(0.05)  # a slow CPU: the link, in-process, waits for every chunk
+        time.sleep(0.25)  # a slow CPU: the link, in-process, waits for every chunk
         return encode_chunk(seq, raw, level)
 
     monkeypatch.setattr(uploader_module, "encode_chunk", slow_encode)
