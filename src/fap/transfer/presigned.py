@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 # 0.5, 1, 2, 4 s between five attempts: about 8 s, over a restart of the store or a load balancer.
 _BACKOFF = Backoff(first=0.5, cap=8.0)
+# A PUT's body goes out in pieces of this size, each written once the socket took the last: given
+# whole, the transport would copy what the socket does not take at once (most of a chunk) into a
+# buffer of its own, a second copy of every chunk in flight.
+_PIECE = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,7 @@ async def put_bytes(
     retries: Retries = _BOUNDED,
 ) -> None:
     """PUT ``data``, with the ``headers`` its URL was signed for (a checksum, the length)."""
+    # With its length given, httpx sends the pieces as one plain body, not chunked.
     sent = httpx.Headers({"Content-Length": str(len(data))})
     sent.update(headers or {})  # case-insensitive: the signed headers win
     await _send(http, "PUT", url, data, sent, retries)
@@ -82,8 +87,9 @@ async def _send(
         if attempt:
             await asyncio.sleep(retries.backoff.delay(attempt))
         attempt += 1
+        content = None if data is None else _pieces(data)  # afresh for every attempt
         try:
-            response = await http.request(method, url, content=data, headers=headers)
+            response = await http.request(method, url, content=content, headers=headers)
         except httpx.TransportError as error:
             last = f"{type(error).__name__}: {error}"
         else:
@@ -111,6 +117,11 @@ async def _send(
                 attempt,
                 last,
             )
+
+
+async def _pieces(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), _PIECE):
+        yield data[start : start + _PIECE]
 
 
 def _reason(response: httpx.Response) -> str:
