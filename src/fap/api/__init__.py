@@ -118,6 +118,7 @@ from fap.api.states import (
     Transition,
     transition,
 )
+from fap.api.tls import tls_context
 
 # The engine names every role agrees on: the engine protocol owns the rule (an engine imports
 # nothing of fap), and the wire contract carries it to the server and the client.
@@ -239,6 +240,7 @@ __all__ = (
     "is_engine_name",
     "parse_servers",
     "role_named",
+    "tls_context",
     "transition",
     "weaker",
 )

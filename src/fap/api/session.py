@@ -42,6 +42,7 @@ from fap.api.paths import (
     ORG_HEADER,
     SUNSET_HEADER,
 )
+from fap.api.tls import tls_context
 from fap.backoff import Backoff
 from fap.errors import AuthError, ConfigError, ConflictError, ServerError, ServerUnreachable
 
@@ -113,6 +114,7 @@ class ApiSession:
             timeout=httpx.Timeout(60.0, connect=10.0),
             transport=transport,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            verify=tls_context(),
         )
 
     @property

@@ -26,6 +26,7 @@ from fap.api import (
     ProviderList,
     Struct,
     parse_servers,
+    tls_context,
 )
 from fap.errors import AuthError, ServerError, ServerUnreachable
 
@@ -55,6 +56,7 @@ class PublicApi:
             headers={API_VERSION_HEADER: API_VERSION, "User-Agent": f"fap/{__version__}"},
             timeout=httpx.Timeout(30.0, connect=10.0),
             transport=transport,
+            verify=tls_context(),
         )
 
     async def __aenter__(self) -> PublicApi:

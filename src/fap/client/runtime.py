@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from fap.api import ApiSession
+from fap.api import ApiSession, tls_context
 from fap.client.device import DeviceKeys, register_device
 from fap.client.session import connect
 from fap.client.uploader import Uploader
@@ -69,7 +69,10 @@ async def open_runtime(
                 max_keepalive_connections=max(8, settings.parallel_puts * 2),
             )
             async with httpx.AsyncClient(
-                timeout=httpx.Timeout(60.0, connect=10.0), limits=limits, transport=transport
+                timeout=httpx.Timeout(60.0, connect=10.0),
+                limits=limits,
+                transport=transport,
+                verify=tls_context(),
             ) as blobs:
                 uploader = Uploader(
                     session, settings, blobs=blobs, executor=pool, workers=workers, bwlimit=bwlimit

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import httpx
 
 from fap import __version__
-from fap.api import LEASE, ApiSession, Lease, LeaseRequest
+from fap.api import LEASE, ApiSession, Lease, LeaseRequest, tls_context
 from fap.backoff import Backoff
 from fap.config import WorkerSettings
 from fap.errors import AuthError, ConfigError, ServerError, ServerUnreachable
@@ -256,6 +256,7 @@ async def run_worker(settings: WorkerSettings) -> bool:
                     limits=httpx.Limits(
                         max_connections=settings.concurrency * settings.prefetch_chunks + 4
                     ),
+                    verify=tls_context(),
                 )
             )
             engines = [
