@@ -8,7 +8,8 @@ SHA-256 of the encoded bytes, so it can only be had once the chunk is encoded; t
 while one request is out go together in the next — and PUT it while later chunks are still
 compressing; report each stored chunk. Memory stays bounded: a chunk takes a buffer slot
 before it is read and gives it back once it is stored, and there are ``cores + parallel_puts``
-slots — enough to keep every core compressing while every PUT is in flight, and no more.
+slots — enough to keep every core compressing while every PUT is in flight, and no more. Each slot
+reads into a buffer of its own, used for chunk after chunk.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import os
 import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from io import BufferedReader
 from pathlib import Path
 from stat import S_ISREG
-from typing import BinaryIO, NamedTuple
+from typing import NamedTuple
 
 import httpx
 import msgspec
@@ -42,7 +44,7 @@ from fap.client.chunk_urls import ChunkUrlBook
 from fap.client.tasks import first_error
 from fap.config import ClientSettings
 from fap.errors import InputError, ServerError
-from fap.transfer import EncodedChunk, encode_chunk, file_sha256, put_bytes, read_chunk
+from fap.transfer import EncodedChunk, encode_chunk, file_sha256, put_bytes, read_chunk_into
 from fap.transfer.adapt import LevelControl
 
 __all__ = (
@@ -131,6 +133,8 @@ class Uploader:
         # Shared by every file in flight, so memory stays bounded however many files are sent.
         self._slots = asyncio.Semaphore(workers + self._parallel_puts)
         self._puts = asyncio.Semaphore(self._parallel_puts)
+        # One per slot at most, made as first needed: a slot's chunk is read into one.
+        self._buffers: list[bytearray] = []
         self._pacer = _Pacer(bwlimit) if bwlimit else None
         self.levels = LevelControl()
 
@@ -227,19 +231,21 @@ class Uploader:
             chunk = await encoding
             return _Ready(chunk, await book.take(chunk))
 
-        async def read_and_compress(handle: BinaryIO, group: asyncio.TaskGroup) -> None:
+        async def read_and_compress(handle: BufferedReader, group: asyncio.TaskGroup) -> None:
             nonlocal held
             for seq in missing:
                 await self._slots.acquire()
                 held += 1
+                buffer = self._buffer(info.chunk_size)
                 raw = await loop.run_in_executor(
-                    self.executor, read_chunk, handle, seq, info.chunk_size
+                    self.executor, read_chunk_into, handle, seq, info.chunk_size, buffer
                 )
                 if len(raw) != raw_chunk_size(seq, file.size, info.chunk_size):
                     raise _changed(file)
                 level = self.levels.level
                 encoding = loop.run_in_executor(self.executor, encode_chunk, seq, raw, level)
-                queue.put_nowait(_Pending(encoding, group.create_task(encode_and_sign(encoding))))
+                task = group.create_task(encode_and_sign(encoding))
+                queue.put_nowait(_Pending(encoding, task, buffer))
             for _ in range(senders):
                 queue.put_nowait(None)
 
@@ -257,6 +263,7 @@ class Uploader:
                 await self._put(book, ready)
                 sent += ready.chunk.stored_size
                 answer = await self._report(info.id, ready.chunk)
+                self._buffers.append(pending.buffer)  # stored: its bytes are no longer needed
                 held -= 1
                 self._slots.release()
                 # Reports may come back out of order: keep the answer that knows the most.
@@ -286,6 +293,14 @@ class Uploader:
         # Every chunk is stored: each was before, or its report was answered.
         stored = list(range(info.chunk_count))
         return Sent(msgspec.structs.replace(info, chunks_stored=stored, state=latest.state), sent)
+
+    def _buffer(self, size: int) -> bytearray:
+        """A free read buffer of at least ``size`` bytes (a slot is held for it)."""
+        while self._buffers:
+            buffer = self._buffers.pop()
+            if len(buffer) >= size:
+                return buffer
+        return bytearray(size)
 
     async def _put(self, book: ChunkUrlBook, ready: _Ready) -> None:
         chunk, url = ready
@@ -331,10 +346,12 @@ class _Pacer:
 
 
 class _Pending(NamedTuple):
-    """A chunk handed to the encoder, and the task that makes it ready to PUT."""
+    """A chunk handed to the encoder, the task that makes it ready to PUT, and the buffer it was
+    read into (a raw chunk's stored bytes are a view of it)."""
 
     encoding: asyncio.Future[EncodedChunk]
     ready: asyncio.Task[_Ready]
+    buffer: bytearray
 
 
 class _Ready(NamedTuple):
@@ -344,7 +361,7 @@ class _Ready(NamedTuple):
     url: ChunkUrl
 
 
-def _open(file: LocalFile) -> BinaryIO:
+def _open(file: LocalFile) -> BufferedReader:
     return file.path.open("rb")
 
 

@@ -1,6 +1,12 @@
 """Moving file bytes: chunking, the zstd codec, checksums, presigned PUT/GET."""
 
-from fap.transfer.chunking import chunk_count, file_sha256, read_chunk, read_chunks
+from fap.transfer.chunking import (
+    chunk_count,
+    file_sha256,
+    read_chunk,
+    read_chunk_into,
+    read_chunks,
+)
 from fap.transfer.codec import EncodedChunk, decode_chunk, encode_chunk, sha256_hex
 from fap.transfer.presigned import Retries, get_bytes, put_bytes
 
@@ -14,6 +20,7 @@ __all__ = (
     "get_bytes",
     "put_bytes",
     "read_chunk",
+    "read_chunk_into",
     "read_chunks",
     "sha256_hex",
 )

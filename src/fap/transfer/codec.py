@@ -65,7 +65,7 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return decompressor
 
 
-def sha256_hex(data: bytes) -> str:
+def sha256_hex(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
@@ -74,15 +74,17 @@ class EncodedChunk:
     seq: int
     raw_size: int
     codec: str  # "zstd" | "raw"
-    data: bytes
-    sha256: str  # of ``data``, the stored bytes
+    # The stored bytes; a raw chunk's may be a view of the reader's buffer, which stays the
+    # chunk's until it is stored.
+    data: bytes | memoryview
+    sha256: str  # of ``data``
 
     @property
     def stored_size(self) -> int:
         return len(self.data)
 
 
-def encode_chunk(seq: int, raw: bytes, level: int = ZSTD_LEVEL) -> EncodedChunk:
+def encode_chunk(seq: int, raw: bytes | memoryview, level: int = ZSTD_LEVEL) -> EncodedChunk:
     """Compress one chunk at ``level``; incompressible data (already compressed, random) is kept
     raw, most of it without being compressed at all."""
     if _worth_compressing(raw):
@@ -92,7 +94,7 @@ def encode_chunk(seq: int, raw: bytes, level: int = ZSTD_LEVEL) -> EncodedChunk:
     return EncodedChunk(seq, len(raw), "raw", raw, sha256_hex(raw))
 
 
-def _worth_compressing(raw: bytes) -> bool:
+def _worth_compressing(raw: bytes | memoryview) -> bool:
     """Whether slices spread over ``raw`` shrink at the fastest level; a chunk not much larger
     than the sample is simply compressed."""
     if len(raw) <= 2 * _SAMPLE_SLICES * _SAMPLE_BYTES:

@@ -58,7 +58,7 @@ _BOUNDED = Retries()
 async def put_bytes(
     http: httpx.AsyncClient,
     url: str,
-    data: bytes,
+    data: bytes | memoryview,
     headers: Mapping[str, str] | None = None,
     *,
     retries: Retries = _BOUNDED,
@@ -78,7 +78,7 @@ async def _send(
     http: httpx.AsyncClient,
     method: str,
     url: str,
-    data: bytes | None,
+    data: bytes | memoryview | None,
     headers: Mapping[str, str] | httpx.Headers,
     retries: Retries,
 ) -> bytes:
@@ -119,9 +119,9 @@ async def _send(
             )
 
 
-async def _pieces(data: bytes) -> AsyncIterator[bytes]:
+async def _pieces(data: bytes | memoryview) -> AsyncIterator[bytes]:
     for start in range(0, len(data), _PIECE):
-        yield data[start : start + _PIECE]
+        yield bytes(data[start : start + _PIECE])
 
 
 def _reason(response: httpx.Response) -> str:

@@ -20,7 +20,7 @@ from fap.api import BLOBS, UPLOAD, ChunkStored, ChunkUrl, UploadInfo
 from fap.client import Runtime, UploadListener
 from fap.client.chunk_urls import ChunkUrlBook
 from fap.errors import InputError, ServerError
-from fap.transfer import EncodedChunk, encode_chunk, read_chunk
+from fap.transfer import EncodedChunk, encode_chunk, read_chunk_into
 from fap.transfer.codec import MAX_LEVEL, MIN_LEVEL
 
 # Each test here looks at what the client sent and stored; no job needs to finish.
@@ -235,15 +235,15 @@ async def test_memory_stays_bounded_while_the_link_is_stalled(
     reads: list[int] = []  # at each read (in the pool): the chunks read and not yet stored
     encodes: list[int] = []
 
-    def counting_read(*args: object) -> bytes:
+    def counting_read(*args: object) -> memoryview:
         reads.append(len(reads) + 1 - len([put for put in app.puts() if put.status == 200]))
-        return read_chunk(*args)  # type: ignore[arg-type]
+        return read_chunk_into(*args)  # type: ignore[arg-type]
 
-    def counting_encode(seq: int, raw: bytes, level: int) -> EncodedChunk:
+    def counting_encode(seq: int, raw: memoryview, level: int) -> EncodedChunk:
         encodes.append(seq)
         return encode_chunk(seq, raw, level)
 
-    monkeypatch.setattr(uploader_module, "read_chunk", counting_read)
+    monkeypatch.setattr(uploader_module, "read_chunk_into", counting_read)
     monkeypatch.setattr(uploader_module, "encode_chunk", counting_encode)
     # The link stalls: no PUT goes through until the test says so.
     stalled = app.wire.hold(chunk_put(), every=True)
@@ -289,7 +289,7 @@ async def test_when_compressing_is_the_limit_the_level_falls_to_the_fastest(
     path = _write(tmp_path / "app.log", data)
     await runtime.device()
 
-    def slow_encode(seq: int, raw: bytes, level: int) -> EncodedChunk:
+    def slow_encode(seq: int, raw: memoryview, level: int) -> EncodedChunk:
         time.sleep(0.25)  # a slow CPU: the link, in-process, waits for every chunk
         return encode_chunk(seq, raw, level)
 
@@ -307,3 +307,29 @@ def log_lines(size: int) -> bytes:
         for n in range(size // 20)
     )
     return b"".join(lines)[:size]
+
+
+async def test_chunks_read_into_reused_buffers_arrive_whole(app: App, tmp_path: Path) -> None:
+    # Random chunks are stored raw, as views of the buffer they were read into; paced PUTs keep
+    # chunks waiting, read and encoded, while others are read: a buffer given to the next chunk
+    # before its own chunk was stored would send that chunk corrupted, and be refused.
+    files = {
+        name: _write(tmp_path / name, data)
+        for name, data in (
+            ("a.bin", os.urandom(30 * CHUNK + 5)),
+            ("b.log", log_lines(12 * CHUNK)),
+            ("c.bin", os.urandom(30 * CHUNK)),
+        )
+    }
+    async with app.runtime(bwlimit=4_000_000) as runtime:
+        await runtime.device()
+
+        async def send(path: Path) -> str:
+            sent = await runtime.uploader.upload(await runtime.uploader.inspect(path))
+            return sent.info.id
+
+        async with asyncio.TaskGroup() as group:
+            ids = {name: group.create_task(send(path)) for name, path in files.items()}
+
+    for name, path in files.items():
+        assert await app.file_bytes(ids[name].result()) == path.read_bytes(), name
