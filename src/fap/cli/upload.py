@@ -101,8 +101,11 @@ BwlimitOption = Annotated[
     str | None,
     typer.Option(
         "--bwlimit",
+        "--limit-rate",
+        metavar="RATE",
         envvar="FAP_BWLIMIT",
-        help="Cap the upload rate, in bytes per second (K, M, G suffixes: 8M).",
+        help="Cap the upload rate, in bytes per second (K, M, G suffixes: 8M); --limit-rate is "
+        "the same.",
         show_default=False,
     ),
 ]

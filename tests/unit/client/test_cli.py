@@ -6,6 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from tests.support.processes import fap_argv, free_port
 
 from fap.errors import EXIT_AUTH, EXIT_INPUT, EXIT_UNREACHABLE, EXIT_USAGE
@@ -154,6 +155,20 @@ def test_a_malformed_engine_is_a_usage_error(fap_home: Path, tmp_path: Path) -> 
     done = fap("upload", "a.txt", "--engine", "size", cwd=tmp_path)
     assert done.returncode == EXIT_USAGE
     assert "NAME@VERSION" in done.stderr
+
+
+@pytest.mark.parametrize("flag", ["--bwlimit", "--limit-rate"])
+@pytest.mark.parametrize("rate", ["fast", "0", "-8M"])
+def test_a_rate_that_is_not_one_is_a_usage_error(
+    fap_home: Path, tmp_path: Path, flag: str, rate: str
+) -> None:
+    (tmp_path / "a.txt").write_text("a\n")
+    done = fap("upload", "a.txt", flag, rate, cwd=tmp_path)
+    assert done.returncode == EXIT_USAGE
+    assert "Traceback" not in done.stderr
+    assert ("is not a rate in bytes per second" in done.stderr) or (
+        "must be above zero" in done.stderr
+    )
 
 
 def test_watch_needs_a_directory(fap_home: Path, tmp_path: Path) -> None:
