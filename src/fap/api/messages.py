@@ -84,6 +84,14 @@ class FileMeta(Struct):
     sha256: str
 
 
+class ChunkSpec(Struct):
+    """An encoded chunk a client is about to PUT: the URL is signed for exactly these bytes."""
+
+    seq: int
+    size: int  # of the stored (possibly compressed) bytes
+    sha256: str  # of the stored bytes
+
+
 class UploadCreate(Struct):
     name: str
     size: int
@@ -93,14 +101,9 @@ class UploadCreate(Struct):
     # Chosen by the client, unique per upload it means to make (e.g. a random UUID): the same
     # request sent again after a lost answer — to this replica or another — gets the same upload.
     request_id: str | None = None
-
-
-class ChunkSpec(Struct):
-    """An encoded chunk a client is about to PUT: the URL is signed for exactly these bytes."""
-
-    seq: int
-    size: int  # of the stored (possibly compressed) bytes
-    sha256: str  # of the stored bytes
+    # Chunks the client encoded already (a small file's one chunk): their presigned PUTs come
+    # with the answer, one round trip sooner than POST chunk-urls.
+    chunks: list[ChunkSpec] = []
 
 
 class ChunkUrl(Struct):
@@ -130,6 +133,8 @@ class UploadInfo(Struct):
 
 class UploadCreated(Struct):
     upload: UploadInfo
+    # For the chunks the request named, those not stored yet (a request sent again may find some).
+    chunk_urls: list[ChunkUrl] = []
 
 
 class ChunkUrlsRequest(Struct):

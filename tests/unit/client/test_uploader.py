@@ -16,7 +16,7 @@ from tests.unit.client.real_app import CHUNK_URLS_STEP, App, chunk_put
 from tests.unit.server.harness import CHUNK
 
 import fap.client.uploader as uploader_module
-from fap.api import BLOBS, UPLOAD, ChunkStored, ChunkUrl, UploadInfo
+from fap.api import BLOBS, CHUNKS, UPLOAD, UPLOADS, ChunkStored, ChunkUrl, UploadInfo
 from fap.client import Runtime, UploadListener
 from fap.client.chunk_urls import ChunkUrlBook
 from fap.errors import InputError, ServerError
@@ -333,3 +333,47 @@ async def test_chunks_read_into_reused_buffers_arrive_whole(app: App, tmp_path: 
 
     for name, path in files.items():
         assert await app.file_bytes(ids[name].result()) == path.read_bytes(), name
+
+
+async def test_a_file_of_one_chunk_costs_three_requests_create_put_report(
+    runtime: Runtime, app: App, tmp_path: Path
+) -> None:
+    # Encoded before its upload is made, its one chunk's URL comes with the create's answer.
+    data = log_lines(CHUNK // 2)
+    path = _write(tmp_path / "small.log", data)
+    await runtime.device()
+    before = len(app.wire.sent)
+    listener = Recorder()
+
+    sent = await runtime.uploader.upload(await runtime.uploader.inspect(path), listener=listener)
+
+    asked = [(request.method, request.path) for request in app.wire.sent[before:]]
+    upload_id = sent.info.id
+    assert asked == [
+        ("POST", UPLOADS),
+        ("PUT", f"{BLOBS}/uploads/{upload_id}/chunks/00000000"),
+        ("POST", CHUNKS.format(upload_id=upload_id)),
+    ]
+    assert await app.file_bytes(upload_id) == data
+    assert (sent.info.chunks_stored, sent.info.state, sent.bytes_sent) == (
+        [0],
+        "queued",
+        app.bytes_stored(),
+    )
+    assert (listener.created, listener.stored, listener.progress) == ([upload_id], [1], len(data))
+
+
+async def test_a_small_file_sent_again_under_its_request_id_is_not_sent_twice(
+    runtime: Runtime, app: App, tmp_path: Path
+) -> None:
+    path = _write(tmp_path / "small.log", log_lines(CHUNK // 4))
+    await runtime.device()
+    local = await runtime.uploader.inspect(path)
+    first = await runtime.uploader.upload(local, request_id="journalled-1")
+    puts = len(app.puts())
+
+    again = await runtime.uploader.upload(local, request_id="journalled-1")
+
+    assert again.info.id == first.info.id
+    assert (again.bytes_sent, len(app.puts())) == (0, puts)
+    assert [info.id for info in await app.uploads()] == [first.info.id]

@@ -98,7 +98,7 @@ async def test_create_needs_a_registered_device(server: Server) -> None:
     assert "Register a device key" in error_body(response).detail
 
 
-async def test_create_answers_201_with_the_upload_and_no_urls_yet(server: Server) -> None:
+async def test_create_answers_201_with_the_upload_and_no_urls_unless_asked(server: Server) -> None:
     await server.register_device(server.owner)
     size = 100 * CHUNK + 10
     response = await server.call("POST", UPLOADS, server.owner, create_body(size=size))
@@ -108,7 +108,45 @@ async def test_create_answers_201_with_the_upload_and_no_urls_yet(server: Server
     assert created.upload.state == "pending"
     assert created.upload.engine == "size@1"
     # URLs are signed for encoded bytes, so they are asked for once a chunk is encoded.
-    assert "chunk_urls" not in msgspec.json.decode(response.content)
+    assert created.chunk_urls == []
+
+
+async def test_create_signs_the_chunks_it_names_and_a_create_sent_again_only_the_missing(
+    server: Server,
+) -> None:
+    # A small file's one chunk, encoded before the upload is made: its URL comes with the answer.
+    await server.register_device(server.owner)
+    data = b"a small file\n" * 100
+    chunk = encode_chunk(0, data)
+    body = create_body(
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        request_id="small-1",
+        chunks=[{"seq": 0, "size": chunk.stored_size, "sha256": chunk.sha256}],
+    )
+    created = await server.ok("POST", UPLOADS, server.owner, body, returns=UploadCreated)
+    [url] = created.chunk_urls
+    assert (url.seq, url.size, url.headers["Content-Length"]) == (
+        0,
+        chunk.stored_size,
+        str(chunk.stored_size),
+    )
+    put = await server.http.put(url.url, content=chunk.data, headers=url.headers)
+    assert put.status_code == 200, put.text
+    path = CHUNKS.format(upload_id=created.upload.id)
+    report = {
+        "seq": 0,
+        "raw_size": chunk.raw_size,
+        "stored_size": chunk.stored_size,
+        "codec": chunk.codec,
+        "sha256": chunk.sha256,
+    }
+    stored = await server.ok("POST", path, server.owner, report, returns=ChunkStored)
+    assert (stored.stored, stored.state) == (1, "queued")
+
+    again = await server.ok("POST", UPLOADS, server.owner, body, returns=UploadCreated)
+    assert again.upload.id == created.upload.id
+    assert again.chunk_urls == []  # stored already: nothing to PUT
 
 
 async def test_an_empty_file_has_no_chunks_and_is_queued_at_once(server: Server) -> None:
@@ -230,6 +268,29 @@ async def test_chunk_urls_refuse_a_size_or_checksum_no_chunk_can_have(
     response = await server.call("POST", path, server.owner, {"chunks": chunks})
     assert response.status_code == 400
     assert words in error_body(response).detail
+
+
+@pytest.mark.parametrize(
+    ("chunks", "words"),
+    [
+        ([spec(0, size=CHUNK + 1)], "never larger than its raw bytes"),
+        ([spec(1, size=2)], "never larger than its raw bytes"),
+        ([spec(2)], "The file has chunks 0 to 1; there is no chunk 2."),
+        ([spec(0, sha256="abc")], "64 hexadecimal"),
+        ([spec(0), spec(0)], "more than once"),
+        ([spec(0)] * 1025, "at most 1024"),
+    ],
+)
+async def test_a_create_naming_a_chunk_no_chunk_can_be_is_refused_and_makes_nothing(
+    server: Server, chunks: list[dict[str, Any]], words: str
+) -> None:
+    await server.register_device(server.owner)
+    body = create_body(size=CHUNK + 1, chunks=chunks)
+    response = await server.call("POST", UPLOADS, server.owner, body)
+    assert response.status_code == 400
+    assert words in error_body(response).detail
+    listed = await server.ok("GET", UPLOADS, server.owner, returns=UploadList)
+    assert listed.uploads == []
 
 
 async def test_get_shows_the_chunks_stored_so_far_for_resuming(server: Server) -> None:

@@ -8,10 +8,8 @@ from litestar.params import FromPath, JSONBody
 from fap.api import (
     CHUNK_URLS,
     CHUNKS,
-    MAX_CHUNK_URLS,
     TERMINAL_STATES,
     ChunkReport,
-    ChunkSpec,
     ChunkStored,
     ChunkUrl,
     ChunkUrlsRequest,
@@ -20,6 +18,7 @@ from fap.server.auth import Caller, Permission, needs
 from fap.server.blobs import chunk_key
 from fap.server.errors import BadRequest, Conflict, Forbidden
 from fap.server.queue import chunks_topic, upload_topic
+from fap.server.routes.chunk_checks import check_seq, check_stored_size, sign_chunk_puts
 from fap.server.routes.deps import CallerDep, ServicesDep, route
 from fap.server.routes.uploads import load_upload
 from fap.server.routes.validation import check_sha256
@@ -40,25 +39,7 @@ async def chunk_urls(
     """Presigned PUTs for encoded chunks, each signed for its exact size and SHA-256; 409 for a
     chunk already stored."""
     upload = await _own_open_upload(services, caller, upload_id)
-    if len(data.chunks) > MAX_CHUNK_URLS:
-        raise BadRequest(f"Ask for at most {MAX_CHUNK_URLS} chunk URLs at once.")
-    seqs = [spec.seq for spec in data.chunks]
-    if len(set(seqs)) != len(seqs):
-        repeated = next(seq for seq in seqs if seqs.count(seq) > 1)
-        raise BadRequest(f"Chunk {repeated} is asked for more than once.")
-    specs = [_check_spec(upload, spec) for spec in data.chunks]
-    stored = set((await services.store.uploads.stored_seqs([upload.id])).get(upload.id, []))
-    if already := [seq for seq in seqs if seq in stored]:
-        raise Conflict(f"Chunk {already[0]} of upload {upload.id} is already stored.")
-    ttl = services.settings.url_ttl_seconds
-    urls = []
-    for spec in specs:
-        key = chunk_key(upload.id, spec.seq)
-        signed = await services.blobs.presign_put(key, spec.size, ttl, sha256=spec.sha256)
-        urls.append(
-            ChunkUrl(seq=spec.seq, url=signed.url, size=spec.size, headers=dict(signed.headers))
-        )
-    return urls
+    return await sign_chunk_puts(services, upload, data.chunks)
 
 
 @post(route(CHUNKS), opt=needs(Permission.UPLOAD), status_code=200)
@@ -73,12 +54,12 @@ async def report_chunk(
     """
     upload = await _own_open_upload(services, caller, upload_id)
     seq = data.seq
-    _check_seq(upload, seq)
+    check_seq(upload, seq)
     sha256 = check_sha256(data.sha256, "sha256 of the stored chunk")
     expected = expected_raw_size(upload, seq)
     if data.raw_size != expected:
         raise BadRequest(f"Chunk {seq} holds {expected} raw bytes, not {data.raw_size}.")
-    _check_stored_size(upload, seq, data.stored_size)
+    check_stored_size(upload, seq, data.stored_size)
     if data.codec == "raw" and data.stored_size != data.raw_size:
         raise BadRequest(f"Chunk {seq} is stored raw, so its stored and raw sizes must be equal.")
     chunk = Chunk(
@@ -120,30 +101,6 @@ async def _own_open_upload(services: Services, caller: Caller, upload_id: str) -
     if upload.state in TERMINAL_STATES:
         raise Conflict(f"Upload {upload.id} is {upload.state}; it takes no more chunks.")
     return upload
-
-
-def _check_seq(upload: Upload, seq: int) -> None:
-    if not 0 <= seq < upload.chunk_count:
-        if upload.chunk_count == 0:
-            raise BadRequest(f"Upload {upload.id} is an empty file; it has no chunks.")
-        raise BadRequest(
-            f"Upload {upload.id} has chunks 0 to {upload.chunk_count - 1}; there is no chunk {seq}."
-        )
-
-
-def _check_spec(upload: Upload, spec: ChunkSpec) -> ChunkSpec:
-    _check_seq(upload, spec.seq)
-    _check_stored_size(upload, spec.seq, spec.size)
-    sha256 = check_sha256(spec.sha256, f"sha256 of chunk {spec.seq}")
-    return ChunkSpec(seq=spec.seq, size=spec.size, sha256=sha256)
-
-
-def _check_stored_size(upload: Upload, seq: int, size: int) -> None:
-    if not 0 <= size <= expected_raw_size(upload, seq):
-        raise BadRequest(
-            f"Chunk {seq} cannot be stored in {size} bytes: a stored chunk is never larger than "
-            "its raw bytes."
-        )
 
 
 async def _check_blob(services: Services, upload: Upload, chunk: Chunk) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from litestar import get, post
@@ -30,6 +31,7 @@ from fap.server.blobs import result_key
 from fap.server.cleanup import check_result_kept
 from fap.server.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, shown_id
 from fap.server.queue import long_poll, upload_topic
+from fap.server.routes.chunk_checks import check_specs, sign_chunk_puts
 from fap.server.routes.deps import CallerDep, ServicesDep, route
 from fap.server.routes.request import FapRequest, while_connected
 from fap.server.routes.validation import (
@@ -57,8 +59,10 @@ __all__ = (
 async def create_upload(
     data: JSONBody[UploadCreate], caller: CallerDep, services: ServicesDep
 ) -> UploadCreated:
-    """Authorise an upload. Its chunk URLs come later, one batch of encoded chunks at a time
-    (POST chunk-urls): a presigned PUT is signed for the exact size and checksum of its bytes."""
+    """Authorise an upload, with the presigned PUTs of the chunks the request names (encoded
+    already: a small file's one chunk); the others' come later, one batch of encoded chunks at a
+    time (POST chunk-urls). A presigned PUT is signed for the exact size and checksum of its
+    bytes."""
     name = check_upload_name(data.name)
     sha256 = check_sha256(data.sha256, "sha256 of the file")
     request_id = None if data.request_id is None else check_text(data.request_id, "request_id", 64)
@@ -74,6 +78,9 @@ async def create_upload(
         raise BadRequest(
             f"The chunk size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes."
         )
+    chunk_count = -(-data.size // data.chunk_size)
+    if data.chunks:  # checked before anything is made
+        check_specs(_Announced(data.size, data.chunk_size, chunk_count), data.chunks)
     if await services.store.devices.active_count(caller.user.id) == 0:
         raise BadRequest(
             "Register a device key first (POST /v1/devices): results are sealed to your devices."
@@ -87,7 +94,7 @@ async def create_upload(
             sha256=sha256,
             engine=engine,
             chunk_size=data.chunk_size,
-            chunk_count=-(-data.size // data.chunk_size),
+            chunk_count=chunk_count,
             request_id=request_id,
         ),
         services.clock(),
@@ -100,7 +107,11 @@ async def create_upload(
         )
     if upload.state == JobState.QUEUED:
         await services.queue.queued(upload)
-    return UploadCreated(upload=upload_info(upload, []))
+    urls = []
+    if data.chunks and upload.state not in TERMINAL_STATES:
+        # A request sent again may find some of its chunks stored: those need no URL.
+        urls = await sign_chunk_puts(services, upload, data.chunks, skip_stored=True)
+    return UploadCreated(upload=upload_info(upload, []), chunk_urls=urls)
 
 
 @get(UPLOADS, opt=needs(Permission.READ))
@@ -193,3 +204,13 @@ async def _upload_list(services: Services, uploads: list[Upload]) -> UploadList:
     return UploadList(
         uploads=[upload_info(upload, stored.get(upload.id, [])) for upload in uploads]
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Announced:
+    """The chunks of an upload about to be created, for checking those a request names."""
+
+    size: int
+    chunk_size: int
+    chunk_count: int
+    id: str = ""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from fap.api import DeviceInfo, UploadInfo
 from fap.server.store import Device, Upload
 
-__all__ = ("device_info", "expected_raw_size", "upload_info")
+__all__ = ("Chunked", "device_info", "expected_raw_size", "upload_info")
 
 
 def upload_info(upload: Upload, chunks_stored: list[int]) -> UploadInfo:
@@ -36,6 +38,19 @@ def device_info(device: Device) -> DeviceInfo:
     )
 
 
-def expected_raw_size(upload: Upload, seq: int) -> int:
+class Chunked(Protocol):
+    """A file cut into chunks: an upload, or one about to be created (``id`` empty)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def chunk_size(self) -> int: ...
+    @property
+    def chunk_count(self) -> int: ...
+
+
+def expected_raw_size(file: Chunked, seq: int) -> int:
     """The raw size of chunk ``seq``: ``chunk_size`` except for a shorter last chunk."""
-    return min(upload.chunk_size, upload.size - seq * upload.chunk_size)
+    return min(file.chunk_size, file.size - seq * file.chunk_size)
