@@ -38,6 +38,7 @@ from fap.api import (
     ChunkSpec,
     ChunkStored,
     ChunkUrl,
+    JobState,
     UploadCreate,
     UploadCreated,
     UploadInfo,
@@ -238,33 +239,25 @@ class Uploader:
         async with self._slots:
             buffer = self._buffer(chunk_size)
             try:
-                handle = await loop.run_in_executor(self.executor, _open, file)
-            except OSError as error:
-                raise InputError(f"{file.path} cannot be read: {error.strerror}.") from error
-            try:
-                raw = await loop.run_in_executor(
-                    self.executor, read_chunk_into, handle, 0, chunk_size, buffer
+                chunk = await loop.run_in_executor(
+                    self.executor, _read_and_encode, file, chunk_size, buffer, self.levels.level
                 )
+                spec = ChunkSpec(seq=0, size=chunk.stored_size, sha256=chunk.sha256)
+                created = await self._create(file, engine, request_id, [spec])
+                info = created.upload
+                await listener.on_upload(info)
+                if info.state != JobState.PENDING:
+                    # Its one chunk is stored: a resent request id named an upload that has it.
+                    listener.on_bytes(file.size)
+                    return Sent(info, 0)
+                book = ChunkUrlBook(self.session, info.id)
+                # A server that signs nothing in the create (an older one) is asked as for any
+                # other chunk.
+                url = created.chunk_urls[0] if created.chunk_urls else await book.take(chunk)
+                await self._put(book, _Ready(chunk, url))
+                answer = await self._report(info.id, chunk)
             finally:
-                handle.close()
-            if len(raw) != file.size:
-                raise _changed(file)
-            chunk = await loop.run_in_executor(
-                self.executor, encode_chunk, 0, raw, self.levels.level
-            )
-            spec = ChunkSpec(seq=0, size=chunk.stored_size, sha256=chunk.sha256)
-            created = await self._create(file, engine, request_id, [spec])
-            info = created.upload
-            await listener.on_upload(info)
-            if info.state in TERMINAL_STATES or not created.chunk_urls:
-                # A resent request id named an upload that has its chunk already.
-                listener.on_bytes(file.size)
-                return Sent(info, 0)
-            await self._put(
-                ChunkUrlBook(self.session, info.id), _Ready(chunk, created.chunk_urls[0])
-            )
-            answer = await self._report(info.id, chunk)
-            self._buffers.append(buffer)  # stored: its bytes are no longer needed
+                self._buffers.append(buffer)  # stored, or given up: its bytes are not needed
         listener.on_bytes(chunk.raw_size)
         await listener.on_chunk(answer)
         after = await loop.run_in_executor(self.executor, _stat_regular, file.path)
@@ -430,6 +423,20 @@ class _Ready(NamedTuple):
 
 def _open(file: LocalFile) -> BufferedReader:
     return file.path.open("rb")
+
+
+def _read_and_encode(
+    file: LocalFile, chunk_size: int, buffer: bytearray, level: int
+) -> EncodedChunk:
+    """The one chunk of a small file, read into ``buffer`` and encoded."""
+    try:
+        with _open(file) as handle:
+            raw = read_chunk_into(handle, 0, chunk_size, buffer)
+    except OSError as error:
+        raise InputError(f"{file.path} cannot be read: {error.strerror}.") from error
+    if len(raw) != file.size:
+        raise _changed(file)
+    return encode_chunk(0, raw, level)
 
 
 def _stat_regular(path: Path) -> os.stat_result:

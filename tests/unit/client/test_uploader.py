@@ -16,6 +16,7 @@ from tests.unit.client.real_app import CHUNK_URLS_STEP, App, chunk_put
 from tests.unit.server.harness import CHUNK
 
 import fap.client.uploader as uploader_module
+import fap.server.routes.uploads as upload_routes
 from fap.api import BLOBS, CHUNKS, UPLOAD, UPLOADS, ChunkStored, ChunkUrl, UploadInfo
 from fap.client import Runtime, UploadListener
 from fap.client.chunk_urls import ChunkUrlBook
@@ -377,3 +378,21 @@ async def test_a_small_file_sent_again_under_its_request_id_is_not_sent_twice(
     assert again.info.id == first.info.id
     assert (again.bytes_sent, len(app.puts())) == (0, puts)
     assert [info.id for info in await app.uploads()] == [first.info.id]
+
+
+async def test_a_server_that_signs_nothing_in_the_create_is_asked_as_for_any_chunk(
+    runtime: Runtime, app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An older server ignores the chunks a create names: the chunk is not taken for stored.
+    async def signs_nothing(*args: object, **kwargs: object) -> list[ChunkUrl]:
+        return []
+
+    monkeypatch.setattr(upload_routes, "sign_chunk_puts", signs_nothing)
+    data = log_lines(CHUNK // 2)
+    path = _write(tmp_path / "small.log", data)
+    await runtime.device()
+
+    sent = await runtime.uploader.upload(await runtime.uploader.inspect(path))
+
+    assert await app.file_bytes(sent.info.id) == data
+    assert [[spec.seq for spec in batch] for batch in app.url_requests()] == [[0]]
