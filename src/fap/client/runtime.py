@@ -19,6 +19,7 @@ import httpx
 from fap.api import ApiSession, tls_context
 from fap.client.device import DeviceKeys, register_device
 from fap.client.session import connect
+from fap.client.state import learned_level, remember_level
 from fap.client.uploader import Uploader
 from fap.config import ClientSettings
 from fap.crypto import DeviceIdentity
@@ -75,9 +76,17 @@ async def open_runtime(
                 verify=tls_context(),
             ) as blobs:
                 uploader = Uploader(
-                    session, settings, blobs=blobs, executor=pool, workers=workers, bwlimit=bwlimit
+                    session,
+                    settings,
+                    blobs=blobs,
+                    executor=pool,
+                    workers=workers,
+                    bwlimit=bwlimit,
+                    level=learned_level(settings.home),
                 )
                 yield Runtime(settings, session, blobs, uploader, DeviceKeys(settings.home, warn))
+                # Where the next run starts: what this one learned of the link (not on a failure).
+                remember_level(settings.home, uploader.levels.level)
         finally:
             # Work still queued is for a run that is ending (Ctrl-C, an error): drop it.
             pool.shutdown(wait=False, cancel_futures=True)

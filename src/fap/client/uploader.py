@@ -133,6 +133,7 @@ class Uploader:
         executor: Executor,
         workers: int,
         bwlimit: float | None = None,
+        level: int | None = None,
     ) -> None:
         self.session = session
         self.settings = settings
@@ -146,7 +147,8 @@ class Uploader:
         # One per slot at most, made as first needed: a slot's chunk is read into one.
         self._buffers: list[bytearray] = []
         self._pacer = _Pacer(bwlimit) if bwlimit else None
-        self.levels = LevelControl()
+        # ``level``: where the zstd level starts (the last run's, if known).
+        self.levels = LevelControl() if level is None else LevelControl(start=level)
 
     async def inspect(self, path: Path, name: str | None = None) -> LocalFile:
         """Stat and hash ``path`` (off the event loop); refuse a file that changes meanwhile."""

@@ -22,7 +22,7 @@ from fap.client import Runtime, UploadListener
 from fap.client.chunk_urls import ChunkUrlBook
 from fap.errors import InputError, ServerError
 from fap.transfer import EncodedChunk, encode_chunk, read_chunk_into
-from fap.transfer.codec import MAX_LEVEL, MIN_LEVEL
+from fap.transfer.codec import MAX_LEVEL, MIN_LEVEL, ZSTD_LEVEL
 
 # Each test here looks at what the client sent and stored; no job needs to finish.
 pytestmark = no_worker
@@ -396,3 +396,20 @@ async def test_a_server_that_signs_nothing_in_the_create_is_asked_as_for_any_chu
 
     assert await app.file_bytes(sent.info.id) == data
     assert [[spec.seq for spec in batch] for batch in app.url_requests()] == [[0]]
+
+
+async def test_the_next_run_starts_at_the_level_the_last_one_ended_at(app: App) -> None:
+    home = app.settings.home
+    async with app.runtime() as runtime:
+        assert runtime.uploader.levels.level == ZSTD_LEVEL
+        for _ in range(4):
+            runtime.uploader.levels.link_waits()
+    assert (home / "zstd-level").read_text() == f"{ZSTD_LEVEL + 4}\n"
+    assert oct((home / "zstd-level").stat().st_mode & 0o777) == "0o600"
+    async with app.runtime() as runtime:
+        assert runtime.uploader.levels.level == ZSTD_LEVEL + 4
+
+    for damaged in ("", "fast", "0", "42", "-3"):
+        (home / "zstd-level").write_text(damaged)
+        async with app.runtime() as runtime:
+            assert runtime.uploader.levels.level == ZSTD_LEVEL, damaged
