@@ -315,13 +315,15 @@ class Uploader:
             nonlocal held, latest, sent
             filling = True  # a file's first chunk is waited for however fast the CPU is
             while (pending := await queue.get()) is not None:
-                if not filling:
-                    if pending.encoding.done():
+                encoded_first = pending.encoding.done()
+                ready = await pending.ready
+                # A chunk stored raw says nothing of what a level costs: it was hardly encoded.
+                if not filling and ready.chunk.codec == "zstd":
+                    if encoded_first:
                         self.levels.link_waits()
                     else:
                         self.levels.cpu_waits()
                 filling = False
-                ready = await pending.ready
                 await self._put(book, ready)
                 sent += ready.chunk.stored_size
                 answer = await self._report(info.id, ready.chunk)

@@ -413,3 +413,13 @@ async def test_the_next_run_starts_at_the_level_the_last_one_ended_at(app: App) 
         (home / "zstd-level").write_text(damaged)
         async with app.runtime() as runtime:
             assert runtime.uploader.levels.level == ZSTD_LEVEL, damaged
+
+
+async def test_chunks_stored_raw_leave_the_level_where_it_was(app: App, tmp_path: Path) -> None:
+    # Random bytes are hardly encoded (a sample says they will not shrink): however fast that
+    # is, it says nothing of what compressing costs, so the level does not climb for them.
+    path = _write(tmp_path / "random.bin", os.urandom(40 * CHUNK))
+    async with app.runtime(bwlimit=2_000_000) as runtime:
+        await runtime.device()
+        await runtime.uploader.upload(await runtime.uploader.inspect(path))
+        assert runtime.uploader.levels.level == ZSTD_LEVEL
