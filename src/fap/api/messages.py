@@ -199,6 +199,15 @@ class LeaseToken(Struct):
     lease_token: str
 
 
+class ChunkRef(Struct):
+    seq: int
+    raw_size: int
+    stored_size: int
+    codec: Codec
+    sha256: str
+    url: str
+
+
 class Lease(Struct):
     job_id: str
     lease_token: str  # the fencing token: every later call for this job must present it
@@ -209,19 +218,13 @@ class Lease(Struct):
     file: FileMeta
     chunk_count: int
     recipients: list[str]  # age public keys of the uploader's devices
+    # The first chunks stored by the time of the lease, with their presigned GETs: a small file's
+    # job needs no listing at all.
+    chunks: list[ChunkRef] = []
 
 
 class Heartbeat(Struct):
     lease_token: str
-
-
-class ChunkRef(Struct):
-    seq: int
-    raw_size: int
-    stored_size: int
-    codec: Codec
-    sha256: str
-    url: str
 
 
 class ChunkListRequest(Struct):

@@ -2,7 +2,8 @@
 
 Chunks may be stored out of order (the uploader has several PUTs in flight), so the listing asks
 for chunks after the last *contiguous* one it knows, and the reader waits for each next chunk in
-turn. Up to ``prefetch`` chunks are fetched and decoded at once, the decoding (checksum and zstd)
+turn. The lease brings the first chunks stored: a job whose chunks it brought all (a small file's)
+is never listed. Up to ``prefetch`` chunks are fetched and decoded at once, the decoding (checksum and zstd)
 on the worker's thread pool, while the engine reads the ones before them.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import Executor
 
 import httpx
@@ -43,7 +44,9 @@ class ChunkStream:
         chunk_count: int,
         prefetch: int,
         retries: Retries = _BOUNDED,
+        listed: Sequence[ChunkRef] = (),
     ) -> None:
+        """``listed``: chunks known already (those the lease brought)."""
         self._session = session
         self._retries = retries
         self._blobs = blobs
@@ -54,13 +57,17 @@ class ChunkStream:
         self._prefetch = max(1, prefetch)
         self._known: set[int] = set()  # every seq listed so far
         self._refs: dict[int, ChunkRef] = {}  # listed, not fetched yet
+        for chunk in listed:
+            if 0 <= chunk.seq < chunk_count:
+                self._known.add(chunk.seq)
+                self._refs[chunk.seq] = chunk
         self._fetches: dict[int, asyncio.Task[bytes]] = {}
         self._listed = asyncio.Event()
         self._lister: asyncio.Task[None] | None = None
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The original bytes of every chunk, in order."""
-        if self._count and self._lister is None:
+        if len(self._known) < self._count and self._lister is None:
             self._lister = asyncio.create_task(self._list())
         for seq in range(self._count):
             while seq not in self._known:
@@ -92,6 +99,8 @@ class ChunkStream:
 
     async def _list(self) -> None:
         after = -1
+        while after + 1 in self._known:
+            after += 1
         idle = 0
         try:
             while after + 1 < self._count:

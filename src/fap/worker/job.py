@@ -198,6 +198,7 @@ class Job:
             chunk_count=lease.chunk_count,
             prefetch=services.prefetch,
             retries=self._blob_retries,
+            listed=lease.chunks,
         )
 
         async def stop_for_cpu() -> None:

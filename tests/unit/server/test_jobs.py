@@ -97,6 +97,17 @@ async def test_the_oldest_queued_job_of_a_run_engine_is_leased(server: Server) -
     assert magic is not None and magic.job_id == other_engine.id
 
 
+async def test_a_lease_brings_the_first_stored_chunks_with_their_urls(server: Server) -> None:
+    data = bytes(range(256)) * (CHUNK // 256) * 9 + b"tail"  # ten chunks, every one stored
+    upload = await server.upload(server.owner, data)
+    lease = await server.lease()
+    assert lease is not None and lease.job_id == upload.id
+    assert [chunk.seq for chunk in lease.chunks] == list(range(8))  # the rest are listed
+    first = await server.http.get(lease.chunks[0].url)
+    assert first.status_code == 200
+    assert hashlib.sha256(first.content).hexdigest() == lease.chunks[0].sha256
+
+
 @both_backends
 async def test_concurrent_leases_never_hand_out_a_job_twice(server: Server) -> None:
     for i in range(5):

@@ -62,6 +62,21 @@ async def test_an_empty_file_has_no_chunks_and_is_analyzed(
     assert not pipeline.listings(job)  # nothing to list
 
 
+async def test_the_lease_brings_the_first_chunks_so_a_small_job_is_never_listed(
+    pipeline: Pipeline, running_worker: Start
+) -> None:
+    small = await pipeline.add_job(sample(40 * KiB))  # one chunk
+    whole = await pipeline.add_job(sample(8 * 64 * KiB))  # eight, all stored before the lease
+    longer = await pipeline.add_job(sample(10 * 64 * KiB))  # ten: the lease brings eight
+    async with running_worker():
+        for job in (small, whole, longer):
+            await pipeline.until_state(job, "done")
+    for job in (small, whole, longer):
+        assert (await pipeline.result(job))["bytes"] == len(job.data)
+    assert pipeline.listings(small) == pipeline.listings(whole) == []
+    assert [listing.after for listing in pipeline.listings(longer)] == [7]
+
+
 async def test_the_engine_reads_the_first_chunk_before_the_last_is_stored(
     pipeline: Pipeline, running_worker: Start, markers: Path
 ) -> None:

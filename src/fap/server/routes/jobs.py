@@ -37,6 +37,7 @@ from fap.server.queue import chunks_topic, long_poll, upload_topic
 from fap.server.routes.deps import ProcessorDep, ServicesDep, route
 from fap.server.routes.request import FapRequest, while_connected
 from fap.server.routes.validation import check_engine, check_sha256, check_text, check_timeout
+from fap.server.services import Services
 from fap.server.store import Chunk
 
 __all__ = (
@@ -53,6 +54,8 @@ __all__ = (
 MAX_RESULT_SIZE = 1024 * 1024 * 1024
 _MAX_ENGINES = 64
 _MAX_CHUNKS_PER_ANSWER = 256
+# Chunks a lease carries: enough for a small file's job, or to start a larger one's prefetch.
+_CHUNKS_IN_LEASE = 8
 _MAX_ERROR = 4000
 # A usage figure past this is garbage, not a measurement (and fits no BIGINT column); NaN, which
 # compares false, is refused with it.
@@ -105,6 +108,11 @@ async def lease(
             file=FileMeta(upload_id=job.id, name=job.name, size=job.size, sha256=job.sha256),
             chunk_count=job.chunk_count,
             recipients=await services.store.devices.recipients(job.user_id),
+            chunks=await _chunk_refs(
+                services,
+                job.id,
+                await services.store.uploads.chunks_after(job.id, -1, _CHUNKS_IN_LEASE),
+            ),
         )
     )
 
@@ -149,19 +157,9 @@ async def job_chunks(
     if chunks is None:
         await services.queue.holding(processor.org.id, job_id, data.lease_token)
         chunks = []
-    ttl = services.settings.url_ttl_seconds
-    refs = [
-        ChunkRef(
-            seq=chunk.seq,
-            raw_size=chunk.raw_size,
-            stored_size=chunk.stored_size,
-            codec=_codec(chunk.codec),
-            sha256=chunk.sha256,
-            url=await services.blobs.presign_get(chunk_key(job_id, chunk.seq), ttl),
-        )
-        for chunk in chunks
-    ]
-    return ChunkList(chunk_count=job.chunk_count, chunks=refs)
+    return ChunkList(
+        chunk_count=job.chunk_count, chunks=await _chunk_refs(services, job_id, chunks)
+    )
 
 
 @post(route(JOB_RESULT_URL), opt=_PROCESS, status_code=200)
@@ -241,6 +239,22 @@ def _usage(usage: EngineUsage | None) -> EngineUsage | None:
             "The engine's usage must be figures of 0 or more (CPU and wall seconds, bytes)."
         )
     return usage
+
+
+async def _chunk_refs(services: Services, job_id: str, chunks: list[Chunk]) -> list[ChunkRef]:
+    """Stored chunks of a job, each with a presigned GET."""
+    ttl = services.settings.url_ttl_seconds
+    return [
+        ChunkRef(
+            seq=chunk.seq,
+            raw_size=chunk.raw_size,
+            stored_size=chunk.stored_size,
+            codec=_codec(chunk.codec),
+            sha256=chunk.sha256,
+            url=await services.blobs.presign_get(chunk_key(job_id, chunk.seq), ttl),
+        )
+        for chunk in chunks
+    ]
 
 
 def _codec(codec: str) -> Codec:
