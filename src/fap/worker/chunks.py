@@ -3,8 +3,8 @@
 Chunks may be stored out of order (the uploader has several PUTs in flight), so the listing asks
 for chunks after the last *contiguous* one it knows, and the reader waits for each next chunk in
 turn. The lease brings the first chunks stored: a job whose chunks it brought all (a small file's)
-is never listed. Up to ``prefetch`` chunks are fetched and decoded at once, the decoding (checksum and zstd)
-on the worker's thread pool, while the engine reads the ones before them.
+is never listed. Up to ``prefetch`` chunks are fetched and decoded at once, the decoding (checksum
+and zstd) on the worker's thread pool, while the engine reads the ones before them.
 """
 
 from __future__ import annotations

@@ -108,11 +108,7 @@ async def lease(
             file=FileMeta(upload_id=job.id, name=job.name, size=job.size, sha256=job.sha256),
             chunk_count=job.chunk_count,
             recipients=await services.store.devices.recipients(job.user_id),
-            chunks=await _chunk_refs(
-                services,
-                job.id,
-                await services.store.uploads.chunks_after(job.id, -1, _CHUNKS_IN_LEASE),
-            ),
+            chunks=await _first_chunks(services, job.id, job.chunk_count),
         )
     )
 
@@ -239,6 +235,15 @@ def _usage(usage: EngineUsage | None) -> EngineUsage | None:
             "The engine's usage must be figures of 0 or more (CPU and wall seconds, bytes)."
         )
     return usage
+
+
+async def _first_chunks(services: Services, job_id: str, chunk_count: int) -> list[ChunkRef]:
+    """What a lease brings: the first chunks stored, up to _CHUNKS_IN_LEASE (none to look for in
+    an empty file)."""
+    if chunk_count == 0:
+        return []
+    chunks = await services.store.uploads.chunks_after(job_id, -1, _CHUNKS_IN_LEASE)
+    return await _chunk_refs(services, job_id, chunks)
 
 
 async def _chunk_refs(services: Services, job_id: str, chunks: list[Chunk]) -> list[ChunkRef]:
