@@ -157,7 +157,7 @@ class Uploader:
         try:
             digest = await loop.run_in_executor(self.executor, file_sha256, path)
         except OSError as error:
-            raise InputError(f"{path} cannot be read: {error.strerror}.") from error
+            raise _unreadable(path, error) from error
         after = await loop.run_in_executor(self.executor, _stat_regular, path)
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
             raise FileChanged(f"{path} changed while it was being read.")
@@ -262,9 +262,7 @@ class Uploader:
                 self._buffers.append(buffer)  # stored, or given up: its bytes are not needed
         listener.on_bytes(chunk.raw_size)
         await listener.on_chunk(answer)
-        after = await loop.run_in_executor(self.executor, _stat_regular, file.path)
-        if (after.st_size, after.st_mtime_ns) != (file.size, file.mtime_ns):
-            raise _changed(file)
+        await self._check_unchanged(file)
         stored = msgspec.structs.replace(info, chunks_stored=[0], state=answer.state)
         return Sent(stored, chunk.stored_size)
 
@@ -336,10 +334,7 @@ class Uploader:
                 listener.on_bytes(ready.chunk.raw_size)
                 await listener.on_chunk(answer)
 
-        try:
-            handle = await loop.run_in_executor(self.executor, _open, file)
-        except OSError as error:
-            raise InputError(f"{file.path} cannot be read: {error.strerror}.") from error
+        handle = await loop.run_in_executor(self.executor, _open, file)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(read_and_compress(handle, group))
@@ -351,12 +346,17 @@ class Uploader:
             for _ in range(held):
                 self._slots.release()
             handle.close()  # a read-only handle: closing it does not wait on the disk
-        after = await loop.run_in_executor(self.executor, _stat_regular, file.path)
-        if (after.st_size, after.st_mtime_ns) != (file.size, file.mtime_ns):
-            raise _changed(file)
+        await self._check_unchanged(file)
         # Every chunk is stored: each was before, or its report was answered.
         stored = list(range(info.chunk_count))
         return Sent(msgspec.structs.replace(info, chunks_stored=stored, state=latest.state), sent)
+
+    async def _check_unchanged(self, file: LocalFile) -> None:
+        """FileChanged if ``file`` is no longer the version that was hashed and sent."""
+        loop = asyncio.get_running_loop()
+        after = await loop.run_in_executor(self.executor, _stat_regular, file.path)
+        if (after.st_size, after.st_mtime_ns) != (file.size, file.mtime_ns):
+            raise _changed(file)
 
     def _buffer(self, size: int) -> bytearray:
         """A free read buffer of at least ``size`` bytes (a slot is held for it)."""
@@ -426,18 +426,25 @@ class _Ready(NamedTuple):
 
 
 def _open(file: LocalFile) -> BufferedReader:
-    return file.path.open("rb")
+    try:
+        return file.path.open("rb")
+    except OSError as error:
+        raise _unreadable(file.path, error) from error
+
+
+def _unreadable(path: Path, error: OSError) -> InputError:
+    return InputError(f"{path} cannot be read: {error.strerror}.")
 
 
 def _read_and_encode(
     file: LocalFile, chunk_size: int, buffer: bytearray, level: int
 ) -> EncodedChunk:
     """The one chunk of a small file, read into ``buffer`` and encoded."""
-    try:
-        with _open(file) as handle:
+    with _open(file) as handle:
+        try:
             raw = read_chunk_into(handle, 0, chunk_size, buffer)
-    except OSError as error:
-        raise InputError(f"{file.path} cannot be read: {error.strerror}.") from error
+        except OSError as error:
+            raise _unreadable(file.path, error) from error
     if len(raw) != file.size:
         raise _changed(file)
     return encode_chunk(0, raw, level)
@@ -449,7 +456,7 @@ def _stat_regular(path: Path) -> os.stat_result:
     except FileNotFoundError as error:
         raise InputError(f"{path} does not exist.") from error
     except OSError as error:
-        raise InputError(f"{path} cannot be read: {error.strerror}.") from error
+        raise _unreadable(path, error) from error
     if not S_ISREG(stat.st_mode):
         raise InputError(f"{path} is not a regular file.")
     return stat
