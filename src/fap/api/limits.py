@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = (
     "DEFAULT_CHUNK_SIZE",
+    "MAX_BATCH",
     "MAX_CHUNK_SIZE",
     "MAX_CHUNK_URLS",
     "MAX_LIST_LIMIT",
@@ -22,6 +23,9 @@ _MiB = 1024 * _KiB
 MAX_WAIT_IDS = 1000
 # The largest ``limit`` of ``GET /v1/uploads`` (the smallest is 1): one answer stays a few MB.
 MAX_LIST_LIMIT = 1000
+# Uploads one ``POST /v1/uploads/batch`` makes, and chunk reports one ``POST /v1/uploads/reports``
+# records: each is a row (or three) of one transaction and, for a report, a blob to look at.
+MAX_BATCH = 256
 # Chunks one ``POST /v1/uploads/{id}/chunk-urls`` may ask for: each URL is signed on the spot.
 MAX_CHUNK_URLS = 1024
 # An upload's chunk size, in raw bytes, is the uploader's choice within these bounds: below 64 KiB

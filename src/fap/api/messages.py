@@ -19,6 +19,7 @@ __all__ = (
     "ChunkListRequest",
     "ChunkRef",
     "ChunkReport",
+    "ChunkReports",
     "ChunkSpec",
     "ChunkStored",
     "ChunkUrl",
@@ -40,6 +41,9 @@ __all__ = (
     "ResultUrlRequest",
     "StatusReport",
     "Struct",
+    "UploadBatch",
+    "UploadBatchCreated",
+    "UploadChunkReport",
     "UploadCreate",
     "UploadCreated",
     "UploadInfo",
@@ -137,6 +141,17 @@ class UploadCreated(Struct):
     chunk_urls: list[ChunkUrl] = []
 
 
+class UploadBatch(Struct):
+    """Uploads to make in one transaction: a folder of small files, each with its one chunk, costs
+    one request for all instead of one each. The whole batch is made, or (4xx) none of it."""
+
+    uploads: list[UploadCreate]
+
+
+class UploadBatchCreated(Struct):
+    uploads: list[UploadCreated]  # in the order asked
+
+
 class ChunkUrlsRequest(Struct):
     """Presigned PUTs for chunks already encoded: the store binds each to its size and checksum."""
 
@@ -151,6 +166,23 @@ class ChunkReport(Struct):
     stored_size: int
     codec: Codec
     sha256: str  # of the stored (possibly compressed) bytes
+
+
+class UploadChunkReport(Struct):
+    """A :class:`ChunkReport` that names its upload, for reports of many uploads at once."""
+
+    upload_id: str
+    seq: int
+    raw_size: int
+    stored_size: int
+    codec: Codec
+    sha256: str
+
+
+class ChunkReports(Struct):
+    """Stored chunks of many uploads, recorded in one transaction: all of them, or (4xx) none."""
+
+    reports: list[UploadChunkReport]
 
 
 class ChunkStored(Struct):

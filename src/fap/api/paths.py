@@ -43,6 +43,8 @@ __all__ = (
     "TOKENS",
     "UPLOAD",
     "UPLOADS",
+    "UPLOADS_BATCH",
+    "UPLOADS_REPORTS",
     "UPLOADS_WAIT",
     "UPLOAD_RESULT",
 )
@@ -89,6 +91,10 @@ AUDIT = "/v1/orgs/{org}/audit"
 
 UPLOADS = "/v1/uploads"
 UPLOADS_WAIT = "/v1/uploads/wait"
+# Many small files at once: their uploads made (with their chunks' URLs) in one request, their
+# stored chunks reported in another.
+UPLOADS_BATCH = "/v1/uploads/batch"
+UPLOADS_REPORTS = "/v1/uploads/reports"
 UPLOAD = "/v1/uploads/{upload_id}"
 CHUNK_URLS = "/v1/uploads/{upload_id}/chunk-urls"
 CHUNKS = "/v1/uploads/{upload_id}/chunks"

@@ -7,7 +7,7 @@ from litestar.types import ControllerRouterHandler
 
 from fap.server.auth import auth_guard
 from fap.server.routes.account import list_devices, me, register_device, revoke_device
-from fap.server.routes.chunks import chunk_urls, report_chunk
+from fap.server.routes.chunks import chunk_urls, report_chunk, report_chunks
 from fap.server.routes.deps import dependencies
 from fap.server.routes.jobs import (
     complete_job,
@@ -33,6 +33,7 @@ from fap.server.routes.status import healthz, status
 from fap.server.routes.tokens import create_token, list_tokens, revoke_token
 from fap.server.routes.uploads import (
     create_upload,
+    create_uploads,
     get_upload,
     list_uploads,
     upload_result,
@@ -66,11 +67,13 @@ V1_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     sign_out,
     status,
     create_upload,
+    create_uploads,
     list_uploads,
     wait_uploads,
     get_upload,
     chunk_urls,
     report_chunk,
+    report_chunks,
     upload_result,
     lease,
     heartbeat,

@@ -3,7 +3,7 @@ by the routes that create an upload (with its first chunks) and that ask for chu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from fap.api import MAX_CHUNK_URLS, ChunkSpec, ChunkUrl
 from fap.server.blobs import chunk_key
@@ -17,18 +17,23 @@ __all__ = ("check_seq", "check_specs", "check_stored_size", "sign_chunk_puts")
 
 
 async def sign_chunk_puts(
-    services: Services, upload: Upload, asked: Sequence[ChunkSpec], *, skip_stored: bool = False
+    services: Services,
+    upload: Upload,
+    asked: Sequence[ChunkSpec],
+    *,
+    stored: Collection[int] | None = None,
 ) -> list[ChunkUrl]:
     """Presigned PUTs for encoded chunks of ``upload``, each signed for its exact size and
-    SHA-256; BadRequest for a chunk that cannot be, Conflict for one already stored (with
-    ``skip_stored``: none for it)."""
+    SHA-256; BadRequest for a chunk that cannot be, Conflict for one already stored. A caller
+    that read the ``stored`` chunks already (a request sent again may find some) gets no URL
+    for those, and no refusal."""
     specs = check_specs(upload, asked)
-    seqs = [spec.seq for spec in specs]
-    stored = set((await services.store.uploads.stored_seqs([upload.id])).get(upload.id, []))
-    if skip_stored:
+    if stored is not None:
         specs = [spec for spec in specs if spec.seq not in stored]
-    elif already := [seq for seq in seqs if seq in stored]:
-        raise Conflict(f"Chunk {already[0]} of upload {upload.id} is already stored.")
+    else:
+        known = set((await services.store.uploads.stored_seqs([upload.id])).get(upload.id, []))
+        if already := [spec.seq for spec in specs if spec.seq in known]:
+            raise Conflict(f"Chunk {already[0]} of upload {upload.id} is already stored.")
     ttl = services.settings.url_ttl_seconds
     urls = []
     for spec in specs:

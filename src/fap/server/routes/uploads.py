@@ -9,6 +9,7 @@ from litestar import get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from fap.api import (
+    MAX_BATCH,
     MAX_CHUNK_SIZE,
     MAX_LIST_LIMIT,
     MAX_WAIT_IDS,
@@ -17,9 +18,12 @@ from fap.api import (
     UPLOAD,
     UPLOAD_RESULT,
     UPLOADS,
+    UPLOADS_BATCH,
     UPLOADS_WAIT,
     JobState,
     ResultUrl,
+    UploadBatch,
+    UploadBatchCreated,
     UploadCreate,
     UploadCreated,
     UploadInfo,
@@ -47,6 +51,7 @@ from fap.server.store import NewUpload, Upload, org_quotas
 
 __all__ = (
     "create_upload",
+    "create_uploads",
     "get_upload",
     "list_uploads",
     "load_upload",
@@ -63,6 +68,36 @@ async def create_upload(
     already: a small file's one chunk); the others' come later, one batch of encoded chunks at a
     time (POST chunk-urls). A presigned PUT is signed for the exact size and checksum of its
     bytes."""
+    new = _new_upload(data, caller)
+    await _check_device(services, caller)
+    upload = await services.store.uploads.create(new, services.clock(), org_quotas(caller.org))
+    return (await _created(services, [(data, new, upload)]))[0]
+
+
+@post(UPLOADS_BATCH, opt=needs(Permission.UPLOAD), status_code=201)
+async def create_uploads(
+    data: JSONBody[UploadBatch], caller: CallerDep, services: ServicesDep
+) -> UploadBatchCreated:
+    """Many uploads in one transaction, each as ``POST /v1/uploads`` would make it: all of them,
+    or (a 4xx naming the first that cannot be) none."""
+    if not 1 <= len(data.uploads) <= MAX_BATCH:
+        raise BadRequest(f"A batch makes 1 to {MAX_BATCH} uploads, not {len(data.uploads)}.")
+    news = []
+    for index, asked in enumerate(data.uploads):
+        try:
+            news.append(_new_upload(asked, caller))
+        except (BadRequest, TooLarge) as error:
+            raise type(error)(f"uploads[{index}] ({asked.name[:100]!r}): {error}") from None
+    await _check_device(services, caller)
+    uploads = await services.store.uploads.create_many(
+        news, services.clock(), org_quotas(caller.org)
+    )
+    made = list(zip(data.uploads, news, uploads, strict=True))
+    return UploadBatchCreated(uploads=await _created(services, made))
+
+
+def _new_upload(data: UploadCreate, caller: Caller) -> NewUpload:
+    """The upload ``data`` asks for, checked: BadRequest or TooLarge say why it cannot be."""
     name = check_upload_name(data.name)
     sha256 = check_sha256(data.sha256, "sha256 of the file")
     request_id = None if data.request_id is None else check_text(data.request_id, "request_id", 64)
@@ -81,37 +116,53 @@ async def create_upload(
     chunk_count = -(-data.size // data.chunk_size)
     if data.chunks:  # checked before anything is made
         check_specs(_Announced(data.size, data.chunk_size, chunk_count), data.chunks)
+    return NewUpload(
+        org_id=caller.org.id,
+        user_id=caller.user.id,
+        name=name,
+        size=data.size,
+        sha256=sha256,
+        engine=engine,
+        chunk_size=data.chunk_size,
+        chunk_count=chunk_count,
+        request_id=request_id,
+    )
+
+
+async def _check_device(services: Services, caller: Caller) -> None:
     if await services.store.devices.active_count(caller.user.id) == 0:
         raise BadRequest(
             "Register a device key first (POST /v1/devices): results are sealed to your devices."
         )
-    upload = await services.store.uploads.create(
-        NewUpload(
-            org_id=caller.org.id,
-            user_id=caller.user.id,
-            name=name,
-            size=data.size,
-            sha256=sha256,
-            engine=engine,
-            chunk_size=data.chunk_size,
-            chunk_count=chunk_count,
-            request_id=request_id,
-        ),
-        services.clock(),
-        org_quotas(caller.org),
-    )
-    asked = (name, data.size, sha256, engine, data.chunk_size)
-    if (upload.name, upload.size, upload.sha256, upload.engine, upload.chunk_size) != asked:
-        raise Conflict(
-            "This request_id was used for another upload already; send a new one for each file."
-        )
-    if upload.state == JobState.QUEUED:
-        await services.queue.queued(upload)
-    urls = []
-    if data.chunks and upload.state not in TERMINAL_STATES:
-        # A request sent again may find some of its chunks stored: those need no URL.
-        urls = await sign_chunk_puts(services, upload, data.chunks, skip_stored=True)
-    return UploadCreated(upload=upload_info(upload, []), chunk_urls=urls)
+
+
+async def _created(
+    services: Services, made: list[tuple[UploadCreate, NewUpload, Upload]]
+) -> list[UploadCreated]:
+    """The answers for uploads just made (or found again by their request ids): each queued if it
+    has no chunks, with the presigned PUTs of the chunks its request named."""
+    for _, new, upload in made:
+        asked = (new.name, new.size, new.sha256, new.engine, new.chunk_size)
+        if (upload.name, upload.size, upload.sha256, upload.engine, upload.chunk_size) != asked:
+            raise Conflict(
+                "This request_id was used for another upload already; send a new one for each file."
+            )
+    signing = {
+        upload.id for data, _, upload in made if data.chunks and upload.state not in TERMINAL_STATES
+    }
+    # A request sent again may find some of its chunks stored: those need no URL.
+    stored = await services.store.uploads.stored_seqs(signing)
+    answers = []
+    for data, _, upload in made:
+        if upload.state == JobState.QUEUED:
+            await services.queue.queued(upload)
+        urls = []
+        if upload.id in signing:
+            urls = await sign_chunk_puts(
+                services, upload, data.chunks, stored=stored.get(upload.id, [])
+            )
+        answers.append(UploadCreated(upload=upload_info(upload, []), chunk_urls=urls))
+    return answers
 
 
 @get(UPLOADS, opt=needs(Permission.READ))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -72,42 +72,57 @@ class Uploads:
         Two uploads created at the same moment may pass a quota together by one upload: the check
         is a read, and a lock on the organisation for every upload would cost more than that.
         """
+        return (await self.create_many([new], now, quotas))[0]
+
+    async def create_many(
+        self, news: Sequence[NewUpload], now: float, quotas: Quotas | None = None
+    ) -> list[Upload]:
+        """:meth:`create` for many files of one user and organisation, in one transaction: all
+        are made, or (QuotaExceeded) none. The quotas count the batch as a whole."""
+        async with self._db.write() as session:
+            if quotas is not None:
+                fresh = [new for new in news if not await _request_seen(session, new)]
+                if fresh:
+                    await _check_quotas(session, fresh, quotas, now)
+            made = []
+            for new in news:
+                made.append(await self._insert(session, new, now))
+        return made
+
+    async def _insert(self, session: AsyncSession, new: NewUpload, now: float) -> Upload:
         empty = new.chunk_count == 0
         upload_id = new_id()
-        async with self._db.write() as session:
-            if quotas is not None and not await _request_seen(session, new):
-                await _check_quotas(session, new, quotas, now)
-            # Insert unless the request was seen, in one statement: two copies of one request
-            # arriving at two replicas at once make one upload.
-            await session.execute(
-                self._db.insert(Upload)
-                .values(
-                    id=upload_id,
-                    org_id=new.org_id,
-                    user_id=new.user_id,
-                    name=new.name,
-                    size=new.size,
-                    sha256=new.sha256,
-                    engine=new.engine,
-                    chunk_size=new.chunk_size,
-                    chunk_count=new.chunk_count,
-                    # Nothing to wait for makes it leasable at once.
-                    state=created_in(JobState.QUEUED if empty else JobState.PENDING),
-                    attempts=0,
-                    lapses=0,
-                    created_at=now,
-                    queued_at=now if empty else None,
-                    request_id=new.request_id,
-                )
-                .on_conflict_do_nothing(index_elements=[Upload.user_id, Upload.request_id])
+        # Insert unless the request was seen, in one statement: two copies of one request
+        # arriving at two replicas at once make one upload.
+        await session.execute(
+            self._db.insert(Upload)
+            .values(
+                id=upload_id,
+                org_id=new.org_id,
+                user_id=new.user_id,
+                name=new.name,
+                size=new.size,
+                sha256=new.sha256,
+                engine=new.engine,
+                chunk_size=new.chunk_size,
+                chunk_count=new.chunk_count,
+                # Nothing to wait for makes it leasable at once.
+                state=created_in(JobState.QUEUED if empty else JobState.PENDING),
+                attempts=0,
+                lapses=0,
+                created_at=now,
+                queued_at=now if empty else None,
+                request_id=new.request_id,
             )
-            made = await session.scalar(
-                select(Upload).where(Upload.id == upload_id)
-                if new.request_id is None
-                else select(Upload).where(
-                    Upload.user_id == new.user_id, Upload.request_id == new.request_id
-                )
+            .on_conflict_do_nothing(index_elements=[Upload.user_id, Upload.request_id])
+        )
+        made = await session.scalar(
+            select(Upload).where(Upload.id == upload_id)
+            if new.request_id is None
+            else select(Upload).where(
+                Upload.user_id == new.user_id, Upload.request_id == new.request_id
             )
+        )
         assert made is not None  # inserted now, or by the request this one repeats
         return made
 
@@ -168,61 +183,83 @@ class Uploads:
         never the list of stored chunks (which would make a large upload's reports O(n²) bytes).
         """
         async with self._db.write() as session:
-            # First, and in one statement: refuse a finished upload, queue a pending one, and take
-            # the upload's row lock (PostgreSQL), so that the reports of one upload take turns and
-            # the count below is exact. Only an upload without chunks is pending, so the CASE
-            # changes nothing for a report of a chunk recorded before.
-            state = await session.scalar(
-                update(Upload)
-                .where(Upload.id == upload_id, Upload.state.not_in(sorted(TERMINAL_STATES)))
-                .values(
-                    state=state_after(_FIRST_CHUNK),
-                    queued_at=case(
-                        (in_source(_FIRST_CHUNK), chunk.stored_at), else_=Upload.queued_at
-                    ),
-                )
-                .returning(Upload.state)
-                .execution_options(synchronize_session=False)
+            return await self._record(session, upload_id, chunk)
+
+    async def record_chunks(self, chunks: Sequence[Chunk]) -> list[ChunkRecord]:
+        """:meth:`record_chunk` for many chunks (of many uploads) in one transaction.
+
+        All are recorded, or none: when one is refused (CLOSED, DIFFERENT), the transaction is
+        rolled back and every record is answered as it would have been, for the caller to name
+        the refused ones (the others' outcomes then did not happen).
+        """
+        # In the order of the uploads' ids: two batches that lock the same rows (PostgreSQL) lock
+        # them in the same order, and neither waits on the other for ever.
+        order = sorted(range(len(chunks)), key=lambda i: (chunks[i].upload_id, chunks[i].seq))
+        records: list[ChunkRecord | None] = [None] * len(chunks)
+        try:
+            async with self._db.write() as session:
+                for i in order:
+                    records[i] = await self._record(session, chunks[i].upload_id, chunks[i])
+                if any(record is not None and record.outcome in _REFUSED for record in records):
+                    raise _RolledBack
+        except _RolledBack:
+            pass
+        return [record for record in records if record is not None]
+
+    async def _record(self, session: AsyncSession, upload_id: str, chunk: Chunk) -> ChunkRecord:
+        # First, and in one statement: refuse a finished upload, queue a pending one, and take
+        # the upload's row lock (PostgreSQL), so that the reports of one upload take turns and
+        # the count below is exact. Only an upload without chunks is pending, so the CASE
+        # changes nothing for a report of a chunk recorded before.
+        state = await session.scalar(
+            update(Upload)
+            .where(Upload.id == upload_id, Upload.state.not_in(sorted(TERMINAL_STATES)))
+            .values(
+                state=state_after(_FIRST_CHUNK),
+                queued_at=case((in_source(_FIRST_CHUNK), chunk.stored_at), else_=Upload.queued_at),
             )
-            if state is None:
-                return ChunkRecord(ChunkOutcome.CLOSED, 0, None)
-            # Insert unless recorded already, in one statement: the same report arriving twice at
-            # once (a client retrying on another replica) records it once and answers SAME.
-            inserted = await session.execute(
-                self._db.insert(Chunk)
-                .values(
-                    upload_id=upload_id,
-                    seq=chunk.seq,
-                    raw_size=chunk.raw_size,
-                    stored_size=chunk.stored_size,
-                    codec=chunk.codec,
-                    sha256=chunk.sha256,
-                    stored_at=chunk.stored_at,
-                )
-                .on_conflict_do_nothing(index_elements=[Chunk.upload_id, Chunk.seq])
+            .returning(Upload.state)
+            .execution_options(synchronize_session=False)
+        )
+        if state is None:
+            return ChunkRecord(ChunkOutcome.CLOSED, 0, None)
+        # Insert unless recorded already, in one statement: the same report arriving twice at
+        # once (a client retrying on another replica) records it once and answers SAME.
+        inserted = await session.execute(
+            self._db.insert(Chunk)
+            .values(
+                upload_id=upload_id,
+                seq=chunk.seq,
+                raw_size=chunk.raw_size,
+                stored_size=chunk.stored_size,
+                codec=chunk.codec,
+                sha256=chunk.sha256,
+                stored_at=chunk.stored_at,
             )
-            stored = _count_chunks(upload_id)
-            if cast("CursorResult[Any]", inserted).rowcount == 0:
-                known = (
-                    await session.execute(
-                        select(
-                            Chunk.raw_size,
-                            Chunk.stored_size,
-                            Chunk.codec,
-                            Chunk.sha256,
-                            stored.scalar_subquery(),
-                        ).where(Chunk.upload_id == upload_id, Chunk.seq == chunk.seq)
-                    )
-                ).one()  # the conflicting row, committed
-                same = tuple(known[:4]) == (
-                    chunk.raw_size,
-                    chunk.stored_size,
-                    chunk.codec,
-                    chunk.sha256,
+            .on_conflict_do_nothing(index_elements=[Chunk.upload_id, Chunk.seq])
+        )
+        stored = _count_chunks(upload_id)
+        if cast("CursorResult[Any]", inserted).rowcount == 0:
+            known = (
+                await session.execute(
+                    select(
+                        Chunk.raw_size,
+                        Chunk.stored_size,
+                        Chunk.codec,
+                        Chunk.sha256,
+                        stored.scalar_subquery(),
+                    ).where(Chunk.upload_id == upload_id, Chunk.seq == chunk.seq)
                 )
-                outcome = ChunkOutcome.SAME if same else ChunkOutcome.DIFFERENT
-                return ChunkRecord(outcome, known[4], state)
-            count = await session.scalar(stored)
+            ).one()  # the conflicting row, committed
+            same = tuple(known[:4]) == (
+                chunk.raw_size,
+                chunk.stored_size,
+                chunk.codec,
+                chunk.sha256,
+            )
+            outcome = ChunkOutcome.SAME if same else ChunkOutcome.DIFFERENT
+            return ChunkRecord(outcome, known[4], state)
+        count = await session.scalar(stored)
         assert count is not None  # a count, of one chunk at least: the one inserted now
         # The first chunk recorded is the one that queued the job (the lock above made it first).
         return ChunkRecord(ChunkOutcome.QUEUED if count == 1 else ChunkOutcome.STORED, count, state)
@@ -239,6 +276,13 @@ class Uploads:
             return list(rows)
 
 
+_REFUSED = (ChunkOutcome.CLOSED, ChunkOutcome.DIFFERENT)
+
+
+class _RolledBack(Exception):
+    """Raised inside a batch's transaction to roll it back."""
+
+
 def _count_chunks(upload_id: str) -> Select[int]:
     # An index-only count over the primary key's (upload_id, seq) range.
     return select(func.count()).select_from(Chunk).where(Chunk.upload_id == upload_id)
@@ -253,28 +297,38 @@ async def _request_seen(session: AsyncSession, new: NewUpload) -> bool:
     return seen is not None
 
 
-async def _check_quotas(session: AsyncSession, new: NewUpload, quotas: Quotas, now: float) -> None:
+async def _check_quotas(
+    session: AsyncSession, news: Sequence[NewUpload], quotas: Quotas, now: float
+) -> None:
+    """QuotaExceeded unless all of ``news`` (new uploads of one organisation) fit its quotas."""
+    org_id = news[0].org_id
+    adding = sum(new.size for new in news)
     if quotas.max_concurrent_uploads is not None:
         in_flight = await session.scalar(
             select(func.count())
             .select_from(Upload)
-            .where(Upload.org_id == new.org_id, Upload.state.not_in(TERMINAL_STATES))
+            .where(Upload.org_id == org_id, Upload.state.not_in(TERMINAL_STATES))
         )
-        if (in_flight or 0) >= quotas.max_concurrent_uploads:
+        if (in_flight or 0) + len(news) > quotas.max_concurrent_uploads:
+            most = f"the most its {quotas.plan} plan allows at once"
             raise QuotaExceeded(
-                f"The organisation has {in_flight} uploads in flight, the most its "
-                f"{quotas.plan} plan allows at once; try again when some have finished."
+                f"The organisation has {in_flight} uploads in flight, {most}; try again when "
+                "some have finished."
+                if len(news) == 1
+                else f"The organisation has {in_flight} uploads in flight: {len(news)} more "
+                f"would pass {quotas.max_concurrent_uploads}, {most}."
             )
     if quotas.max_bytes_per_month is not None:
         month = month_start(now)
         used = await session.scalar(
             select(func.coalesce(func.sum(Upload.size), 0)).where(
-                Upload.org_id == new.org_id, Upload.created_at >= month
+                Upload.org_id == org_id, Upload.created_at >= month
             )
         )
-        if (used or 0) + new.size > quotas.max_bytes_per_month:
+        if (used or 0) + adding > quotas.max_bytes_per_month:
+            what = "This file" if len(news) == 1 else f"These {len(news)} files"
             raise QuotaExceeded(
-                f"This file would take the organisation past the {quotas.max_bytes_per_month} "
+                f"{what} would take the organisation past the {quotas.max_bytes_per_month} "
                 f"bytes a month of its {quotas.plan} plan ({used} used since the 1st, UTC)."
             )
 
