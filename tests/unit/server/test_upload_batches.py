@@ -10,6 +10,7 @@ import msgspec
 import pytest
 from tests.unit.server.harness import CHUNK, Server, both_backends, error_body, running_server
 from tests.unit.server.test_quotas import a_free_org
+from tests.unit.server.test_store_round_trips import counted
 
 from fap.api import (
     MAX_BATCH,
@@ -248,3 +249,30 @@ async def test_only_the_uploader_reports_the_chunks_of_an_upload(server: Server)
 
     assert refused.status_code == 403
     assert error_body(refused).detail.startswith("reports[0]: Only the user who created")
+
+
+@both_backends
+@pytest.mark.parametrize("files", [1, 40])
+async def test_a_batch_costs_the_same_statements_however_many_files_it_holds(
+    server: Server, monkeypatch: pytest.MonkeyPatch, files: int
+) -> None:
+    """A regression guard: the batch routes' statements are a fixed number, not one or more a
+    file. Create: the caller's token, its devices, then one transaction (the request ids seen,
+    the insert, the uploads made) and the stored chunks' read. Report: the caller's token, the
+    uploads, then one transaction (lock, queue, insert, count)."""
+    await server.register_device(server.owner)
+    batch = [small_file(n) for n in range(files)]
+    with counted(server, monkeypatch) as creating:
+        made = await make(server, [create for create, _ in batch])
+    await put(server, made, [chunk for _, chunk in batch])
+    reports = [
+        report(c.upload.id, chunk) for c, (_, chunk) in zip(made.uploads, batch, strict=True)
+    ]
+    with counted(server, monkeypatch) as reporting:
+        await server.ok(
+            "POST", UPLOADS_REPORTS, server.owner, ChunkReports(reports), returns=list[ChunkStored]
+        )
+
+    assert len(creating.statements) == 6, creating.statements
+    assert len(reporting.statements) == 6, reporting.statements
+    assert reporting.blob_calls == ["size"] * files  # each chunk's blob looked at once

@@ -9,7 +9,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, case, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Select,
+    case,
+    false,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fap.api import TERMINAL_STATES, JobState, Transition, transition
@@ -77,54 +87,40 @@ class Uploads:
     async def create_many(
         self, news: Sequence[NewUpload], now: float, quotas: Quotas | None = None
     ) -> list[Upload]:
-        """:meth:`create` for many files of one user and organisation, in one transaction: all
-        are made, or (QuotaExceeded) none. The quotas count the batch as a whole."""
+        """:meth:`create` for many files of one user and organisation, in one transaction of as
+        many statements as one: all are made, or (QuotaExceeded) none. The quotas count the
+        batch as a whole."""
+        (user_id,) = {new.user_id for new in news}
+        asked = [new.request_id for new in news if new.request_id is not None]
+        rows = [_new_row(new, new_id(), now) for new in news]
+        unnamed = [row["id"] for row in rows if row["request_id"] is None]
         async with self._db.write() as session:
+            seen = set(
+                await session.scalars(select(Upload.request_id).where(_requested(user_id, asked)))
+            )
             if quotas is not None:
-                fresh = [new for new in news if not await _request_seen(session, new)]
+                fresh = [new for new in news if new.request_id not in seen]
                 if fresh:
                     await _check_quotas(session, fresh, quotas, now)
-            made = []
-            for new in news:
-                made.append(await self._insert(session, new, now))
-        return made
-
-    async def _insert(self, session: AsyncSession, new: NewUpload, now: float) -> Upload:
-        empty = new.chunk_count == 0
-        upload_id = new_id()
-        # Insert unless the request was seen, in one statement: two copies of one request
-        # arriving at two replicas at once make one upload.
-        await session.execute(
-            self._db.insert(Upload)
-            .values(
-                id=upload_id,
-                org_id=new.org_id,
-                user_id=new.user_id,
-                name=new.name,
-                size=new.size,
-                sha256=new.sha256,
-                engine=new.engine,
-                chunk_size=new.chunk_size,
-                chunk_count=new.chunk_count,
-                # Nothing to wait for makes it leasable at once.
-                state=created_in(JobState.QUEUED if empty else JobState.PENDING),
-                attempts=0,
-                lapses=0,
-                created_at=now,
-                queued_at=now if empty else None,
-                request_id=new.request_id,
+            # Insert those whose request was not seen, in one statement: two copies of one
+            # request arriving at two replicas at once make one upload.
+            await session.execute(
+                self._db.insert(Upload)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=[Upload.user_id, Upload.request_id])
             )
-            .on_conflict_do_nothing(index_elements=[Upload.user_id, Upload.request_id])
-        )
-        made = await session.scalar(
-            select(Upload).where(Upload.id == upload_id)
-            if new.request_id is None
-            else select(Upload).where(
-                Upload.user_id == new.user_id, Upload.request_id == new.request_id
+            found = list(
+                await session.scalars(
+                    select(Upload).where(Upload.id.in_(unnamed) | _requested(user_id, asked))
+                )
             )
-        )
-        assert made is not None  # inserted now, or by the request this one repeats
-        return made
+        by_request = {upload.request_id: upload for upload in found if upload.request_id}
+        by_id = {upload.id: upload for upload in found}
+        # Each one inserted now, or by the request it repeats.
+        return [
+            by_id[row["id"]] if row["request_id"] is None else by_request[row["request_id"]]
+            for row in rows
+        ]
 
     @retried
     async def get(self, org_id: str, upload_id: str) -> Upload | None:
@@ -186,25 +182,74 @@ class Uploads:
             return await self._record(session, upload_id, chunk)
 
     async def record_chunks(self, chunks: Sequence[Chunk]) -> list[ChunkRecord]:
-        """:meth:`record_chunk` for many chunks (of many uploads) in one transaction.
+        """:meth:`record_chunk` for many chunks (of many uploads, each chunk once) in one
+        transaction of five statements, however many there are.
 
         All are recorded, or none: when one is refused (CLOSED, DIFFERENT), the transaction is
         rolled back and every record is answered as it would have been, for the caller to name
-        the refused ones (the others' outcomes then did not happen).
+        the refused ones (the others' outcomes then did not happen). Each record's count is its
+        upload's once the whole batch is in.
         """
-        # In the order of the uploads' ids: two batches that lock the same rows (PostgreSQL) lock
-        # them in the same order, and neither waits on the other for ever.
-        order = sorted(range(len(chunks)), key=lambda i: (chunks[i].upload_id, chunks[i].seq))
-        records: list[ChunkRecord | None] = [None] * len(chunks)
+        ids = sorted({chunk.upload_id for chunk in chunks})
+        moment = max(chunk.stored_at for chunk in chunks)
         try:
             async with self._db.write() as session:
-                for i in order:
-                    records[i] = await self._record(session, chunks[i].upload_id, chunks[i])
-                if any(record is not None and record.outcome in _REFUSED for record in records):
+                # The uploads' rows locked in the order of their ids (PostgreSQL; SQLite writes
+                # one transaction at a time): two batches that share uploads take turns.
+                await session.execute(
+                    select(Upload.id)
+                    .where(Upload.id.in_(ids))
+                    .order_by(Upload.id)
+                    .with_for_update()
+                )
+                # As for one chunk: refuse finished uploads, queue pending ones.
+                open_states: dict[str, JobState] = dict(
+                    (
+                        await session.execute(
+                            update(Upload)
+                            .where(Upload.id.in_(ids), Upload.state.not_in(sorted(TERMINAL_STATES)))
+                            .values(
+                                state=state_after(_FIRST_CHUNK),
+                                queued_at=case(
+                                    (in_source(_FIRST_CHUNK), moment), else_=Upload.queued_at
+                                ),
+                            )
+                            .returning(Upload.id, Upload.state)
+                            .execution_options(synchronize_session=False)
+                        )
+                    ).all()
+                )
+                taken = [chunk for chunk in chunks if chunk.upload_id in open_states]
+                inserted: set[tuple[str, int]] = set()
+                if taken:
+                    inserted = set(
+                        (
+                            await session.execute(
+                                self._db.insert(Chunk)
+                                .values([_chunk_row(chunk) for chunk in taken])
+                                .on_conflict_do_nothing(index_elements=[Chunk.upload_id, Chunk.seq])
+                                .returning(Chunk.upload_id, Chunk.seq)
+                            )
+                        ).all()
+                    )
+                known = await _known_chunks(
+                    session, [c for c in taken if (c.upload_id, c.seq) not in inserted]
+                )
+                counts: dict[str, int] = dict(
+                    (
+                        await session.execute(
+                            select(Chunk.upload_id, func.count())
+                            .where(Chunk.upload_id.in_(ids))
+                            .group_by(Chunk.upload_id)
+                        )
+                    ).all()
+                )
+                records = _batch_records(chunks, open_states, inserted, known, counts)
+                if any(record.outcome in _REFUSED for record in records):
                     raise _RolledBack
         except _RolledBack:
             pass
-        return [record for record in records if record is not None]
+        return records
 
     async def _record(self, session: AsyncSession, upload_id: str, chunk: Chunk) -> ChunkRecord:
         # First, and in one statement: refuse a finished upload, queue a pending one, and take
@@ -276,6 +321,64 @@ class Uploads:
             return list(rows)
 
 
+def _chunk_row(chunk: Chunk) -> dict[str, Any]:
+    return {
+        "upload_id": chunk.upload_id,
+        "seq": chunk.seq,
+        "raw_size": chunk.raw_size,
+        "stored_size": chunk.stored_size,
+        "codec": chunk.codec,
+        "sha256": chunk.sha256,
+        "stored_at": chunk.stored_at,
+    }
+
+
+async def _known_chunks(
+    session: AsyncSession, chunks: Sequence[Chunk]
+) -> dict[tuple[str, int], tuple[int, int, str, str]]:
+    """What was recorded before for ``chunks`` (each a report of a chunk recorded already)."""
+    if not chunks:
+        return {}
+    rows = await session.execute(
+        select(
+            Chunk.upload_id, Chunk.seq, Chunk.raw_size, Chunk.stored_size, Chunk.codec, Chunk.sha256
+        ).where(tuple_(Chunk.upload_id, Chunk.seq).in_([(c.upload_id, c.seq) for c in chunks]))
+    )
+    return {(row[0], row[1]): (row[2], row[3], row[4], row[5]) for row in rows}
+
+
+def _batch_records(
+    chunks: Sequence[Chunk],
+    open_states: dict[str, JobState],
+    inserted: set[tuple[str, int]],
+    known: dict[tuple[str, int], tuple[int, int, str, str]],
+    counts: dict[str, int],
+) -> list[ChunkRecord]:
+    """Each chunk's record, in the batch's order: the first chunk recorded of an upload that had
+    none is the one that queued its job."""
+    new_per_upload: defaultdict[str, int] = defaultdict(int)
+    for upload_id, _ in inserted:
+        new_per_upload[upload_id] += 1
+    queued: set[str] = set()
+    records = []
+    for chunk in chunks:
+        state = open_states.get(chunk.upload_id)
+        count = counts.get(chunk.upload_id, 0)
+        key = (chunk.upload_id, chunk.seq)
+        if state is None:
+            records.append(ChunkRecord(ChunkOutcome.CLOSED, 0, None))
+        elif key in inserted:
+            first = count == new_per_upload[chunk.upload_id] and chunk.upload_id not in queued
+            queued.add(chunk.upload_id)
+            outcome = ChunkOutcome.QUEUED if first else ChunkOutcome.STORED
+            records.append(ChunkRecord(outcome, count, state))
+        else:
+            same = known[key] == (chunk.raw_size, chunk.stored_size, chunk.codec, chunk.sha256)
+            outcome = ChunkOutcome.SAME if same else ChunkOutcome.DIFFERENT
+            records.append(ChunkRecord(outcome, count, state))
+    return records
+
+
 _REFUSED = (ChunkOutcome.CLOSED, ChunkOutcome.DIFFERENT)
 
 
@@ -288,13 +391,33 @@ def _count_chunks(upload_id: str) -> Select[int]:
     return select(func.count()).select_from(Chunk).where(Chunk.upload_id == upload_id)
 
 
-async def _request_seen(session: AsyncSession, new: NewUpload) -> bool:
-    if new.request_id is None:
-        return False
-    seen = await session.scalar(
-        select(Upload.id).where(Upload.user_id == new.user_id, Upload.request_id == new.request_id)
-    )
-    return seen is not None
+def _new_row(new: NewUpload, upload_id: str, now: float) -> dict[str, Any]:
+    empty = new.chunk_count == 0
+    return {
+        "id": upload_id,
+        "org_id": new.org_id,
+        "user_id": new.user_id,
+        "name": new.name,
+        "size": new.size,
+        "sha256": new.sha256,
+        "engine": new.engine,
+        "chunk_size": new.chunk_size,
+        "chunk_count": new.chunk_count,
+        # Nothing to wait for makes it leasable at once.
+        "state": created_in(JobState.QUEUED if empty else JobState.PENDING),
+        "attempts": 0,
+        "lapses": 0,
+        "created_at": now,
+        "queued_at": now if empty else None,
+        "request_id": new.request_id,
+    }
+
+
+def _requested(user_id: str, request_ids: Sequence[str]) -> ColumnElement[bool]:
+    """The user's uploads made by any of ``request_ids``."""
+    if not request_ids:
+        return false()
+    return (Upload.user_id == user_id) & Upload.request_id.in_(request_ids)
 
 
 async def _check_quotas(
