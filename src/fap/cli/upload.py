@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -23,12 +24,13 @@ from fap.cli.common import (
     setup_logging,
 )
 from fap.engine.protocol import ENGINE_NAME_RULE, is_engine_name
-from fap.errors import EXIT_INPUT, JobsFailed
+from fap.errors import EXIT_INPUT, InputError, JobsFailed
 
 if TYPE_CHECKING:
     from rich.progress import Progress, ProgressColumn, TaskID
 
-    from fap.client import FileOutcome
+    from fap.client import BatchFile, FileOutcome
+    from fap.transfer.schedule import BandwidthSchedule
 
 __all__ = (
     "BwlimitOption",
@@ -43,8 +45,6 @@ __all__ = (
     "warn",
 )
 
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
-
 
 def check_engine(value: str | None) -> str | None:
     """``--engine``: refused here, in the words of a flag, before any file is read or sent."""
@@ -57,29 +57,24 @@ def check_engine(value: str | None) -> str | None:
     return value
 
 
-def parse_rate(value: str | None) -> int | None:
-    """``--bwlimit``: bytes per second, with an optional K, M or G (binary) suffix."""
+def parse_rate(value: str | None) -> BandwidthSchedule | None:
+    """``--bwlimit``: one rate, or a timetable of rates; None when nothing is limited."""
     if value is None:
         return None
-    text = value.strip().upper()
-    text = text.removesuffix("IB") if text.endswith("IB") else text.removesuffix("B")
-    unit = text[-1] if text and text[-1] in "KMG" else ""
-    number = text[: len(text) - len(unit)]
+    from fap.transfer.schedule import BandwidthSchedule
+
     try:
-        rate = float(number) * _UNITS[unit]
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a rate in bytes per second (e.g. 8M)."
-        ) from None
-    if rate <= 0:
-        raise typer.BadParameter("The bandwidth limit must be above zero.")
-    return int(rate)
+        schedule = BandwidthSchedule.parse(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="'--bwlimit'") from None
+    return None if schedule.unlimited else schedule
 
 
 ResultsOption = Annotated[
     Path,
     typer.Option(
         "--results",
+        metavar="DIR",
         envvar="FAP_RESULTS",
         help="Directory the decrypted results are written to.",
         file_okay=False,
@@ -89,6 +84,7 @@ EngineOption = Annotated[
     str | None,
     typer.Option(
         "--engine",
+        metavar="NAME@VERSION",
         envvar="FAP_ENGINE",
         help="The engine to analyse with, NAME@VERSION (default: the organisation's).",
         callback=check_engine,
@@ -104,8 +100,10 @@ BwlimitOption = Annotated[
         "--limit-rate",
         metavar="RATE",
         envvar="FAP_BWLIMIT",
-        help="Cap the upload rate, in bytes per second (K, M, G suffixes: 8M); --limit-rate is "
-        "the same.",
+        help="Cap the upload rate, in bytes per second (K, M, G suffixes: 8M), or follow a "
+        'timetable of HH:MM,RATE entries in local time, RATE a rate or off: "08:00,4M 18:00,off" '
+        "(each rate holds from its time to the next entry's; the last one's runs past midnight). "
+        "--limit-rate is the same.",
         show_default=False,
     ),
 ]
@@ -118,9 +116,13 @@ def warn(message: str) -> None:
 
 def upload(
     files: Annotated[
-        list[Path],
+        list[str],
         typer.Argument(
-            help="The files to upload.", show_default=False, metavar="FILE...", readable=False
+            help="The files to upload, and with --recursive directories. A lone - reads the "
+            "list from stdin, one path a line (blank lines skipped), each taken as if named "
+            "here (a file named - is ./-).",
+            show_default=False,
+            metavar="FILE...",
         ),
     ],
     server: ServerOption = None,
@@ -131,42 +133,73 @@ def upload(
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Return once the files are uploaded.")
     ] = False,
-    retry_for: RetryForOption = 30.0,
+    recursive: Annotated[
+        bool,
+        typer.Option(
+            "--recursive",
+            "-r",
+            help="Upload every file below each directory named; results mirror their paths: "
+            "RESULTS/<path below the directory>.result.json. Hidden and temporary files, and "
+            "links out of the directory, are skipped, as fap watch skips them.",
+        ),
+    ] = False,
+    null: Annotated[
+        bool,
+        typer.Option(
+            "--null", "-0", help="The list read from stdin is NUL-separated (find -print0)."
+        ),
+    ] = False,
+    fail_fast: Annotated[
+        bool,
+        typer.Option(
+            "--fail-fast",
+            help="Stop at the first file that fails: start no other and cancel those in "
+            "flight. Every file left without its result is reported failed (not sent, or not "
+            "awaited), so a pipeline sees what was not analysed. A file that cannot be read "
+            "stops the upload before anything is sent.",
+        ),
+    ] = False,
+    retry_for: RetryForOption = None,
     bwlimit: BwlimitOption = None,
     token: TokenOption = None,
     verbose: VerboseOption = False,
 ) -> None:
     """Upload files for analysis, wait for their results and write each one to the results dir.
 
-    Exits 0 only if every file got a result (with --no-wait: was uploaded), else 7.
+    A result is named after its file: RESULTS/<file name>.result.json. Two files whose results
+    would share a name are not both sent. Exit codes: 0 when every file got its result (with
+    --no-wait: was uploaded); 3 when no file could be read; 4 without a valid token (FAP_TOKEN);
+    5 when the server does not answer; 7 when some file got no result.
     """
-    from fap.client import FileOutcome, check_file
-
     setup_logging(verbose, client=True)
     rate = parse_rate(bwlimit)
-    readable: list[Path] = []
-    refused: list[FileOutcome] = []
-    names: set[str] = set()
-    for path in files:
-        problem = check_file(path)
-        if problem is None and path.name in names:
-            # Results are named after the file: a second x.txt would overwrite the first's.
-            problem = (
-                f"{path}: another file named {path.name} is in this upload and its result "
-                "would be overwritten; upload it separately or use fap watch."
-            )
-        if problem:
-            refused.append(FileOutcome(file=str(path), error=problem))
-            err_console.print(
-                f"[bold red]error:[/] {escape(problem)}", markup=True, highlight=False
-            )
-            if json_output:
-                emit_json(refused[-1])
-        else:
-            names.add(path.name)
-            readable.append(path)
+    # "-" as typed: a Path would make ./- (a file of that name) the same.
+    if "-" in files and len(files) > 1:
+        raise typer.BadParameter(
+            "- reads the list of files from stdin: give it alone.", param_hint="FILE..."
+        )
+    if files == ["-"]:
+        paths = _read_list(null=null)
+    elif null:
+        raise typer.BadParameter(
+            "it is for a list read from stdin: give - as the only FILE.", param_hint="'--null'"
+        )
+    else:
+        paths = [Path(file) for file in files]
+    readable, refused = _choose(paths, recursive=recursive, results=results)
+    for outcome in refused:
+        err_console.print(
+            f"[bold red]error:[/] {escape(outcome.error or '')}", markup=True, highlight=False
+        )
+        if json_output:
+            emit_json(outcome)
     if not readable:
         raise typer.Exit(EXIT_INPUT)
+    total = len(readable) + len(refused)
+    if fail_fast and refused:
+        _stop_before_sending(readable, json_output=json_output)
+        unread = f"{len(refused)} of {total} files cannot be sent"
+        die(JobsFailed(f"{unread}, so with --fail-fast none was sent."))
 
     outcomes = run(
         _upload(
@@ -180,27 +213,95 @@ def upload(
             wait=not no_wait,
             json_output=json_output,
             bwlimit=rate,
+            fail_fast=fail_fast,
         )
     )
     wanted = "uploaded" if no_wait else "done"
     missed = len(refused) + sum(outcome.status != wanted for outcome in outcomes)
     if missed:
         what = "were not uploaded" if no_wait else "got no result"
-        die(JobsFailed(f"{missed} of {len(files)} files {what}."))
+        die(JobsFailed(f"{missed} of {total} files {what}."))
+
+
+def _read_list(*, null: bool) -> list[Path]:
+    """The paths on stdin: one a line (blank lines skipped), or NUL-separated."""
+    data = sys.stdin.buffer.read()
+    parts = (
+        [part for part in data.split(b"\0") if part]
+        if null
+        else [line for line in data.splitlines() if line.strip()]
+    )
+    if not parts:
+        die(InputError("No files were named on stdin (- reads their list from there)."))
+    # Bytes as the file system has them: a name that is not UTF-8 still names its file.
+    return [Path(os.fsdecode(part)) for part in parts]
+
+
+def _choose(
+    paths: list[Path], *, recursive: bool, results: Path
+) -> tuple[list[BatchFile], list[FileOutcome]]:
+    """The files to send, each with the name its result carries, and those refused, with why."""
+    from fap.client import BatchFile, FileOutcome, check_file, files_in
+
+    readable: list[BatchFile] = []
+    refused: list[FileOutcome] = []
+    names: set[str] = set()
+
+    def take(file: BatchFile) -> None:
+        problem = check_file(file.path)
+        if problem is None and file.name in names:
+            # A second x.txt would overwrite the first's result.
+            problem = (
+                f"{file.path}: another file named {file.name} is in this upload and its result "
+                "would be overwritten; upload it separately or use fap watch."
+            )
+        if problem:
+            refused.append(FileOutcome(file=str(file.path), error=problem))
+        else:
+            names.add(file.name)
+            readable.append(file)
+
+    # Results written into a directory being uploaded are not uploaded in their turn.
+    exclude = (results.resolve(),)
+    for path in paths:
+        if not (recursive and path.is_dir()):
+            take(BatchFile(path, path.name))
+            continue
+        found = files_in(path, exclude=exclude)
+        for file in found:
+            take(file)
+        if not found:
+            problem = (
+                f"{path} cannot be read."
+                if not os.access(path, os.R_OK | os.X_OK)
+                else f"{path} holds no file to upload (hidden and temporary files are skipped)."
+            )
+            refused.append(FileOutcome(file=str(path), error=problem))
+    return readable, refused
+
+
+def _stop_before_sending(files: list[BatchFile], *, json_output: bool) -> None:
+    """--fail-fast met a file it cannot read: every other file's last word is that it was not sent."""
+    from fap.client import NOT_SENT, FileOutcome
+
+    reporter = _Reporter(None, json_output=json_output)
+    for file in files:
+        reporter.finished(FileOutcome(file=str(file.path), error=NOT_SENT))
 
 
 async def _upload(
-    files: list[Path],
+    files: list[BatchFile],
     *,
     server: str | None,
     org: str | None,
     token: str | None,
-    retry_for: float,
+    retry_for: float | None,
     results: Path,
     engine: str | None,
     wait: bool,
     json_output: bool,
-    bwlimit: int | None,
+    bwlimit: BandwidthSchedule | None,
+    fail_fast: bool,
 ) -> list[FileOutcome]:
     from rich.progress import Progress
 
@@ -212,14 +313,19 @@ async def _upload(
         progress = Progress(*progress_columns(), console=err_console, transient=False)
     reporter = _Reporter(progress, json_output=json_output)
     async with open_runtime(settings, warn=warn, bwlimit=bwlimit) as runtime:
+        sending = upload_files(
+            runtime,
+            files,
+            results_dir=results,
+            engine=engine,
+            wait=wait,
+            reporter=reporter,
+            fail_fast=fail_fast,
+        )
         if progress is None:
-            return await upload_files(
-                runtime, files, results_dir=results, engine=engine, wait=wait, reporter=reporter
-            )
+            return await sending
         with progress:
-            return await upload_files(
-                runtime, files, results_dir=results, engine=engine, wait=wait, reporter=reporter
-            )
+            return await sending
 
 
 def progress_columns() -> tuple[ProgressColumn, ...]:

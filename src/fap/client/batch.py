@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
@@ -10,17 +11,24 @@ from typing import Literal, Protocol
 
 from fap.api import JobState, UploadInfo
 from fap.client.results import ResultWaiter, failure_reason, open_result, write_atomic
+from fap.client.rules import ignore_reason
 from fap.client.runtime import Runtime
+from fap.client.small_files import SmallFiles
 from fap.client.tasks import first_error
 from fap.client.uploader import UploadListener
+from fap.client.watcher import scan
 from fap.errors import InputError, IntegrityError, ServerError
 
 __all__ = (
     "FILES_IN_FLIGHT",
+    "NOT_AWAITED",
+    "NOT_SENT",
+    "BatchFile",
     "BatchReporter",
     "FileOutcome",
     "Status",
     "check_file",
+    "files_in",
     "result_path",
     "upload_files",
 )
@@ -31,6 +39,20 @@ __all__ = (
 FILES_IN_FLIGHT = 4
 
 Status = Literal["uploaded", "done", "failed"]
+
+# What ``fail_fast`` makes of the files the first failure stopped.
+NOT_SENT = "Not sent: stopped at the first failure (--fail-fast)."
+NOT_AWAITED = (
+    "Uploaded, but its result was not awaited: stopped at the first failure (--fail-fast)."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFile:
+    """A file to send, and the name its upload and its result carry."""
+
+    path: Path
+    name: str  # its file name, or its path relative to the directory it was found in
 
 
 @dataclass
@@ -94,7 +116,10 @@ def check_file(path: Path) -> str | None:
     except OSError as error:
         return f"{path} cannot be read: {error.strerror}."
     if S_ISDIR(mode):
-        return f"{path} is a directory; name the files in it, or use fap watch {path}."
+        return (
+            f"{path} is a directory; add --recursive to upload the files in it, or use "
+            f"fap watch {path}."
+        )
     if not S_ISREG(mode):
         return f"{path} is not a regular file."
     try:
@@ -104,6 +129,19 @@ def check_file(path: Path) -> str | None:
     except OSError as error:
         return f"{path} cannot be read: {error.strerror}."
     return None
+
+
+def files_in(directory: Path, *, exclude: Sequence[Path] = ()) -> list[BatchFile]:
+    """The files below ``directory`` that ``fap watch`` would take, each named by its path
+    relative to it (blocking: run it in a thread). ``exclude``: resolved paths left out."""
+    root = directory.resolve()
+    found: list[BatchFile] = []
+    for path in scan(root, exclude=exclude):
+        # As the watcher: no hidden or temporary names, no links out of the tree, no FIFOs.
+        if ignore_reason(path, root, exclude=exclude) is None:
+            relative = path.relative_to(root)
+            found.append(BatchFile(directory / relative, relative.as_posix()))
+    return found
 
 
 def result_path(results_dir: Path, name: str) -> Path:
@@ -120,61 +158,108 @@ class _Progress(UploadListener):
         self._reporter.advanced(self._file, raw_bytes)
 
 
+class _Stopped(Exception):
+    """The first failure, under ``fail_fast``: ends every task of the batch."""
+
+
 async def upload_files(
     runtime: Runtime,
-    files: list[Path],
+    files: Sequence[BatchFile | Path],
     *,
     results_dir: Path,
     engine: str | None = None,
     wait: bool = True,
     reporter: BatchReporter | None = None,
+    fail_fast: bool = False,
 ) -> list[FileOutcome]:
     """Upload ``files``, then (with ``wait``) fetch and write each result.
 
-    A file that cannot be read, or that the server refuses, fails alone; a missing token or a
-    server that does not answer ends the batch (``AuthError``, ``ServerUnreachable``).
+    A bare path is named by its file name. A file that cannot be read, or that the server
+    refuses, fails alone — unless ``fail_fast``: then no file starts after the first failure,
+    those in flight are cancelled, and every file without its last word fails as ``NOT_SENT``
+    (or ``NOT_AWAITED``, once uploaded). A missing token or a server that does not answer ends
+    the batch (``AuthError``, ``ServerUnreachable``).
     """
     reporter = reporter or _Silent()
+    batch = [file if isinstance(file, BatchFile) else BatchFile(file, file.name) for file in files]
     await runtime.device()  # results are sealed to registered devices: register first
     waiter = ResultWaiter(runtime.session)
     gate = asyncio.Semaphore(FILES_IN_FLIGHT)
-    outcomes = [FileOutcome(file=str(path)) for path in files]
+    small = SmallFiles(runtime.uploader, engine=engine)
+    outcomes = [FileOutcome(file=str(file.path)) for file in batch]
+    unfinished = set(range(len(batch)))
+    failed = asyncio.Event()
 
-    async def send(path: Path, outcome: FileOutcome) -> None:
+    def finish(index: int) -> None:
+        unfinished.discard(index)
+        reporter.finished(outcomes[index])
+        if fail_fast and outcomes[index].status == "failed":
+            failed.set()
+
+    async def stop_at_first_failure() -> None:
+        await failed.wait()
+        raise _Stopped
+
+    async def send(index: int, file: BatchFile) -> None:
+        outcome = outcomes[index]
         async with gate:
+            if failed.is_set():
+                return  # stopping: the stop's message is this file's last word
             try:
-                local = await runtime.uploader.inspect(path)
+                local = await runtime.uploader.inspect(file.path, file.name)
                 reporter.started(outcome.file, local.size)
-                sent = await runtime.uploader.upload(
-                    local, engine=engine, listener=_Progress(reporter, outcome.file)
-                )
+                listener = _Progress(reporter, outcome.file)
+                # A small file waits for its batch without holding a place among the files in
+                # flight: the more of them wait, the fuller the next batch.
+                batched = small.takes(local)
+                if not batched:
+                    sent = await runtime.uploader.upload(local, engine=engine, listener=listener)
             except (InputError, ServerError, IntegrityError) as error:
                 outcome.error = str(error)
-                reporter.finished(outcome)
+                finish(index)
+                return
+        if batched:
+            try:
+                sent = await small.upload(local, listener=listener)
+            except (InputError, ServerError, IntegrityError) as error:
+                outcome.error = str(error)
+                finish(index)
                 return
         info = sent.info
         outcome.upload_id, outcome.status, outcome.bytes_sent = info.id, "uploaded", sent.bytes_sent
         reporter.uploaded(outcome)
         if not wait:
-            reporter.finished(outcome)
+            finish(index)
             return
 
         async def receive(info: UploadInfo) -> None:
-            await _receive(runtime, info, result_path(results_dir, path.name), outcome)
-            reporter.finished(outcome)
+            await _receive(runtime, info, result_path(results_dir, file.name), outcome)
+            finish(index)
 
         waiter.add(info.id, receive)
 
     try:
         async with asyncio.TaskGroup() as group:
+            stopper = group.create_task(stop_at_first_failure()) if fail_fast else None
             waiting = group.create_task(waiter.run())
+            batching = group.create_task(small.run())
             async with asyncio.TaskGroup() as senders:
-                for path, outcome in zip(files, outcomes, strict=True):
-                    senders.create_task(send(path, outcome))
+                for index, file in enumerate(batch):
+                    senders.create_task(send(index, file))
+            batching.cancel()  # every file is sent: no batch is left to make
             waiter.close()
             await waiting
+            if stopper is not None:
+                stopper.cancel()
     except BaseExceptionGroup as errors:
-        raise first_error(errors) from None
+        _, others = errors.split(_Stopped)
+        if others is not None:
+            raise first_error(others) from None
+        for index in sorted(unfinished):
+            outcome = outcomes[index]
+            outcome.status = "failed"
+            outcome.error = NOT_SENT if outcome.upload_id is None else NOT_AWAITED
+            reporter.finished(outcome)
     return outcomes
 
 

@@ -23,6 +23,7 @@ from fap.client.state import learned_level, remember_level
 from fap.client.uploader import Uploader
 from fap.config import ClientSettings
 from fap.crypto import DeviceIdentity
+from fap.transfer.schedule import BandwidthSchedule
 
 __all__ = ("Runtime", "open_runtime")
 
@@ -56,11 +57,14 @@ async def open_runtime(
     settings: ClientSettings,
     *,
     warn: Callable[[str], None] | None = None,
-    bwlimit: float | None = None,
+    bwlimit: BandwidthSchedule | float | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Open a runtime; ``bwlimit`` caps the upload rate (bytes per second); ``transport``
-    replaces the network (tests pass an in-process fake)."""
+    """Open a runtime; ``bwlimit`` caps the upload rate (bytes per second, or a schedule of
+    rates by the time of day); ``transport`` replaces the network (tests pass an in-process
+    fake)."""
+    if isinstance(bwlimit, int | float):
+        bwlimit = BandwidthSchedule.constant(bwlimit) if bwlimit > 0 else None
     workers = os.cpu_count() or 1
     async with connect(settings, transport=transport, warn=warn) as session:
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fap-client")

@@ -15,11 +15,13 @@ reads into a buffer of its own, used for chunk after chunk.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from datetime import datetime
 from io import BufferedReader
 from pathlib import Path
 from stat import S_ISREG
@@ -46,7 +48,7 @@ from fap.api import (
 from fap.client.chunk_urls import ChunkUrlBook
 from fap.client.tasks import first_error
 from fap.config import ClientSettings
-from fap.errors import InputError, ServerError
+from fap.errors import FapError, InputError, ServerError
 from fap.transfer import (
     EncodedChunk,
     chunk_count,
@@ -56,13 +58,16 @@ from fap.transfer import (
     read_chunk_into,
 )
 from fap.transfer.adapt import LevelControl
+from fap.transfer.schedule import BandwidthSchedule
 
 __all__ = (
     "FileChanged",
     "LocalFile",
     "Sent",
     "UploadListener",
+    "UploadStopped",
     "Uploader",
+    "encode_small",
     "new_request_id",
     "raw_chunk_size",
 )
@@ -113,6 +118,11 @@ class FileChanged(InputError):
     """The file changed under the reader; once it settles, it is a new version to send."""
 
 
+class UploadStopped(FapError):
+    """The uploader was drained (:meth:`Uploader.drain`) before every chunk of a file was
+    stored; a resume of the upload sends the rest."""
+
+
 def _changed(file: LocalFile) -> FileChanged:
     return FileChanged(f"{file.path} changed while it was being uploaded.")
 
@@ -132,7 +142,7 @@ class Uploader:
         blobs: httpx.AsyncClient,
         executor: Executor,
         workers: int,
-        bwlimit: float | None = None,
+        bwlimit: BandwidthSchedule | None = None,
         level: int | None = None,
     ) -> None:
         self.session = session
@@ -146,9 +156,15 @@ class Uploader:
         self._puts = asyncio.Semaphore(self._parallel_puts)
         # One per slot at most, made as first needed: a slot's chunk is read into one.
         self._buffers: list[bytearray] = []
-        self._pacer = _Pacer(bwlimit) if bwlimit else None
+        self._pacer = _Pacer(bwlimit) if bwlimit and not bwlimit.unlimited else None
         # ``level``: where the zstd level starts (the last run's, if known).
         self.levels = LevelControl() if level is None else LevelControl(start=level)
+        self._draining = False
+
+    def drain(self) -> None:
+        """Start no new chunk: those being PUT finish and are reported (so a resume need not
+        send them again), and an upload with chunks left ends with :class:`UploadStopped`."""
+        self._draining = True
 
     async def inspect(self, path: Path, name: str | None = None) -> LocalFile:
         """Stat and hash ``path`` (off the event loop); refuse a file that changes meanwhile."""
@@ -285,6 +301,7 @@ class Uploader:
             state=info.state,
         )
         sent = 0
+        done = 0  # chunks of ``missing`` stored
         held = 0  # buffer slots this file holds: given back whatever happens
 
         async def encode_and_sign(encoding: asyncio.Future[EncodedChunk]) -> _Ready:
@@ -294,6 +311,8 @@ class Uploader:
         async def read_and_compress(handle: BufferedReader, group: asyncio.TaskGroup) -> None:
             nonlocal held
             for seq in missing:
+                if self._draining:
+                    break
                 await self._slots.acquire()
                 held += 1
                 buffer = self._buffer(info.chunk_size)
@@ -310,11 +329,13 @@ class Uploader:
                 queue.put_nowait(None)
 
         async def send() -> None:
-            nonlocal held, latest, sent
+            nonlocal held, latest, sent, done
             filling = True  # a file's first chunk is waited for however fast the CPU is
             while (pending := await queue.get()) is not None:
                 encoded_first = pending.encoding.done()
                 ready = await pending.ready
+                if self._draining:
+                    break
                 # A chunk stored raw says nothing of what a level costs: it was hardly encoded.
                 if not filling and ready.chunk.codec == "zstd":
                     if encoded_first:
@@ -325,6 +346,7 @@ class Uploader:
                 await self._put(book, ready)
                 sent += ready.chunk.stored_size
                 answer = await self._report(info.id, ready.chunk)
+                done += 1
                 self._buffers.append(pending.buffer)  # stored: its bytes are no longer needed
                 held -= 1
                 self._slots.release()
@@ -337,15 +359,25 @@ class Uploader:
         handle = await loop.run_in_executor(self.executor, _open, file)
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(read_and_compress(handle, group))
-                for _ in range(senders):
-                    group.create_task(send())
+                reader = group.create_task(read_and_compress(handle, group))
+                await asyncio.wait([group.create_task(send()) for _ in range(senders)])
+                if self._draining:
+                    # The senders stopped short: chunks still being read or signed are not sent.
+                    reader.cancel()
+                    while not queue.empty():
+                        if (left := queue.get_nowait()) is not None:
+                            left.ready.cancel()
         except BaseExceptionGroup as errors:
             raise first_error(errors) from None
         finally:
             for _ in range(held):
                 self._slots.release()
             handle.close()  # a read-only handle: closing it does not wait on the disk
+        if done < len(missing):
+            raise UploadStopped(
+                f"The upload of {file.path} stopped with {latest.stored} of {info.chunk_count} "
+                "chunks stored; it resumes from there."
+            )
         await self._check_unchanged(file)
         # Every chunk is stored: each was before, or its report was answered.
         stored = list(range(info.chunk_count))
@@ -366,9 +398,18 @@ class Uploader:
                 return buffer
         return bytearray(size)
 
-    async def _put(self, book: ChunkUrlBook, ready: _Ready) -> None:
+    async def put_chunk(
+        self, upload_id: str, chunk: EncodedChunk, url: ChunkUrl, *, puts: asyncio.Semaphore
+    ) -> None:
+        """PUT one encoded chunk of ``upload_id`` to its presigned ``url`` (asked for again if it
+        expired meanwhile), within ``puts`` in flight and the uploader's rate limit."""
+        await self._put(ChunkUrlBook(self.session, upload_id), _Ready(chunk, url), puts)
+
+    async def _put(
+        self, book: ChunkUrlBook, ready: _Ready, puts: asyncio.Semaphore | None = None
+    ) -> None:
         chunk, url = ready
-        async with self._puts:
+        async with puts or self._puts:
             if self._pacer is not None:
                 await self._pacer.take(chunk.stored_size)
             try:
@@ -395,18 +436,47 @@ class Uploader:
 
 
 class _Pacer:
-    """Spaces PUTs out so that the average upload rate stays under ``rate`` bytes per second."""
+    """Spaces PUTs out so that the average upload rate stays under the rate the schedule has in
+    force (bytes per second); none while it says ``off``.
 
-    def __init__(self, rate: float) -> None:
-        self._rate = rate
+    ``clock`` is the local wall clock the schedule is read by; the spacing itself is measured on
+    the event loop's monotonic clock, which a wall clock set back or forward does not move.
+    """
+
+    def __init__(
+        self, schedule: BandwidthSchedule, *, clock: Callable[[], datetime] = datetime.now
+    ) -> None:
+        self._schedule = schedule
+        self._clock = clock
         self._next = 0.0  # loop time from which the next PUT may start
+        self._rate: float | None = None
+        # The wall-clock span the cached rate holds for: asking the schedule once per boundary
+        # keeps a PUT's cost to one clock read.
+        self._span: tuple[datetime, datetime] | None = None
+
+    def delay(self, size: int, now: float) -> float:
+        """Seconds the PUT of ``size`` bytes waits, asked at loop time ``now``."""
+        rate = self._rate_now()
+        if rate is None:
+            # No debt carries over into the next limited span: it starts at its own rate.
+            self._next = now
+            return 0.0
+        start = max(now, self._next)
+        self._next = start + size / rate
+        return start - now
 
     async def take(self, size: int) -> None:
-        now = asyncio.get_running_loop().time()
-        start = max(now, self._next)
-        self._next = start + size / self._rate
-        if start > now:
-            await asyncio.sleep(start - now)
+        wait = self.delay(size, asyncio.get_running_loop().time())
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def _rate_now(self) -> float | None:
+        wall = self._clock()
+        # Before the span: the clock was set back (a DST change, a correction): ask again.
+        if self._span is None or not self._span[0] <= wall < self._span[1]:
+            self._rate = self._schedule.rate_at(wall)
+            self._span = (wall, self._schedule.next_change(wall))
+        return self._rate
 
 
 class _Pending(NamedTuple):
@@ -434,6 +504,19 @@ def _open(file: LocalFile) -> BufferedReader:
 
 def _unreadable(path: Path, error: OSError) -> InputError:
     return InputError(f"{path} cannot be read: {error.strerror}.")
+
+
+def encode_small(file: LocalFile, level: int) -> EncodedChunk:
+    """A small file read whole and encoded as its one chunk: FileChanged unless the bytes read
+    are the version that was hashed (so what is sent is what the upload names)."""
+    with _open(file) as handle:
+        try:
+            raw = handle.read(file.size + 1)
+        except OSError as error:
+            raise _unreadable(file.path, error) from error
+    if len(raw) != file.size or hashlib.sha256(raw).hexdigest() != file.sha256:
+        raise _changed(file)
+    return encode_chunk(0, raw, level)
 
 
 def _read_and_encode(

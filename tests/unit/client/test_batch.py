@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 
 from tests.unit.client.conftest import no_worker
 from tests.unit.client.real_app import App
 
 from fap.api import UPLOADS_WAIT
-from fap.client import Runtime, upload_files, write_atomic
+from fap.client import BatchFile, FileOutcome, Runtime, files_in, upload_files, write_atomic
+from fap.client.batch import FILES_IN_FLIGHT, NOT_AWAITED, NOT_SENT
 
 
 def _files(tmp_path: Path, **contents: bytes) -> list[Path]:
@@ -85,3 +88,107 @@ def test_a_result_is_replaced_whole_and_no_temporary_file_stays(tmp_path: Path) 
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_a_file_named_by_its_path_in_a_tree_has_its_result_mirrored_there(
+    runtime: Runtime, app: App, tmp_path: Path
+) -> None:
+    tree = tmp_path / "build"
+    (tree / "logs" / "deep").mkdir(parents=True)
+    files = [
+        BatchFile(_write(tree / "logs" / "app.log", b"one\n"), "logs/app.log"),
+        BatchFile(_write(tree / "logs" / "deep" / "app.log", b"two\n"), "logs/deep/app.log"),
+    ]
+    results = tmp_path / "results"
+
+    outcomes = await upload_files(runtime, files, results_dir=results)
+
+    assert [o.status for o in outcomes] == ["done", "done"]
+    for file, outcome in zip(files, outcomes, strict=True):
+        assert outcome.file == str(file.path)
+        assert outcome.result_path == str(results / f"{file.name}.result.json")
+        # The upload carries the same name: the engine and fap results list see the path.
+        assert json.loads(Path(outcome.result_path).read_text())["name"] == file.name
+    for directory in (results / "logs", results / "logs" / "deep"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE((results / "logs" / "app.log.result.json").stat().st_mode) == 0o600
+
+
+@no_worker  # nothing would ever finish: only the stop ends this batch
+async def test_with_fail_fast_the_first_failure_stops_every_other_file(
+    runtime: Runtime, app: App, tmp_path: Path
+) -> None:
+    gone = tmp_path / "gone.txt"  # fails as it is read
+    others = _files(tmp_path, **{f"f{n}.txt": b"x" * n for n in range(2 * FILES_IN_FLIGHT)})
+    finished: list[str] = []
+
+    class Last:
+        def started(self, file: str, size: int) -> None:
+            pass
+
+        def advanced(self, file: str, raw_bytes: int) -> None:
+            pass
+
+        def uploaded(self, outcome: FileOutcome) -> None:
+            pass
+
+        def finished(self, outcome: FileOutcome) -> None:
+            finished.append(outcome.file)
+
+    outcomes = await upload_files(
+        runtime, [gone, *others], results_dir=tmp_path / "r", fail_fast=True, reporter=Last()
+    )
+
+    assert outcomes[0].status == "failed"
+    assert outcomes[0].error == f"{gone} does not exist."
+    stopped = outcomes[1:]
+    assert {o.status for o in stopped} == {"failed"}
+    assert {o.error for o in stopped} <= {NOT_SENT, NOT_AWAITED}
+    for outcome in stopped:
+        # Uploaded ones say so, with their id; the others were never created.
+        assert (outcome.error == NOT_AWAITED) == (outcome.upload_id is not None)
+    # Only the files already in flight at the failure can have started.
+    assert sum(o.error == NOT_SENT for o in stopped) >= len(others) - FILES_IN_FLIGHT
+    assert len(await app.uploads()) <= FILES_IN_FLIGHT
+    assert sorted(finished) == sorted(o.file for o in outcomes), "each file's last word, once"
+
+
+@no_worker
+async def test_without_fail_fast_a_file_that_fails_leaves_the_others_be(
+    runtime: Runtime, app: App, tmp_path: Path
+) -> None:
+    gone = tmp_path / "gone.txt"
+    [kept] = _files(tmp_path, **{"kept.txt": b"kept\n"})
+
+    outcomes = await upload_files(runtime, [gone, kept], results_dir=tmp_path / "r", wait=False)
+
+    assert [o.status for o in outcomes] == ["failed", "uploaded"]
+
+
+def test_a_directory_gives_what_fap_watch_would_take_named_by_relative_path(
+    tmp_path: Path,
+) -> None:
+    tree = tmp_path / "build"
+    (tree / "sub" / "deeper").mkdir(parents=True)
+    (tree / ".cache").mkdir()
+    (tree / "results").mkdir()
+    taken = ["top.txt", "sub/a.csv", "sub/deeper/a.csv"]
+    for name in taken:
+        _write(tree / name, name.encode())
+    for name in (".hidden", ".cache/blob", "draft.tmp", "results/old.result.json"):
+        _write(tree / name, b"not for analysis\n")
+    outside = _write(tmp_path / "outside.txt", b"outside\n")
+    (tree / "link-out.txt").symlink_to(outside)
+    (tree / "loop").symlink_to(tree, target_is_directory=True)  # followed, it would never end
+    os.mkfifo(tree / "a-fifo")
+
+    found = files_in(tree, exclude=((tree / "results").resolve(),))
+
+    assert sorted(found, key=lambda f: f.name) == sorted(
+        (BatchFile(tree / name, name) for name in taken), key=lambda f: f.name
+    )
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path

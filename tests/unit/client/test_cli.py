@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -9,11 +10,11 @@ from pathlib import Path
 import pytest
 from tests.support.processes import fap_argv, free_port
 
-from fap.errors import EXIT_AUTH, EXIT_INPUT, EXIT_UNREACHABLE, EXIT_USAGE
+from fap.errors import EXIT_AUTH, EXIT_INPUT, EXIT_JOBS_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
 
 
 def fap(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         fap_argv(*args),
@@ -22,7 +23,7 @@ def fap(
         capture_output=True,
         text=True,
         timeout=60,
-        stdin=subprocess.DEVNULL,
+        input=stdin,
         check=False,
     )
 
@@ -44,7 +45,7 @@ def test_a_directory_is_refused_with_a_hint(fap_home: Path, tmp_path: Path) -> N
     assert done.returncode == EXIT_INPUT
     [line] = error_lines(done)
     assert "folder is a directory" in line
-    assert "fap watch" in line
+    assert "--recursive" in line and "fap watch" in line
 
 
 def test_an_unreadable_file_is_refused(fap_home: Path, tmp_path: Path) -> None:
@@ -188,3 +189,117 @@ def test_keys_export_prints_the_identity_and_warns_on_stderr(
     assert first.stdout == second.stdout, "the device keeps its key"
     assert "secret key" in first.stderr
     assert "AGE-SECRET-KEY" not in first.stderr
+
+
+def test_recursive_on_a_directory_with_nothing_to_send_is_exit_3(
+    fap_home: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "build" / ".cache").mkdir(parents=True)
+    (tmp_path / "build" / "scratch.tmp").write_text("skipped\n")
+    done = fap("upload", "--recursive", "build", cwd=tmp_path)
+    assert done.returncode == EXIT_INPUT
+    assert error_lines(done) == [
+        "error: build holds no file to upload (hidden and temporary files are skipped)."
+    ]
+
+
+def test_two_directories_whose_results_would_collide_send_the_first_alone(
+    fap_home: Path, tmp_path: Path
+) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder / "sub").mkdir(parents=True)
+        (tmp_path / folder / "sub" / "x.txt").write_text(folder)
+    done = fap("upload", "-r", "a", "b", "--server", "http://127.0.0.1:1", cwd=tmp_path)
+    assert done.returncode == EXIT_AUTH  # a/sub/x.txt went on, to a server that wants a token
+    assert error_lines(done)[0].startswith("error: b/sub/x.txt: another file named sub/x.txt")
+
+
+def test_a_list_on_stdin_is_taken_as_if_named_on_the_command_line(
+    fap_home: Path, tmp_path: Path
+) -> None:
+    done = fap("upload", "-", cwd=tmp_path, stdin="gone.txt\n\n   \nnowhere/else.txt\n")
+    assert done.returncode == EXIT_INPUT
+    assert error_lines(done) == [
+        "error: gone.txt does not exist.",
+        "error: nowhere/else.txt does not exist.",
+    ]
+
+
+def test_a_nul_separated_list_keeps_names_with_newlines_whole(
+    fap_home: Path, tmp_path: Path
+) -> None:
+    done = fap("upload", "-", "--null", cwd=tmp_path, stdin="two\nlines.txt\0\0")
+    assert done.returncode == EXIT_INPUT
+    assert done.stderr == "error: two\nlines.txt does not exist.\n"
+
+
+def test_an_empty_list_on_stdin_is_exit_3(fap_home: Path, tmp_path: Path) -> None:
+    done = fap("upload", "-", cwd=tmp_path, stdin="\n\n")
+    assert done.returncode == EXIT_INPUT
+    [line] = error_lines(done)
+    assert "No files were named on stdin" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("-", "a.txt"), "give it alone"),
+        (("a.txt", "--null"), "give - as the only FILE"),
+        (("a.txt", "-0"), "give - as the only FILE"),
+    ],
+)
+def test_dash_and_null_are_for_stdin_alone(
+    fap_home: Path, tmp_path: Path, args: tuple[str, ...], said: str
+) -> None:
+    (tmp_path / "a.txt").write_text("a\n")
+    done = fap("upload", *args, cwd=tmp_path)
+    assert done.returncode == EXIT_USAGE
+    assert "Traceback" not in done.stderr
+    assert said in done.stderr
+
+
+def test_with_fail_fast_a_file_that_cannot_be_read_stops_the_upload_before_anything_is_sent(
+    fap_home: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "a.txt").write_text("a\n")
+    # A server that is not there: any attempt to send would end in exit 5.
+    done = fap(
+        "upload",
+        "a.txt",
+        "gone.txt",
+        "--fail-fast",
+        "--json",
+        "--server",
+        f"http://127.0.0.1:{free_port()}",
+        cwd=tmp_path,
+        env={"FAP_TOKEN": "fap_user_x"},
+    )
+    assert done.returncode == EXIT_JOBS_FAILED
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(line["file"], line["status"]) for line in lines] == [
+        ("gone.txt", "failed"),
+        ("a.txt", "failed"),
+    ]
+    assert lines[1]["error"] == "Not sent: stopped at the first failure (--fail-fast)."
+    assert error_lines(done)[-1] == (
+        "error: 1 of 2 files cannot be sent, so with --fail-fast none was sent."
+    )
+
+
+@pytest.mark.parametrize(
+    ("timetable", "said"),
+    [
+        ("08:00,4M 25:00,off", "25:00 is not a time of day"),
+        ("08:00,4M 18:00,fast", "'fast' is not a rate in bytes per second"),
+        ("08:00 4M", "is not a timetable entry: write HH:MM,RATE"),
+    ],
+)
+def test_a_bandwidth_timetable_with_a_mistake_is_a_usage_error(
+    fap_home: Path, tmp_path: Path, timetable: str, said: str
+) -> None:
+    (tmp_path / "a.txt").write_text("a\n")
+    for command in (("upload", "a.txt"), ("watch", ".", "--once")):
+        done = fap(*command, "--bwlimit", timetable, cwd=tmp_path)
+        assert done.returncode == EXIT_USAGE, command
+        assert "Traceback" not in done.stderr
+        assert said in done.stderr
