@@ -8,8 +8,11 @@ variables; :func:`build` lays them over the file and the defaults.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -107,6 +110,8 @@ class ClientSettings:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     parallel_puts: int = 4
     settle_seconds: float = 1.0
+    # A file holding the API token (FAP_TOKEN_FILE), for a service where no keyring answers.
+    token_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,57 @@ _SIZES = {"engine_memory": True, "result_max_bytes": False}
 _LISTS = ("engine_mounts", "engine_env", "engine_devices")
 
 
+def _fits(value: object, hint: Any, *, parsed: bool) -> bool:
+    """Whether a TOML ``value`` can stand for a setting declared ``hint`` (durations and sizes
+    may be text, "24h", "512M", for their parsers to read)."""
+    if parsed:
+        return isinstance(value, str | int | float) and not isinstance(value, bool)
+    options = (
+        typing.get_args(hint)
+        if typing.get_origin(hint) in (types.UnionType, typing.Union)
+        else (hint,)
+    )
+    for option in options:
+        if option is type(None):
+            continue
+        origin = typing.get_origin(option) or option
+        if origin is tuple:  # a list of text in TOML (or one text)
+            if isinstance(value, str) or (
+                isinstance(value, list) and all(isinstance(item, str) for item in value)
+            ):
+                return True
+        elif origin is bool:
+            if isinstance(value, bool):
+                return True
+        elif origin is float:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return math.isfinite(value)
+        elif origin is int:
+            if isinstance(value, int) and not isinstance(value, bool):
+                return True
+        elif origin in (str, Path):
+            if isinstance(value, str):
+                return True
+        else:
+            return True  # a type the file cannot spell wrongly here: its class checks it
+    return False
+
+
+def _options(hint: Any) -> tuple[Any, ...]:
+    """The types ``hint`` allows: a union's members, or itself."""
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        return typing.get_args(hint)
+    return (hint,)
+
+
+def _kind(hint: Any) -> str:
+    first = next(option for option in _options(hint) if option is not type(None))
+    origin = typing.get_origin(first) or first
+    words = {str: "text", Path: "a path (text)", int: "a whole number", float: "a number"}
+    words |= {bool: "true or false", tuple: "a list of text"}
+    return words.get(origin, f"a {getattr(origin, '__name__', origin)}")
+
+
 def load_config_file(path: Path | None = None) -> dict[str, Any]:
     path = path or fap_home() / "config.toml"
     if not path.is_file():
@@ -165,14 +221,20 @@ def build(cls: type[S], config_file: Path | None = None, **overrides: Any) -> S:
     section = load_config_file(config_file).get(_SECTIONS[cls], {})
     known = {f.name: f for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
+    hints = typing.get_type_hints(cls)
     for name, value in section.items():
         if name not in known:
             raise ConfigError(
                 f"The config file sets {_SECTIONS[cls]}.{name}, which fap does not know."
             )
+        if not _fits(value, hints[name], parsed=name in _DURATIONS or name in _SIZES):
+            raise ConfigError(
+                f"The config file sets {_SECTIONS[cls]}.{name} to {value!r}, which is not "
+                f"{_kind(hints[name])}."
+            )
         values[name] = value
     values.update({k: v for k, v in overrides.items() if v is not None})
-    for name in ("data_dir", "home"):
+    for name in ("data_dir", "home", "token_file"):
         if name in values:
             values[name] = Path(values[name]).expanduser()
     for name in ("engine_command", "oidc", *_LISTS):  # lists in TOML, tuples in settings

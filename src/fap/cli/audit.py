@@ -25,11 +25,13 @@ app = typer.Typer(
 
 @app.command("list")
 def list_(
-    limit: Annotated[int, typer.Option("--limit", min=1, help="How many events to show.")] = 100,
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="N", min=1, help="How many events to show.")
+    ] = 100,
     server: ServerOption = None,
     org: OrgOption = None,
     json_output: JsonOption = False,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """List the newest events first: time, who, action, target, details, from where."""

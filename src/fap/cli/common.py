@@ -55,13 +55,16 @@ TokenOption = Annotated[
     ),
 ]
 RetryForOption = Annotated[
-    float,
+    float | None,
     typer.Option(
         "--retry-for",
         metavar="SECONDS",
         envvar="FAP_RETRY_FOR",
         min=0,
-        help="Seconds to keep retrying a server that does not answer before giving up.",
+        # No default here: the config file's client.retry_for, else the settings' 30 s.
+        help="Seconds to keep retrying a server that does not answer before giving up "
+        "(default: 30).",
+        show_default=False,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output: JSON lines.")]

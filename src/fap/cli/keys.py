@@ -57,7 +57,7 @@ def export() -> None:
 def list_(
     server: ServerOption = None,
     json_output: JsonOption = False,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """List your devices: id, name, public key, registered, state (revoked ones get no results)."""
@@ -81,7 +81,7 @@ def revoke(
         typer.Argument(metavar="ID", help="The device's id (fap keys list).", show_default=False),
     ],
     server: ServerOption = None,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """Revoke a device: no new result is sealed to its key (those it has stay readable by it)."""

@@ -45,6 +45,7 @@ ProviderOption = Annotated[
     ProviderName | None,
     typer.Option(
         "--provider",
+        metavar="PROVIDER",
         envvar="FAP_PROVIDER",
         help="How to sign in: microsoft (msal), google, or oidc (any OpenID Connect provider) "
         "(default: from the issuer).",
@@ -100,7 +101,7 @@ def login(
     issuer: IssuerOption = None,
     client_id: ClientIdOption = None,
     json_output: LoginJsonOption = False,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     client_secret: ClientSecretOption = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -179,7 +180,7 @@ def logout(
 def whoami(
     server: ServerOption = None,
     json_output: JsonOption = False,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
     verbose: VerboseOption = False,
 ) -> None:

@@ -59,7 +59,7 @@ def create(
     ],
     server: ServerOption = None,
     json_output: JsonOption = False,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """Create an organisation; you become its owner (needs a signed-in user, not an API token)."""
@@ -76,7 +76,7 @@ def create(
 def list_(
     server: ServerOption = None,
     json_output: JsonOption = False,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """List your organisations: name, your role, plan, default engine, created."""
@@ -103,7 +103,7 @@ def show(
     server: ServerOption = None,
     org: OrgOption = None,
     json_output: JsonOption = False,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """Show an organisation: your role in it, its plan, limits and default engine."""
@@ -123,7 +123,7 @@ def delete(
         bool, typer.Option("--yes", "-y", help="Delete without asking (needed off a terminal).")
     ] = False,
     server: ServerOption = None,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """Delete an organisation (owners only): its members lose it, its tokens stop working."""
@@ -171,7 +171,7 @@ def access(
     server: ServerOption = None,
     org: OrgOption = None,
     json_output: JsonOption = False,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """Show who may join by signing in, or replace it (--issuer, --domain) or clear it (--clear).
@@ -204,7 +204,7 @@ def engine_show(
     server: ServerOption = None,
     org: OrgOption = None,
     json_output: JsonOption = False,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """Show the engine the organisation's uploads use, and every version processors serve."""
@@ -234,7 +234,7 @@ def engine_set(
     server: ServerOption = None,
     org: OrgOption = None,
     json_output: JsonOption = False,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """Pin the engine version of the organisation's uploads (admins): uploads that name none use

@@ -28,7 +28,7 @@ class Remote:
 
     server: str | None
     token: str | None
-    retry_for: float
+    retry_for: float | None
     org: str | None = None
 
 

@@ -28,9 +28,11 @@ app = typer.Typer(
 def list_(
     server: ServerOption = None,
     org: OrgOption = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="How many uploads to show.")] = 100,
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="N", min=1, help="How many uploads to show.")
+    ] = 100,
     json_output: JsonOption = False,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """List your uploads, newest first: id, name, state, engine, time."""
@@ -63,7 +65,7 @@ def get(
         bool,
         typer.Option("--raw", help="Write the sealed (age) result to stdout, not the JSON."),
     ] = False,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """Download one upload's result and print the decrypted JSON (--raw: the age ciphertext)."""
@@ -74,7 +76,7 @@ def get(
 
 
 async def _list(
-    *, server: str | None, org: str | None, token: str | None, retry_for: float, limit: int
+    *, server: str | None, org: str | None, token: str | None, retry_for: float | None, limit: int
 ) -> list[UploadInfo]:
     from fap.client import connect, list_uploads, load_settings
 
@@ -89,7 +91,7 @@ async def _get(
     server: str | None,
     org: str | None,
     token: str | None,
-    retry_for: float,
+    retry_for: float | None,
     raw: bool,
 ) -> bytes:
     from fap.client import download_sealed, load_settings, open_runtime

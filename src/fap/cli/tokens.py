@@ -71,7 +71,7 @@ def create(
     server: ServerOption = None,
     org: OrgOption = None,
     json_output: JsonOption = False,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """Create a token and print it, this once: the server keeps only its hash."""
@@ -102,7 +102,7 @@ def list_(
     server: ServerOption = None,
     org: OrgOption = None,
     json_output: JsonOption = False,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """List tokens (admins: all of the organisation's; others: their own), revoked ones too."""
@@ -128,7 +128,7 @@ def revoke(
     ],
     server: ServerOption = None,
     org: OrgOption = None,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """Revoke a token: it stops working at once."""

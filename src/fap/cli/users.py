@@ -50,7 +50,7 @@ def invite(
     server: ServerOption = None,
     org: OrgOption = None,
     json_output: JsonOption = False,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """Invite someone by email: they join with the role when they first sign in."""
@@ -76,7 +76,7 @@ def list_(
     server: ServerOption = None,
     org: OrgOption = None,
     json_output: JsonOption = False,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """List the members (id, name, email, role) and the open invitations."""
@@ -100,7 +100,7 @@ def role(
     new_role: RoleArgument,
     server: ServerOption = None,
     org: OrgOption = None,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """Give a member another role (only an owner makes, changes or removes an owner)."""
@@ -120,7 +120,7 @@ def remove(
     user: UserArgument,
     server: ServerOption = None,
     org: OrgOption = None,
-    retry_for: RetryForOption = 30.0,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
 ) -> None:
     """Remove a member (or leave, naming yourself): their API tokens there are revoked at once."""

@@ -6,6 +6,7 @@ The commands are found by walking the Typer app, so a command added tomorrow is 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ import typer.main
 from typer.core import TyperGroup
 from typer.testing import CliRunner
 
+from fap import __version__
+from fap.api import API_VERSION
 from fap.cli.app import app
 
 
@@ -55,6 +58,54 @@ def test_options_show_plain_metavars() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"], terminal_width=200)
     for shown in ("--port PORT", "--data-dir DIR", "--storage URL", "--lease-seconds SECONDS"):
         assert shown in result.output
+
+
+# An option or argument rendered as click's default metavar: "--results <directory>",
+# "--limit <int range>", "--provider <microsoft|google|oidc>". Prose may quote "<relative path>".
+_ANGLE_METAVAR = re.compile(r"(?m)^\s*(?:-\w, )?--?[\w-]+(?:, --?[\w-]+)*[ =]<[^>]+>")
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda path: " ".join(("fap", *path)))
+def test_help_shows_plain_metavars(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(app, [*path, "--help"], terminal_width=200)
+    assert result.exit_code == 0, repr(result.exception)
+    usage = result.output.splitlines()[0]
+    angled = _ANGLE_METAVAR.findall(result.output) + re.findall(r"<[^>]+>", usage)
+    assert angled == [], "name these metavars plainly (DIR, N, NAME@VERSION…)"
+
+
+def test_the_metavar_check_catches_click_defaults() -> None:
+    assert _ANGLE_METAVAR.search("  --results <directory>   Directory the results go to.")
+    assert _ANGLE_METAVAR.search("  -n, --limit <int range>  How many.")
+    assert not _ANGLE_METAVAR.search("  --results DIR   Results go to RESULTS/<relative path>.")
+
+
+def test_version_names_the_release_and_the_api_it_speaks() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"fap {__version__} (API {API_VERSION})\n"
+
+
+def test_shell_completion_completes_commands_in_a_real_process() -> None:
+    # What an installed completion script runs on each TAB, in bash's words.
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("fap"))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env={
+            **os.environ,
+            "_FAP_COMPLETE": "complete_bash",
+            "COMP_WORDS": "fap config s",
+            "COMP_CWORD": "2",
+        },
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["set"]
+    shown = CliRunner().invoke(app, ["--help"], terminal_width=200).output
+    assert "--install-completion" in shown and "--show-completion" in shown
 
 
 def test_fap_help_in_a_real_process() -> None:
