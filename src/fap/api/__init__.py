@@ -28,8 +28,8 @@ from fap.api.access import (
 )
 from fap.api.limits import (
     DEFAULT_CHUNK_SIZE,
-    MAX_CHUNK_SIZE,
     MAX_BATCH,
+    MAX_CHUNK_SIZE,
     MAX_CHUNK_URLS,
     MAX_LIST_LIMIT,
     MAX_WAIT_IDS,
@@ -160,8 +160,8 @@ __all__ = (
     "JOB_HEARTBEAT",
     "JOB_RESULT_URL",
     "LEASE",
-    "MAX_CHUNK_SIZE",
     "MAX_BATCH",
+    "MAX_CHUNK_SIZE",
     "MAX_CHUNK_URLS",
     "MAX_LIST_LIMIT",
     "MAX_WAIT_IDS",

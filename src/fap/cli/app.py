@@ -11,12 +11,16 @@ import typer
 from fap import __version__
 from fap.cli import (
     audit,
+    doctor,
     engine,
     keys,
     login,
     orgs,
     results,
+    retry,
     serve,
+    service,
+    settings_cmd,
     status,
     tokens,
     up,
@@ -31,7 +35,8 @@ app = typer.Typer(
     help="File Analysis Pipeline: upload files for analysis, get results sealed for you alone.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    # --install-completion, --show-completion: the shell is looked up only when one of them runs.
+    add_completion=True,
     # Help is text, not rich markup: "s3://BUCKET[/PREFIX]" would read as a closing tag and crash
     # --help. Plain help also wraps paragraphs as written and reads like other command-line tools'.
     rich_markup_mode=None,
@@ -40,14 +45,21 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"fap {__version__}")
+        # Here, not at the top: the wire contract's imports would slow every command's start.
+        from fap.api import API_VERSION
+
+        typer.echo(f"fap {__version__} (API {API_VERSION})")
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print the version and the API version it speaks, and exit.",
     ),
 ) -> None:
     """File Analysis Pipeline."""
@@ -57,9 +69,13 @@ def _root(
 app.command("up")(up.up)
 app.command("upload")(upload.upload)
 app.command("watch")(watch.watch)
+app.command("retry")(retry.retry)
+app.add_typer(service.app, name="service")
 app.add_typer(results.app, name="results")
 app.command("status")(status.status)
+app.command("doctor")(doctor.doctor)
 app.add_typer(keys.app, name="keys")
+app.add_typer(settings_cmd.app, name="config")
 app.command("login")(login.login)
 app.command("logout")(login.logout)
 app.command("whoami")(login.whoami)

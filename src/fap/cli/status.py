@@ -3,15 +3,22 @@ by state, queue depth."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 from fap.cli.common import JsonOption, OrgOption, RetryForOption, ServerOption, TokenOption, run
 from fap.cli.upload import warn
 
 if TYPE_CHECKING:
-    from fap.api import EngineStatus, StatusReport
+    from rich.console import RenderableType
+
+    from fap.api import ApiSession, EngineStatus, StatusReport, UploadInfo
 
 __all__ = ("status",)
 
@@ -20,8 +27,32 @@ def status(
     server: ServerOption = None,
     org: OrgOption = None,
     json_output: JsonOption = False,
-    retry_for: RetryForOption = 30.0,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            "-w",
+            help="Refresh every second until Ctrl-C, with your most recent jobs: a live view on "
+            "a terminal, else a snapshot a second (with --json: one JSON line each).",
+        ),
+    ] = False,
+    retry_for: RetryForOption = None,
     token: TokenOption = None,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Not the server's status: what the watchers on this machine are doing, from "
+            "their journal, as fap watch --status DIR shows it (of DIR, else of every watched "
+            "directory).",
+        ),
+    ] = False,
+    directory: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="DIR", help="With --local: the watched directory.", show_default=False
+        ),
+    ] = None,
 ) -> None:
     """Show the workers online, the engine versions they serve with the jobs waiting for each,
     jobs by state and the queue depth.
@@ -29,8 +60,25 @@ def status(
     --json prints the server's StatusReport: per engine NAME@VERSION, the processors serving it
     and the jobs waiting for it (``engines``), and the engine uploads use (``default_engine``).
     """
+    if local:
+        from fap.cli.watch_status import show_status
+
+        show_status(directory, server=server, json_output=json_output)
+        return
+    if directory is not None:
+        raise typer.BadParameter("a directory goes with --local", param_hint="'DIR'")
     import msgspec
 
+    if watch:
+        from fap.cli.live import until_interrupted
+
+        screen = _Screen(json_output=json_output)
+        run(
+            until_interrupted(
+                _watch(screen, server=server, org=org, token=token, retry_for=retry_for)
+            )
+        )
+        return
     report = run(_status(server=server, org=org, token=token, retry_for=retry_for))
     if json_output:
         sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
@@ -41,7 +89,7 @@ def status(
 
 
 async def _status(
-    *, server: str | None, org: str | None, token: str | None, retry_for: float
+    *, server: str | None, org: str | None, token: str | None, retry_for: float | None
 ) -> StatusReport:
     from fap.client import connect, fetch_status, load_settings
 
@@ -92,9 +140,14 @@ def _render_plain(report: StatusReport) -> str:
 
 def _render_rich(report: StatusReport) -> None:
     from rich.console import Console
+
+    Console(highlight=False).print(_rich_view(report))
+
+
+def _rich_view(report: StatusReport) -> RenderableType:
+    from rich.console import Group
     from rich.table import Table
 
-    console = Console(highlight=False)
     workers = Table(title=f"Workers online: {len(report.workers)}", title_justify="left")
     for column in ("worker", "engines", "active jobs", "last seen"):
         workers.add_column(column)
@@ -120,8 +173,132 @@ def _render_rich(report: StatusReport) -> None:
             str(engine.waiting),
             str(engine.running),
         )
-    console.print(workers)
+    shown: list[RenderableType] = [workers]
     if report.engines:
-        console.print(engines)
-    console.print(jobs)
-    console.print(f"Queue depth: {report.queue_depth}")
+        shown.append(engines)
+    shown += [jobs, f"Queue depth: {report.queue_depth}"]
+    return Group(*shown)
+
+
+# --watch: how often the view is refreshed, and how many of the caller's newest jobs it shows.
+REFRESH_SECONDS = 1.0
+RECENT_JOBS = 8
+
+
+async def _watch(
+    screen: _Screen,
+    *,
+    server: str | None,
+    org: str | None,
+    token: str | None,
+    retry_for: float | None,
+) -> None:
+    """A snapshot a second, until cancelled (by Ctrl-C: ``until_interrupted``)."""
+    from fap.client import connect, fetch_status, load_settings
+
+    settings = load_settings(server=server, org=org, token=token, retry_for=retry_for, warn=warn)
+    async with connect(settings, warn=warn) as session:
+        with screen:
+            while True:
+                report = await fetch_status(session)
+                if not screen.show(report, await _recent(session)):
+                    return
+                await asyncio.sleep(REFRESH_SECONDS)
+
+
+async def _recent(session: ApiSession) -> list[UploadInfo] | None:
+    """The caller's newest jobs; None for a caller who may see the queue but not uploads."""
+    from fap.client import list_uploads
+    from fap.errors import AuthError, ServerError
+
+    try:
+        return await list_uploads(session, limit=RECENT_JOBS)
+    except (AuthError, ServerError):
+        return None
+
+
+class _Screen:
+    """Where --watch shows each snapshot: a live view on a terminal; else plain text or a JSON
+    line (a StatusReport, as --json prints it) per snapshot, each written whole and flushed."""
+
+    def __init__(self, *, json_output: bool) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self._json = json_output
+        self._live: Live | None = None
+        if not json_output and sys.stdout.isatty():
+            # The whole screen, as top and watch(1) take it: a view taller than the window is
+            # cut at its foot rather than scrolled, and Ctrl-C gives the terminal back as it was.
+            self._live = Live(console=Console(highlight=False), auto_refresh=False, screen=True)
+
+    def __enter__(self) -> _Screen:
+        if self._live is not None:
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+    def show(self, report: StatusReport, recent: list[UploadInfo] | None) -> bool:
+        """Show one snapshot; False once no one reads any more."""
+        import msgspec
+
+        if self._live is not None:
+            self._live.update(_live_view(report, recent), refresh=True)
+            return True
+        if self._json:
+            text = msgspec.json.encode(report).decode() + "\n"
+        else:
+            text = f"status at {_clock()}\n{_render_plain(report)}{_recent_plain(recent)}\n"
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader went away (| head): a quiet end, as for any filter
+            # What is still buffered goes nowhere, rather than into a second error at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return False
+        return True
+
+
+def _clock() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+def _recent_plain(recent: list[UploadInfo] | None) -> str:
+    if not recent:
+        return ""
+    from fap.cli.listing import shown
+
+    lines = ["recent jobs:"]
+    for upload in recent:
+        reason = f": {shown(upload.error)}" if upload.error else ""
+        lines.append(f"  {shown(upload.name)}: {upload.state.value}{reason}")
+    return "\n".join(lines) + "\n"
+
+
+def _live_view(report: StatusReport, recent: list[UploadInfo] | None) -> RenderableType:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from fap.cli.listing import shown, when
+
+    parts: list[RenderableType] = [_rich_view(report)]
+    if recent:
+        table = Table(title="Recent jobs", title_justify="left")
+        for column in ("file", "engine", "state", "created", "reason"):
+            table.add_column(column, overflow="fold")
+        for upload in recent:
+            # Names and reasons are the user's text: shown as written, never read as markup.
+            table.add_row(
+                Text(shown(upload.name)),
+                Text(upload.engine),
+                Text(upload.state.value),
+                when(upload.created_at),
+                Text(shown(upload.error)),
+            )
+        parts.append(table)
+    parts.append(Text(f"refreshed {_clock()}; Ctrl-C quits", style="dim"))
+    return Group(*parts)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from fap.cli.common import (
     JsonOption,
@@ -24,19 +23,13 @@ from fap.cli.common import (
     run,
     setup_logging,
 )
-from fap.cli.upload import (
-    BwlimitOption,
-    EngineOption,
-    ResultsOption,
-    emit_json,
-    human,
-    parse_rate,
-    warn,
-)
+from fap.cli.live import folder_reporter
+from fap.cli.upload import BwlimitOption, EngineOption, ResultsOption, parse_rate, warn
 from fap.errors import InputError, JobsFailed
 
 if TYPE_CHECKING:
-    from fap.client import FileOutcome, FolderSummary
+    from fap.client import FolderReporter, FolderSummary, FolderSync
+    from fap.transfer.schedule import BandwidthSchedule
 
 __all__ = ("watch",)
 
@@ -57,7 +50,25 @@ def watch(
     ] = False,
     engine: EngineOption = None,
     json_output: JsonOption = False,
-    retry_for: RetryForOption = 30.0,
+    events: Annotated[
+        bool,
+        typer.Option(
+            "--events",
+            hidden=True,
+            help="Every step of every file as JSON lines on stdout, for a process that runs "
+            "this one (fap up); fap.cli.live has the format.",
+        ),
+    ] = False,
+    status: Annotated[
+        bool,
+        typer.Option(
+            "--status",
+            help="Do not watch: show what the watcher of DIR is doing, running or stopped, as "
+            "the journal says: files queued, uploading (chunks and bytes stored), waiting for a "
+            "result, done and failed with the reason (with --json: one JSON line per file).",
+        ),
+    ] = False,
+    retry_for: RetryForOption = None,
     bwlimit: BwlimitOption = None,
     token: TokenOption = None,
     verbose: VerboseOption = False,
@@ -66,27 +77,35 @@ def watch(
 
     Results mirror the directory: RESULTS/<relative path>.result.json. A journal in the fap home
     remembers every file, so a restart neither repeats nor loses work. With --once, exits 0 only
-    if every file got a result, else 7.
+    if every file got a result, else 7. SIGTERM stops the watch within 10 s: no new file is
+    taken, the chunks being sent land and are journalled, and the next run resumes from there
+    (a second SIGTERM stops at once). fap retry sends failed files again.
     """
     setup_logging(verbose, client=True)
+    if status:
+        from fap.cli.watch_status import show_status
+
+        show_status(directory, server=server, json_output=json_output)
+        return
     rate = parse_rate(bwlimit)
     if not directory.is_dir():
         problem = "does not exist" if not directory.exists() else "is not a directory"
         die(InputError(f"{directory} {problem}; fap watch needs a directory."))
-    summary = run(
-        _watch(
-            directory,
-            server=server,
-            org=org,
-            token=token,
-            retry_for=retry_for,
-            results=results,
-            engine=engine,
-            once=once,
-            bwlimit=rate,
-            reporter=_Lines(json_output=json_output),
+    with folder_reporter(json_output=json_output, events=events, root=directory) as reporter:
+        summary = run(
+            _watch(
+                directory,
+                server=server,
+                org=org,
+                token=token,
+                retry_for=retry_for,
+                results=results,
+                engine=engine,
+                once=once,
+                bwlimit=rate,
+                reporter=reporter,
+            )
         )
-    )
     if summary is not None and summary.failed:
         total = len(summary.outcomes)
         die(JobsFailed(f"{len(summary.failed)} of {total} files got no result."))
@@ -98,12 +117,12 @@ async def _watch(
     server: str | None,
     org: str | None,
     token: str | None,
-    retry_for: float,
+    retry_for: float | None,
     results: Path,
     engine: str | None,
     once: bool,
-    bwlimit: int | None,
-    reporter: _Lines,
+    bwlimit: BandwidthSchedule | None,
+    reporter: FolderReporter,
 ) -> FolderSummary | None:
     """The summary of a ``--once`` run; None when a watch was stopped by SIGTERM."""
     from fap.client import (
@@ -115,9 +134,10 @@ async def _watch(
         open_runtime,
     )
 
-    if not once:  # the watch itself waits for the server, for as long as it takes
-        retry_for = min(retry_for, CALL_BUDGET_SECONDS)
     settings = load_settings(server=server, org=org, token=token, retry_for=retry_for, warn=warn)
+    if not once:  # the watch itself waits for the server, for as long as it takes
+        retry_for = min(settings.retry_for, CALL_BUDGET_SECONDS)
+        settings = dataclasses.replace(settings, retry_for=retry_for)
     stopping = _stop_on_sigterm()
     try:
         async with (
@@ -127,54 +147,51 @@ async def _watch(
             sync = FolderSync(
                 runtime, journal, directory, results, engine=engine, reporter=reporter
             )
+            stopping.attach(sync)
             if not once:
                 err_console.print(
                     f"watching {directory}; results go to {results}", markup=False, highlight=False
                 )
-            return await sync.run(once=once)
+            summary = await sync.run(once=once)
+            # A graceful stop: the journal holds whatever is unfinished.
+            return None if stopping.requested else summary
     except asyncio.CancelledError:
-        if stopping.is_set():
-            return None  # a graceful stop: the journal holds whatever is unfinished
+        if stopping.requested:
+            return None
         raise
 
 
-def _stop_on_sigterm() -> asyncio.Event:
-    """SIGTERM cancels the watch, which then closes its journal and connections in order."""
-    stopping = asyncio.Event()
-    task = asyncio.current_task()
-    if task is None:
-        return stopping
+class _Stop:
+    """What SIGTERM does to a watch. The first one stops it gracefully (``FolderSync.stop``: no
+    new file, the chunks being PUT land and are journalled); one that comes before the watch
+    has begun, or a second one, cancels it at once. Either way the journal and the connections
+    close in order, and the exit is 0."""
 
-    def stop() -> None:
-        stopping.set()
-        task.cancel()
+    def __init__(self, task: asyncio.Task[Any] | None) -> None:
+        self.requested = False
+        self._task = task
+        self._sync: FolderSync | None = None
 
+    def attach(self, sync: FolderSync) -> None:
+        self._sync = sync
+
+    def __call__(self) -> None:
+        again = self.requested
+        self.requested = True
+        if self._sync is not None and not again:
+            err_console.print(
+                "stopping: the chunks being sent land first (SIGTERM again stops at once)",
+                markup=False,
+                highlight=False,
+            )
+            self._sync.stop()
+        elif self._task is not None:
+            self._task.cancel()
+
+
+def _stop_on_sigterm() -> _Stop:
+    stop = _Stop(asyncio.current_task())
     # Some loops take no signal handlers (Windows, a loop in a thread): SIGTERM then just ends.
     with contextlib.suppress(NotImplementedError, RuntimeError):
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
-    return stopping
-
-
-class _Lines:
-    """One line per file as it finishes (JSON with --json) on stdout; progress on stderr."""
-
-    def __init__(self, *, json_output: bool) -> None:
-        self._json = json_output
-
-    def uploaded(self, outcome: FileOutcome) -> None:
-        err_console.print(
-            f"uploaded {outcome.file} as {outcome.upload_id}", markup=False, highlight=False
-        )
-
-    def finished(self, outcome: FileOutcome, *, earlier: bool) -> None:
-        if self._json:
-            emit_json(outcome)
-            return
-        line = human(outcome)
-        sys.stdout.write(f"{line} (earlier)\n" if earlier else f"{line}\n")
-        sys.stdout.flush()
-
-    def retrying(self, message: str) -> None:
-        err_console.print(
-            f"[yellow]waiting:[/] {escape(message)} Retrying.", markup=True, highlight=False
-        )
+    return stop

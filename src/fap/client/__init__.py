@@ -26,24 +26,56 @@ from fap.client.access import (
     set_org_engine,
     token_role_arg,
 )
-from fap.client.batch import BatchReporter, FileOutcome, check_file, result_path, upload_files
+from fap.client.batch import (
+    NOT_SENT,
+    BatchFile,
+    BatchReporter,
+    FileOutcome,
+    check_file,
+    files_in,
+    result_path,
+    upload_files,
+)
 from fap.client.device import DeviceKeys, register_device
+from fap.client.doctor import diagnose, exit_code_for
 from fap.client.folder import CALL_BUDGET_SECONDS, FolderReporter, FolderSummary, FolderSync
-from fap.client.journal import JOURNAL_NAME, FileRecord, Journal, JournalDamaged
+from fap.client.journal import (
+    JOURNAL_NAME,
+    FileRecord,
+    Journal,
+    JournalDamaged,
+    NoJournal,
+    WatchRecord,
+)
 from fap.client.login import SignedIn, SignOutOutcome, sign_in, sign_out, who_am_i
 from fap.client.queries import fetch_status, list_uploads
 from fap.client.results import ResultWaiter, download_sealed, open_result, write_atomic
 from fap.client.rules import ignore_reason, ignored_name
 from fap.client.runtime import Runtime, open_runtime
 from fap.client.session import connect, load_settings, resolve_credentials, resolve_token
+from fap.client.settings_file import (
+    ENV_VARS,
+    SECRET_SETTINGS,
+    Setting,
+    config_path,
+    get_setting,
+    list_settings,
+    set_setting,
+    unset_setting,
+)
 from fap.client.signin import DeviceCode, SignInPrompt, browser_available
 from fap.client.state import last_server, remember_server, resolve_server
 from fap.client.uploader import FileChanged, LocalFile, Sent, Uploader, UploadListener
+from fap.client.watch_state import Retried, WatchState, read_watch_state, retry_failed
 from fap.client.watcher import Settler, scan, watch_changes
 
 __all__ = (
     "CALL_BUDGET_SECONDS",
+    "ENV_VARS",
     "JOURNAL_NAME",
+    "NOT_SENT",
+    "SECRET_SETTINGS",
+    "BatchFile",
     "BatchReporter",
     "DeviceCode",
     "DeviceKeys",
@@ -56,28 +88,38 @@ __all__ = (
     "Journal",
     "JournalDamaged",
     "LocalFile",
+    "NoJournal",
     "ResultWaiter",
+    "Retried",
     "Runtime",
     "Sent",
+    "Setting",
     "Settler",
     "SignInPrompt",
     "SignOutOutcome",
     "SignedIn",
     "UploadListener",
     "Uploader",
+    "WatchRecord",
+    "WatchState",
     "audit_events",
     "browser_available",
     "change_role",
     "check_file",
+    "config_path",
     "connect",
     "create_org",
     "create_token",
     "delete_org",
+    "diagnose",
     "download_sealed",
+    "exit_code_for",
     "fetch_me",
     "fetch_status",
+    "files_in",
     "get_org",
     "get_org_access",
+    "get_setting",
     "ignore_reason",
     "ignored_name",
     "invite_member",
@@ -85,11 +127,13 @@ __all__ = (
     "list_devices",
     "list_members",
     "list_orgs",
+    "list_settings",
     "list_tokens",
     "list_uploads",
     "load_settings",
     "open_result",
     "open_runtime",
+    "read_watch_state",
     "register_device",
     "remember_server",
     "remove_member",
@@ -98,15 +142,18 @@ __all__ = (
     "resolve_server",
     "resolve_token",
     "result_path",
+    "retry_failed",
     "revoke_device",
     "revoke_token",
     "role_arg",
     "scan",
     "set_org_access",
     "set_org_engine",
+    "set_setting",
     "sign_in",
     "sign_out",
     "token_role_arg",
+    "unset_setting",
     "upload_files",
     "watch_changes",
     "who_am_i",

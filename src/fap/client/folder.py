@@ -5,6 +5,11 @@ against the journal (a version already sent is not sent again; an upload cut sho
 by the uploader, and its result is written to ``RESULTS_DIR/<relative path>.result.json``.
 A server that is away is waited for, with backoff, however long it takes (``once``: until the
 session's retry budget runs out); nothing is lost, since the journal holds every step.
+
+A watch stopped with :meth:`FolderSync.stop` (SIGTERM) takes no new file, lets the chunks being
+PUT land and be journalled (for at most ``STOP_GRACE_SECONDS``), and returns: the next run
+resumes each upload from its stored chunks. A file that ``fap retry`` set back to pending is
+noticed by a running watch through the journal, and sent again.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -25,11 +32,31 @@ from fap.client.results import ResultWaiter, failure_reason, open_result, write_
 from fap.client.rules import ignore_reason
 from fap.client.runtime import Runtime
 from fap.client.tasks import first_error
-from fap.client.uploader import FileChanged, LocalFile, UploadListener, new_request_id
+from fap.client.uploader import (
+    FileChanged,
+    LocalFile,
+    UploadListener,
+    UploadStopped,
+    new_request_id,
+    raw_chunk_size,
+)
 from fap.client.watcher import Settler, scan, watch_changes
-from fap.errors import ConflictError, InputError, IntegrityError, ServerError, ServerUnreachable
+from fap.errors import (
+    ConflictError,
+    FapError,
+    InputError,
+    IntegrityError,
+    ServerError,
+    ServerUnreachable,
+)
 
-__all__ = ("CALL_BUDGET_SECONDS", "FolderReporter", "FolderSummary", "FolderSync")
+__all__ = (
+    "CALL_BUDGET_SECONDS",
+    "STOP_GRACE_SECONDS",
+    "FolderReporter",
+    "FolderSummary",
+    "FolderSync",
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +69,23 @@ CALL_BUDGET_SECONDS = 10.0
 # Waits between attempts at a file or at the results while the server is away: 2, 4, … 30 s,
 # jittered, since every watcher of a server that restarted lost it at the same moment.
 SERVER_AWAY = Backoff(first=2.0, cap=30.0)
+# How long a stopped watch lets the chunks being PUT land before it cancels them: a service
+# manager's stop (systemd's 90 s, launchd's 20 s) is far off, and SIGTERM-to-exit stays under
+# 10 s with the second or two that closing the connections and the journal takes.
+STOP_GRACE_SECONDS = 8.0
+# How often a running watch looks in the journal for files ``fap retry`` set back to pending
+# (and then only if another process changed the journal).
+RETRY_CHECK_SECONDS = 1.0
 
 
 class FolderReporter(Protocol):
     """How a watch tells the command line what happens."""
+
+    def started(self, file: str, size: int) -> None:
+        """``file`` (as ``FileOutcome.file`` names it) is about to be sent: ``size`` bytes."""
+
+    def advanced(self, file: str, raw_bytes: int) -> None:
+        """``raw_bytes`` more of ``file`` are stored (on a resume: those stored before)."""
 
     def uploaded(self, outcome: FileOutcome) -> None:
         """Every chunk of the file is stored; its result is awaited."""
@@ -58,6 +98,12 @@ class FolderReporter(Protocol):
 
 
 class _Silent:
+    def started(self, file: str, size: int) -> None:
+        pass
+
+    def advanced(self, file: str, raw_bytes: int) -> None:
+        pass
+
     def uploaded(self, outcome: FileOutcome) -> None:
         pass
 
@@ -80,19 +126,40 @@ class FolderSummary:
 
 
 class _JournalListener(UploadListener):
-    """Writes an upload's id before its first byte, and each stored chunk: what a resume needs."""
+    """Writes an upload's id before its first byte, and each stored chunk: what a resume needs
+    (and the raw bytes they hold, for ``fap watch --status``)."""
 
-    def __init__(self, journal: Journal, key: str) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        key: str,
+        size: int,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         self._journal = journal
         self._key = key
+        self._size = size
+        self._progress = progress
+        self._chunk_size = 1
+        self._stored: set[int] = set()
 
     async def on_upload(self, info: UploadInfo) -> None:
+        self._chunk_size = info.chunk_size
+        self._stored = set(info.chunks_stored)
         await self._journal.record_upload(
-            self._key, info.id, info.chunk_count, len(info.chunks_stored)
+            self._key, info.id, info.chunk_count, len(info.chunks_stored), self._bytes()
         )
 
     async def on_chunk(self, stored: ChunkStored) -> None:
-        await self._journal.record_progress(self._key, stored.stored)
+        self._stored.add(stored.seq)
+        await self._journal.record_progress(self._key, stored.stored, self._bytes())
+
+    def _bytes(self) -> int:
+        return sum(raw_chunk_size(seq, self._size, self._chunk_size) for seq in self._stored)
+
+    def on_bytes(self, raw_bytes: int) -> None:
+        if self._progress is not None:
+            self._progress(raw_bytes)
 
 
 class FolderSync:
@@ -118,13 +185,17 @@ class FolderSync:
         self._settler = Settler(runtime.settings.settle_seconds)
         self._waiter = ResultWaiter(runtime.session)
         self._candidates: set[Path] = set()  # waiting to settle
-        self._queue: asyncio.Queue[Path] = asyncio.Queue()
+        self._queue: asyncio.Queue[Path | None] = asyncio.Queue()  # None: a sender stops
         self._active: set[Path] = set()  # queued or being sent
         self._again: set[Path] = set()  # changed while being sent: look again afterwards
         self._retry_at: dict[Path, float] = {}
         self._attempts: dict[Path, int] = {}
         self._sent: dict[str, int] = {}  # bytes PUT this run, by journal key
         self._summary = FolderSummary()
+        self._queue_marks: list[tuple[str, int, int]] = []  # queued, to journal as such
+        self._retried: dict[str, float] = {}  # pending rows taken up, by key: their updated_at
+        self._stopping = False
+        self._stop_by = 0.0  # loop time the chunks in flight have until, once stopping
 
     async def run(self, *, once: bool = False) -> FolderSummary:
         """Watch until cancelled; with ``once``, handle what is there, wait for results, return."""
@@ -133,6 +204,12 @@ class FolderSync:
         self._once = once
         for record in await self.journal.under(str(self.root), "uploaded"):
             self._expect(record)
+        for record in await self.journal.under(str(self.root), "pending"):
+            # Queued by a run that stopped, and gone since: no longer anything to send.
+            if record.sha256 is None and not await asyncio.to_thread(Path(record.path).exists):
+                await self.journal.forget_queued(record.path)
+        await self.journal.changed_elsewhere()  # the baseline: what a retry changes is news
+        await self.journal.watch_started(str(self.root), os.getpid())
         stop = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as group:
@@ -142,15 +219,45 @@ class FolderSync:
                 senders = [group.create_task(self._send_loop()) for _ in range(FILES_IN_FLIGHT)]
                 results = group.create_task(self._results_loop())
                 await self._settle_loop()
-                for sender in senders:
-                    sender.cancel()
-                self._waiter.close()
-                await results
+                if self._stopping:
+                    stop.set()  # the event watcher ends, so the task group can
+                    results.cancel()  # a result not fetched now is fetched by the next run
+                    await self._drain(senders)
+                else:
+                    for sender in senders:
+                        sender.cancel()
+                    self._waiter.close()
+                    await results
         except BaseExceptionGroup as errors:
             raise first_error(errors) from None
         finally:
             stop.set()
+            with contextlib.suppress(FapError):  # the journal says why in its own error
+                await self.journal.watch_stopped(str(self.root), os.getpid())
         return self._summary
+
+    def stop(self) -> None:
+        """Take no new file; let the chunks being PUT land (for ``STOP_GRACE_SECONDS`` at most),
+        then :meth:`run` returns. The journal holds every stored chunk: the next run resumes."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._stop_by = asyncio.get_running_loop().time() + STOP_GRACE_SECONDS
+        self.runtime.uploader.drain()
+
+    async def _drain(self, senders: list[asyncio.Task[None]]) -> None:
+        # Files queued but not begun stay journalled as queued: the next run's scan finds them.
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        for _ in senders:
+            self._queue.put_nowait(None)
+        left = max(0.0, self._stop_by - asyncio.get_running_loop().time())
+        _, late = await asyncio.wait(senders, timeout=left)
+        if late:
+            # Past the grace: a chunk cut off now was not reported, and is sent again next run.
+            log.warning("stopping: %d files still being sent are cut off; they resume", len(late))
+        for sender in late:
+            sender.cancel()
 
     # -- finding files ---------------------------------------------------------------------
 
@@ -171,7 +278,10 @@ class FolderSync:
         # The first rescan comes soon: a file created between the start-up scan and the moment
         # the event watcher was ready raised no event.
         next_scan = loop.time() + EARLY_RESCAN_SECONDS
+        next_retry_check = loop.time() + RETRY_CHECK_SECONDS
         while True:
+            if self._stopping:
+                return
             now = loop.time()
             for path in [p for p, due in self._retry_at.items() if due <= now]:
                 del self._retry_at[path]
@@ -184,13 +294,35 @@ class FolderSync:
                     self._candidates.discard(path)
                     self._settler.forget(path)
                     if version is not None:
-                        self._enqueue(path)
+                        self._enqueue(path, *version)
+                await self._journal_queued()
             if self._once and not (self._candidates or self._retry_at or self._active):
                 return
             if not self._once and now >= next_scan:
                 next_scan = now + RESCAN_SECONDS
                 self._candidates.update(await self._scan())
+            if not self._once and now >= next_retry_check:
+                next_retry_check = now + RETRY_CHECK_SECONDS
+                await self._take_retried()
             await asyncio.sleep(interval)
+
+    async def _journal_queued(self) -> None:
+        marks, self._queue_marks = self._queue_marks, []
+        await self.journal.record_queued(marks)
+
+    async def _take_retried(self) -> None:
+        """Files another process (``fap retry``) set back to pending become candidates."""
+        if not await self.journal.changed_elsewhere():
+            return
+        for record in await self.journal.under(str(self.root), "pending"):
+            # Once per change of the row: a pending file that cannot be sent is not looked at
+            # again and again.
+            if self._retried.get(record.path) == record.updated_at:
+                continue
+            self._retried[record.path] = record.updated_at
+            path = Path(record.path)
+            if path not in self._active and path not in self._retry_at:
+                self._candidates.add(path)
 
     def _look(self, paths: list[Path]) -> list[tuple[Path, tuple[int, int] | None]]:
         """Each path's (size, mtime), or None for one to leave alone. Blocking: in a thread."""
@@ -208,12 +340,13 @@ class FolderSync:
                 looks.append((path, (stat.st_size, stat.st_mtime_ns)))
         return looks
 
-    def _enqueue(self, path: Path) -> None:
+    def _enqueue(self, path: Path, size: int, mtime_ns: int) -> None:
         if path in self._active:
             self._again.add(path)
             return
         self._active.add(path)
         self._queue.put_nowait(path)
+        self._queue_marks.append((str(path), size, mtime_ns))
 
     def _retry(self, path: Path) -> None:
         attempt = self._attempts.get(path, 0) + 1
@@ -224,8 +357,7 @@ class FolderSync:
     # -- sending ---------------------------------------------------------------------------
 
     async def _send_loop(self) -> None:
-        while True:
-            path = await self._queue.get()
+        while (path := await self._queue.get()) is not None:
             try:
                 await self._send_one(path)
             finally:
@@ -241,13 +373,18 @@ class FolderSync:
         except ServerUnreachable as error:
             if self._once:
                 raise
+            await self.journal.record_error(key, str(error))  # what a reader of it sees
             self.reporter.retrying(str(error))
             self._retry(path)
         except FileChanged:
             self._candidates.add(path)  # settle again, then send the new version
+        except UploadStopped:
+            return  # stopping: its stored chunks are journalled, the next run sends the rest
         except (InputError, OSError) as error:
             if not await asyncio.to_thread(path.exists):
+                await self.journal.forget_queued(key)
                 return
+            await self.journal.record_error(key, str(error))
             if path not in self._attempts:  # say it once, not at every retry
                 self._finish(key, upload_id=None, error=str(error))
             if not self._once:
@@ -256,6 +393,7 @@ class FolderSync:
             # A refusal (too large, not allowed) will not change; a 5xx or a lost race may.
             transient = isinstance(error, ConflictError) or error.status_code >= 500
             if transient and not self._once:
+                await self.journal.record_error(key, str(error))
                 self.reporter.retrying(str(error))
                 self._retry(path)
                 return
@@ -274,7 +412,12 @@ class FolderSync:
             raise InputError(f"{path} cannot be read: {error.strerror}.") from error
         record = await self.journal.get(key)
         local: LocalFile | None = None
-        if record is None or not record.same_version(stat.st_size, stat.st_mtime_ns):
+        # A row without a hash is a queued file, never read: read it now.
+        if (
+            record is None
+            or record.sha256 is None
+            or not record.same_version(stat.st_size, stat.st_mtime_ns)
+        ):
             local = await self.runtime.uploader.inspect(path, name)
             if record is not None and record.sha256 == local.sha256:
                 # Touched, not changed: the upload that carries this content still counts.
@@ -296,6 +439,8 @@ class FolderSync:
             return
         if local is None:
             local = await self.runtime.uploader.inspect(path, name)
+        if self._stopping:
+            return  # not begun: the next run sends it
         await self.runtime.device()  # results are sealed to registered devices: register first
         request_id = record.request_id
         if request_id is None:
@@ -303,13 +448,17 @@ class FolderSync:
             # the next run asks with the same id and the server answers with the same upload.
             request_id = new_request_id()
             await self.journal.record_request(key, request_id)
+        shown = str(self.shown_root / name)
+        self.reporter.started(shown, local.size)
         try:
             sent = await self.runtime.uploader.upload(
                 local,
                 engine=self.engine,
                 resume=record.upload_id if record.state == "uploading" else None,
                 request_id=request_id,
-                listener=_JournalListener(self.journal, key),
+                listener=_JournalListener(
+                    self.journal, key, local.size, lambda raw: self.reporter.advanced(shown, raw)
+                ),
             )
         except ConflictError:
             current = await self.journal.get(key)

@@ -24,6 +24,12 @@ class Heard:
         self.outcomes: list[tuple[FileOutcome, bool]] = []
         self.retries: list[str] = []
 
+    def started(self, file: str, size: int) -> None:
+        pass
+
+    def advanced(self, file: str, raw_bytes: int) -> None:
+        pass
+
     def uploaded(self, outcome: FileOutcome) -> None:
         pass
 

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from fap.api import UploadInfo
 from fap.cli import results as results_cli
 from fap.cli import upload as upload_cli
-from fap.cli import watch as watch_cli
 from fap.cli.app import app
+from fap.cli.live import FolderLines
 from fap.client import FileOutcome
 from fap.errors import EXIT_INPUT
 
@@ -82,8 +82,8 @@ def test_plain_lines_of_upload_and_watch_show_the_name_as_it_is(
 
     upload_cli._Reporter(None, json_output=False).uploaded(outcome)
     upload_cli._Reporter(None, json_output=True).finished(outcome)
-    watch_cli._Lines(json_output=False).uploaded(outcome)
-    watch_cli._Lines(json_output=False).retrying(f"The server at {name} did not answer.")
+    FolderLines(json_output=False).uploaded(outcome)
+    FolderLines(json_output=False).retrying(f"The server at {name} did not answer.")
     upload_cli.warn(f"the device key is kept in /home/{name}/device.key (mode 0600).")
 
     err = capsys.readouterr().err.splitlines()
