@@ -89,6 +89,10 @@ class EngineProcess:
         self._ready = asyncio.Event()
         self._stopping = False
         self._supervisor: asyncio.Task[None] | None = None
+        # The jobs of a slot overlap (one in the engine, the next waiting, the last delivering),
+        # but an engine sees one file at a time: a job holds its turn from the engine's readiness
+        # to the end of its analysis, so what the engine used is that job's alone.
+        self.turn = asyncio.Lock()
 
     async def __aenter__(self) -> EngineProcess:
         await self.start()

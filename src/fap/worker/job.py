@@ -101,6 +101,9 @@ class Job:
         self._held_until = time.monotonic() + lease.lease_seconds
         self._blob_retries = dataclasses.replace(services.blob_retries, go_on=self._holds_lease)
         self._watch: JobWatch | None = None
+        # Set once the engine is done with this job (or the job ended before it got there): the
+        # slot may lease the next job while this one delivers its result.
+        self.engine_done = asyncio.Event()
 
     def _holds_lease(self) -> bool:
         return time.monotonic() < self._held_until
@@ -125,6 +128,7 @@ class Job:
                 raise  # cancelled from outside: the worker is stopping at once
             outcome = "lost"
         finally:
+            self.engine_done.set()
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
@@ -175,7 +179,14 @@ class Job:
         return "done"
 
     async def _analyze(self) -> bytes:
-        """Stream the file to the engine; answer its JSON result."""
+        """Stream the file to the engine, once it is this job's turn; answer its JSON result."""
+        try:
+            async with self._engine.turn:
+                return await self._analyze_in_turn()
+        finally:
+            self.engine_done.set()
+
+    async def _analyze_in_turn(self) -> bytes:
         services, lease, engine = self._services, self.lease, self._engine
         try:
             generation = await asyncio.wait_for(engine.wait_ready(), ENGINE_WAIT)

@@ -39,7 +39,10 @@ __all__ = ("Worker", "default_engine_command", "run_worker")
 
 logger = logging.getLogger(__name__)
 
-LEASE_POLL = 20.0  # how long the server may hold a lease request while no job is queued
+LEASE_POLL = 20.0
+# Jobs one slot works at once: one in its engine, the others delivering their results (sealing,
+# storing, completing) — a few, should the server be slow to answer.
+JOBS_PER_SLOT = 3  # how long the server may hold a lease request while no job is queued
 # Between failed lease requests; jittered, so workers cut off together come back apart.
 _LEASE_RETRY = Backoff(first=0.5, cap=30.0)
 
@@ -112,8 +115,31 @@ class Worker:
         return self._aborted
 
     async def _slot(self, number: int, engine: EngineProcess) -> None:
+        """Lease and work jobs for one engine: once the engine is done with a job, the next is
+        leased while that one seals, stores and completes its result, so delivering costs the
+        engine no time (up to ``JOBS_PER_SLOT`` jobs at once, when delivering is slow)."""
+        running: set[asyncio.Task[None]] = set()
+        try:
+            await self._lease_for(number, engine, running)
+            if running:  # stopping: the jobs in flight finish (a drain)
+                _reap(await asyncio.wait(running))
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _lease_for(
+        self, number: int, engine: EngineProcess, running: set[asyncio.Task[None]]
+    ) -> None:
         failures = 0
         while not self.stopping:
+            if len(running) >= JOBS_PER_SLOT:
+                done = await self._unless_stopped(
+                    asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                )
+                if done is not None:
+                    _reap(done)
+                continue
             if await self._unless_stopped(engine.wait_ready()) is None:
                 return
             try:
@@ -129,8 +155,17 @@ class Worker:
             failures = 0
             if lease is None:
                 continue  # the long-poll ran out (or we are stopping): ask again
-            outcome = await Job(lease, self.services, engine).run()
-            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+            job = Job(lease, self.services, engine)
+            task = asyncio.create_task(self._work(job), name=f"job-{lease.job_id}")
+            running.add(task)
+            task.add_done_callback(running.discard)
+            # The next lease once the engine is free: a job never waits on a busy engine, where
+            # an idle processor could have had it.
+            await self._unless_stopped(job.engine_done.wait())
+
+    async def _work(self, job: Job) -> None:
+        outcome = await job.run()
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
     async def _lease(self, engine: str) -> Lease | None:
         # A new id per lease asked for; the session resends this very body after a lost answer.
@@ -165,6 +200,13 @@ class Worker:
         if not self.outcomes:
             return "no jobs"
         return ", ".join(f"{count} {outcome}" for outcome, count in sorted(self.outcomes.items()))
+
+
+def _reap(waited: tuple[set[asyncio.Task[None]], set[asyncio.Task[None]]]) -> None:
+    """Raise the error of a job that ended with one (a bug, or a refused token: fatal)."""
+    for task in waited[0]:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            raise error
 
 
 def check_limits(settings: WorkerSettings) -> None:

@@ -119,9 +119,15 @@ class Pipeline:
         stale now (the server's clock is the test's, so only this makes a lease lapse)."""
         server = self.server
         assert server.settings.max_attempts > 1, "a lapse on the last attempt fails the job"
-        server.clock.advance(server.settings.lease_seconds + 1)
-        await server.services.queue.sweep()
-        lease = await server.lease(engines=[ENGINE], worker_id="another-worker")
+        # Meanwhile the worker's own requests for work wait at the wire: told its lease is lost
+        # (a heartbeat's 409), it asks for work again, and would take the job straight back.
+        held = self.wire.hold(lambda request: request.url.path == LEASE, every=True)
+        try:
+            server.clock.advance(server.settings.lease_seconds + 1)
+            await server.services.queue.sweep()
+            lease = await server.lease(engines=[ENGINE], worker_id="another-worker")
+        finally:
+            held.release()
         assert lease is not None and lease.job_id == job.id
         return lease
 

@@ -5,8 +5,10 @@ answer is lost, is asked again without leasing or recording anything twice."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import msgspec
 from tests.unit.worker.conftest import Start, server_with
 from tests.unit.worker.pipeline import KiB, Pipeline, sample
@@ -64,14 +66,32 @@ async def test_a_stale_holder_cannot_complete_and_leaves_the_job_to_its_holder(
     job = await pipeline.add_job(sample(20 * KiB))
     complete = JOB_COMPLETE.format(job_id=job.id)
     held = pipeline.wire.hold(lambda request: request.url.path == complete)
+    # The worker asks for its next job while this one delivers: that request waits at the wire,
+    # so the job, once its lease lapsed, goes to the other worker.
+    later = pipeline.wire.hold(after_the_first(LEASE), every=True)
     async with running_worker() as running:
         await asyncio.wait_for(held.reached.wait(), 30)  # sealed and stored, about to complete
         await pipeline.take_lease(job)
         held.release()
         await pipeline.until(lambda: running.worker.outcomes.get("lost") == 1, "the job to stop")
+        later.release()
     assert [sent.status for sent in pipeline.sent(complete)] == [409]
     assert not pipeline.fails(job)
     assert await pipeline.state(job) == "leased"  # by the other worker, who completes it
+
+
+def after_the_first(path: str) -> Callable[[httpx.Request], bool]:
+    """Matches the requests to ``path`` after the first one."""
+    seen = 0
+
+    def matches(request: httpx.Request) -> bool:
+        nonlocal seen
+        if request.url.path != path:
+            return False
+        seen += 1
+        return seen > 1
+
+    return matches
 
 
 async def test_the_worker_keeps_asking_a_server_that_does_not_answer(

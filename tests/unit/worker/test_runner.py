@@ -8,6 +8,8 @@ from pathlib import Path
 from tests.unit.worker.conftest import Start
 from tests.unit.worker.pipeline import KiB, Pipeline, sample
 
+from fap.api import JOB_COMPLETE
+
 
 async def test_jobs_run_side_by_side_up_to_the_concurrency(
     pipeline: Pipeline, running_worker: Start, markers: Path
@@ -65,3 +67,34 @@ async def test_abort_drops_the_job_in_flight(
     assert await pipeline.state(job) == "leased"  # its lease lapses on the server
     assert not pipeline.completes(job)
     assert not pipeline.fails(job)
+
+
+async def test_the_next_job_is_leased_and_analysed_while_the_last_one_delivers(
+    pipeline: Pipeline, running_worker: Start
+) -> None:
+    """One slot: its engine is free once it answered, so the next job need not wait for the last
+    one's result to be stored and completed."""
+    first = await pipeline.add_job(sample(10 * KiB))
+    second = await pipeline.add_job(sample(10 * KiB))
+    completing = JOB_COMPLETE.format(job_id=first.id)
+    held = pipeline.wire.hold(lambda request: request.url.path == completing)
+    async with running_worker(concurrency=1):
+        await pipeline.until_state(second, "done")  # while the first one's completion waits
+        assert await pipeline.state(first) == "leased"
+        held.release()
+        await pipeline.until_state(first, "done")
+
+
+async def test_a_job_waits_for_no_busy_engine(
+    pipeline: Pipeline, running_worker: Start, markers: Path
+) -> None:
+    """No job is leased ahead of a busy engine: another processor may have it meanwhile."""
+    busy = await pipeline.add_job(sample(10 * KiB))
+    other = await pipeline.add_job(sample(10 * KiB))
+    async with running_worker("tests.engines.analyzers:wait_for_release", concurrency=1):
+        await pipeline.until((markers / f"{busy.id}.read").exists, "the engine to read the file")
+        assert await pipeline.state(other) == "queued"
+        assert len(pipeline.leases()) == 1
+        (markers / f"{busy.id}.release").touch()
+        (markers / f"{other.id}.release").touch()
+        await pipeline.until_state(other, "done")
