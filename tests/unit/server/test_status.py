@@ -5,6 +5,7 @@ from __future__ import annotations
 from tests.unit.server.harness import Server, both_backends
 
 from fap.api import STATUS, StatusReport
+from fap.server.queue.job_queue import SEEN_EVERY_SECONDS
 
 pytestmark = both_backends
 
@@ -41,3 +42,28 @@ async def test_status_is_per_organisation(server: Server) -> None:
     report = await server.ok("GET", STATUS, stranger, returns=StatusReport)
     assert report.queue_depth == 0
     assert [w.worker_id for w in report.workers] == ["theirs"]
+
+
+async def test_a_worker_that_keeps_asking_is_written_down_once_every_few_seconds(
+    server: Server,
+) -> None:
+    """A busy worker leases many jobs a second: its row is written when it was last written
+    SEEN_EVERY_SECONDS ago or more, not once a lease — and it stays online all along."""
+    jobs = server.services.store.jobs
+    writes: list[float] = []
+    see_worker = jobs.see_worker
+
+    async def counted(*args: object, **kwargs: object) -> None:
+        writes.append(server.clock())
+        await see_worker(*args, **kwargs)  # type: ignore[arg-type]
+
+    jobs.see_worker = counted  # type: ignore[method-assign]
+    for _ in range(5):
+        assert await server.lease(worker_id="busy") is None
+    server.clock.advance(SEEN_EVERY_SECONDS)
+    assert await server.lease(worker_id="busy") is None
+    assert await server.lease(worker_id="busy", engines=["other@2"]) is None  # news: written
+
+    assert len(writes) == 3
+    report = await server.ok("GET", STATUS, server.owner, returns=StatusReport)
+    assert [(w.worker_id, w.last_seen) for w in report.workers] == [("busy", server.clock())]

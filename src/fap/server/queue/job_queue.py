@@ -38,6 +38,12 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
+# How often a worker's "asked for work" is written, at most, while it keeps asking: the status and
+# the metrics count a worker online for a minute after it last asked, so a few seconds stale
+# changes nothing — and a busy worker that leases many jobs a second writes its row once.
+SEEN_EVERY_SECONDS = 10.0
+_SEEN_KEPT = 10_000
+
 
 class JobQueue:
     def __init__(
@@ -56,6 +62,7 @@ class JobQueue:
         self._notifier = notifier
         self._settings = settings
         self._clock = clock
+        self._seen: dict[tuple[str, str, tuple[str, ...]], float] = {}  # when written last
         self._sweeper = Sweeper(store.jobs, notifier, self.sweep, settings.sweep_seconds, clock)
 
     async def lease(
@@ -70,7 +77,7 @@ class JobQueue:
     ) -> Upload | None:
         """The oldest queued job for one of ``engines``, waiting up to ``timeout`` s for one, or
         until ``abandoned`` is set (the worker hung up; see ``long_poll``)."""
-        await self._store.jobs.see_worker(org_id, worker_id, list(engines), self._clock())
+        await self._see_worker(org_id, worker_id, engines)
 
         async def attempt() -> Upload | None:
             return await self._store.jobs.lease(
@@ -83,6 +90,16 @@ class JobQueue:
             logger.info("job %s leased by %s (attempt %d)", job.id, worker_id, job.attempts)
             await self._notifier.publish(upload_topic(job.id), leases_topic())
         return job
+
+    async def _see_worker(self, org_id: str, worker_id: str, engines: Sequence[str]) -> None:
+        now = self._clock()
+        key = (org_id, worker_id, tuple(engines))
+        if now - self._seen.get(key, float("-inf")) < SEEN_EVERY_SECONDS:
+            return
+        await self._store.jobs.see_worker(org_id, worker_id, list(engines), now)
+        if len(self._seen) > _SEEN_KEPT:  # workers come and go: forget the long gone
+            self._seen = {k: t for k, t in self._seen.items() if now - t < SEEN_EVERY_SECONDS}
+        self._seen[key] = now
 
     async def undeliver(self, job: Upload) -> None:
         """The worker hung up before its lease was answered: the job goes to another worker.
