@@ -179,11 +179,13 @@ class ResultWaiter:
         try:
             done, _ = await asyncio.wait({*polls, changed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (*polls, changed):
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            pending = [task for task in (*polls, changed) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                # Waited for, not awaited: a cancel of this very task (a watch that stops) must
+                # not be taken for one of theirs and swallowed.
+                await asyncio.wait(pending)
         answered = [poll for poll in polls if poll in done]
         if not answered:
             return None
