@@ -3,13 +3,18 @@
 Files come from a start-up scan and from change events; each is taken once it settles, checked
 against the journal (a version already sent is not sent again; an upload cut short resumes), sent
 by the uploader, and its result is written to ``RESULTS_DIR/<relative path>.result.json``.
+A small file sent fresh goes in a batch (:mod:`fap.client.small_files`: one request makes the
+uploads of many, one more reports their chunks); it waits for its batch without holding one of
+the ``FILES_IN_FLIGHT`` senders, so the files that settle while batches are out fill the next.
 A server that is away is waited for, with backoff, however long it takes (``once``: until the
 session's retry budget runs out); nothing is lost, since the journal holds every step.
 
 A watch stopped with :meth:`FolderSync.stop` (SIGTERM) takes no new file, lets the chunks being
 PUT land and be journalled (for at most ``STOP_GRACE_SECONDS``), and returns: the next run
-resumes each upload from its stored chunks. A file that ``fap retry`` set back to pending is
-noticed by a running watch through the journal, and sent again.
+resumes each upload from its stored chunks. Batches out by then finish too; the small files
+still waiting for a batch are not asked for, and the next run sends them with the request ids
+journalled for them. A file that ``fap retry`` set back to pending is noticed by a running watch
+through the journal, and sent again.
 """
 
 from __future__ import annotations
@@ -19,18 +24,19 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from fap.api import ChunkStored, JobState, UploadInfo
 from fap.backoff import Backoff
 from fap.client.batch import FILES_IN_FLIGHT, FileOutcome, Status, result_path
-from fap.client.journal import FileRecord, Journal
+from fap.client.journal import Journal
 from fap.client.results import ResultWaiter, failure_reason, open_result, write_atomic
 from fap.client.rules import ignore_reason
 from fap.client.runtime import Runtime
+from fap.client.small_files import FILES_TO_FILL, SmallFiles
 from fap.client.tasks import first_error
 from fap.client.uploader import (
     FileChanged,
@@ -59,6 +65,8 @@ __all__ = (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Change events can be missed (an inotify queue overflow); a periodic rescan catches those files.
 RESCAN_SECONDS = 300.0
@@ -114,6 +122,17 @@ class _Silent:
         pass
 
 
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """A settled file to send, its request id journalled: what its upload is asked for with."""
+
+    key: str
+    local: LocalFile
+    request_id: str
+    resume: str | None  # the upload to carry on, if one was begun
+    batched: bool  # sent fresh, and small: in a batch
+
+
 @dataclass
 class FolderSummary:
     """The last word on each file a ``once`` run handled, by its path relative to the directory."""
@@ -152,6 +171,10 @@ class _JournalListener(UploadListener):
 
     async def on_chunk(self, stored: ChunkStored) -> None:
         self._stored.add(stored.seq)
+        if stored.stored == stored.chunk_count:
+            # The last one: the upload is journalled uploaded next, in one write for both (cut
+            # off before it, a restart finds every chunk stored and sends none again).
+            return
         await self._journal.record_progress(self._key, stored.stored, self._bytes())
 
     def _bytes(self) -> int:
@@ -172,6 +195,7 @@ class FolderSync:
         *,
         engine: str | None = None,
         reporter: FolderReporter | None = None,
+        dedup: bool = True,
     ) -> None:
         self.runtime = runtime
         self.journal = journal
@@ -179,6 +203,7 @@ class FolderSync:
         self.root = root.resolve()
         self.results_dir = results_dir.resolve()
         self.engine = engine
+        self.dedup = dedup  # a file analysed before may be answered with that analysis
         self.reporter: FolderReporter = reporter or _Silent()
         self._once = False
         self._exclude = (self.results_dir,)
@@ -191,11 +216,19 @@ class FolderSync:
         self._retry_at: dict[Path, float] = {}
         self._attempts: dict[Path, int] = {}
         self._sent: dict[str, int] = {}  # bytes PUT this run, by journal key
+        self._deduplicated: set[str] = set()  # keys answered with an earlier analysis this run
         self._summary = FolderSummary()
         self._queue_marks: list[tuple[str, int, int]] = []  # queued, to journal as such
         self._retried: dict[str, float] = {}  # pending rows taken up, by key: their updated_at
+        self._told: FapError | None = None  # the passing problem the reporter heard last
         self._stopping = False
         self._stop_by = 0.0  # loop time the chunks in flight have until, once stopping
+        self._small = SmallFiles(runtime.uploader, engine=engine, dedup=dedup)
+        # Small files handed to their batches and not yet answered: enough to keep every batch
+        # full, few enough that a folder of a million files is not a million tasks at once.
+        self._to_batch = asyncio.Semaphore(FILES_TO_FILL)
+        self._batched: set[asyncio.Task[None]] = set()  # each waits for one file's batch
+        self._group: asyncio.TaskGroup | None = None
 
     async def run(self, *, once: bool = False) -> FolderSummary:
         """Watch until cancelled; with ``once``, handle what is there, wait for results, return."""
@@ -203,7 +236,7 @@ class FolderSync:
             raise InputError(f"{self.shown_root} is not a directory.")
         self._once = once
         for record in await self.journal.under(str(self.root), "uploaded"):
-            self._expect(record)
+            self._expect(record.path, record.upload_id)
         for record in await self.journal.under(str(self.root), "pending"):
             # Queued by a run that stopped, and gone since: no longer anything to send.
             if record.sha256 is None and not await asyncio.to_thread(Path(record.path).exists):
@@ -213,19 +246,22 @@ class FolderSync:
         stop = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as group:
+                self._group = group
                 if not once:
                     group.create_task(self._follow(stop))
                 self._candidates.update(await self._scan())
+                batching = group.create_task(self._small.run())
                 senders = [group.create_task(self._send_loop()) for _ in range(FILES_IN_FLIGHT)]
                 results = group.create_task(self._results_loop())
                 await self._settle_loop()
                 if self._stopping:
                     stop.set()  # the event watcher ends, so the task group can
                     results.cancel()  # a result not fetched now is fetched by the next run
-                    await self._drain(senders)
+                    await self._drain(senders, batching)
                 else:
                     for sender in senders:
                         sender.cancel()
+                    batching.cancel()  # every file is answered: no batch is left to make
                     self._waiter.close()
                     await results
         except BaseExceptionGroup as errors:
@@ -244,20 +280,27 @@ class FolderSync:
         self._stopping = True
         self._stop_by = asyncio.get_running_loop().time() + STOP_GRACE_SECONDS
         self.runtime.uploader.drain()
+        self._small.close()  # the batches out finish; the files waiting for one are not sent
 
-    async def _drain(self, senders: list[asyncio.Task[None]]) -> None:
+    async def _drain(self, senders: list[asyncio.Task[None]], batching: asyncio.Task[None]) -> None:
         # Files queued but not begun stay journalled as queued: the next run's scan finds them.
         while not self._queue.empty():
             self._queue.get_nowait()
         for _ in senders:
             self._queue.put_nowait(None)
-        left = max(0.0, self._stop_by - asyncio.get_running_loop().time())
-        _, late = await asyncio.wait(senders, timeout=left)
-        if late:
-            # Past the grace: a chunk cut off now was not reported, and is sent again next run.
-            log.warning("stopping: %d files still being sent are cut off; they resume", len(late))
+        loop = asyncio.get_running_loop()
+        _, late = await asyncio.wait(senders, timeout=max(0.0, self._stop_by - loop.time()))
         for sender in late:
             sender.cancel()
+        # The senders hand no more files to batches: the batches out have what grace is left.
+        _, late_batches = await asyncio.wait(
+            {*self._batched, batching}, timeout=max(0.0, self._stop_by - loop.time())
+        )
+        for task in late_batches:
+            task.cancel()
+        if cut_off := len(late) + len(late_batches - {batching}):
+            # Past the grace: a chunk cut off now was not reported, and is sent again next run.
+            log.warning("stopping: %d files still being sent are cut off; they resume", cut_off)
 
     # -- finding files ---------------------------------------------------------------------
 
@@ -348,6 +391,12 @@ class FolderSync:
         self._queue.put_nowait(path)
         self._queue_marks.append((str(path), size, mtime_ns))
 
+    def _say_retrying(self, error: FapError) -> None:
+        # The files of one batch fail with the one error: it is said once, not once a file.
+        if error is not self._told:
+            self._told = error
+            self.reporter.retrying(str(error))
+
     def _retry(self, path: Path) -> None:
         attempt = self._attempts.get(path, 0) + 1
         self._attempts[path] = attempt
@@ -358,32 +407,63 @@ class FolderSync:
 
     async def _send_loop(self) -> None:
         while (path := await self._queue.get()) is not None:
+            handed_on = False
             try:
-                await self._send_one(path)
+                send = await self._attempt(path, self._sync(path))
+                if send is not None and send.batched:
+                    handed_on = await self._hand_on(path, send)
+                elif send is not None:
+                    await self._attempt(path, self._upload(send))
             finally:
-                self._active.discard(path)
-                if path in self._again:
-                    self._again.discard(path)
-                    self._candidates.add(path)
+                if not handed_on:
+                    self._let_go(path)
 
-    async def _send_one(self, path: Path) -> None:
+    async def _hand_on(self, path: Path, send: _Send) -> bool:
+        """Give a small file to a task of its own that waits for its batch, so that this sender
+        takes the next file meanwhile (False: stopping, it is not sent)."""
+        assert self._group is not None, "senders run in the watch's task group"
+        await self._to_batch.acquire()
+        if self._stopping:  # it may have waited a while for a place
+            self._to_batch.release()
+            return False
+        task = self._group.create_task(self._send_batched(path, send))
+        self._batched.add(task)
+        task.add_done_callback(self._batched.discard)
+        return True
+
+    async def _send_batched(self, path: Path, send: _Send) -> None:
+        try:
+            await self._attempt(path, self._upload(send))
+        finally:
+            self._to_batch.release()
+            self._let_go(path)
+
+    def _let_go(self, path: Path) -> None:
+        self._active.discard(path)
+        if path in self._again:
+            self._again.discard(path)
+            self._candidates.add(path)
+
+    async def _attempt(self, path: Path, work: Awaitable[T]) -> T | None:
+        """What ``work`` on ``path`` comes to; None if it failed (journalled, told, and retried
+        if it may pass)."""
         key = str(path)
         try:
-            await self._sync(path)
+            done = await work
         except ServerUnreachable as error:
             if self._once:
                 raise
             await self.journal.record_error(key, str(error))  # what a reader of it sees
-            self.reporter.retrying(str(error))
+            self._say_retrying(error)
             self._retry(path)
         except FileChanged:
             self._candidates.add(path)  # settle again, then send the new version
         except UploadStopped:
-            return  # stopping: its stored chunks are journalled, the next run sends the rest
+            pass  # stopping: its stored chunks are journalled, the next run sends the rest
         except (InputError, OSError) as error:
             if not await asyncio.to_thread(path.exists):
                 await self.journal.forget_queued(key)
-                return
+                return None
             await self.journal.record_error(key, str(error))
             if path not in self._attempts:  # say it once, not at every retry
                 self._finish(key, upload_id=None, error=str(error))
@@ -394,16 +474,19 @@ class FolderSync:
             transient = isinstance(error, ConflictError) or error.status_code >= 500
             if transient and not self._once:
                 await self.journal.record_error(key, str(error))
-                self.reporter.retrying(str(error))
+                self._say_retrying(error)
                 self._retry(path)
-                return
+                return None
             await self.journal.record_failed(key, str(error))
             self._finish(key, upload_id=None, error=str(error))
         else:
-            self._attempts.pop(path, None)
+            if done is None:  # the file is where it should be: its next trouble starts afresh
+                self._attempts.pop(path, None)
+            return done
+        return None
 
-    async def _sync(self, path: Path) -> None:
-        """Bring one settled file up to date: skip, resume, or send it; then await its result."""
+    async def _sync(self, path: Path) -> _Send | None:
+        """Bring one settled file up to date: skip it (None), or say how it is to be sent."""
         key = str(path)
         name = self._name(key)
         try:
@@ -424,23 +507,24 @@ class FolderSync:
                 await self.journal.touch(key, local.size, local.mtime_ns)
                 record = dataclasses.replace(record, size=local.size, mtime_ns=local.mtime_ns)
             else:
-                await self.journal.record_version(key, local.size, local.mtime_ns, local.sha256)
-                record = await self.journal.get(key)
-                assert record is not None
+                # With the request id its upload is to be asked for: one write, not two.
+                record = await self.journal.record_version(
+                    key, local.size, local.mtime_ns, local.sha256, request_id=new_request_id()
+                )
         elif record.sha256 is not None:
             local = LocalFile(path, name, record.size, record.mtime_ns, record.sha256)
         if record.finished:
             if self._once:  # what an earlier run did still counts for this one
                 reason = None if record.state == "done" else record.error or "The analysis failed."
                 self._finish(key, record.upload_id, reason, result=record.result_path, earlier=True)
-            return
+            return None
         if record.state == "uploaded":
-            self._expect(record)
-            return
+            self._expect(key, record.upload_id)
+            return None
         if local is None:
             local = await self.runtime.uploader.inspect(path, name)
         if self._stopping:
-            return  # not begun: the next run sends it
+            return None  # not begun: the next run sends it
         await self.runtime.device()  # results are sealed to registered devices: register first
         request_id = record.request_id
         if request_id is None:
@@ -448,18 +532,34 @@ class FolderSync:
             # the next run asks with the same id and the server answers with the same upload.
             request_id = new_request_id()
             await self.journal.record_request(key, request_id)
-        shown = str(self.shown_root / name)
+        resume = record.upload_id if record.state == "uploading" else None
+        batched = resume is None and self._small.takes(local)
+        return _Send(key, local, request_id, resume, batched)
+
+    async def _upload(self, send: _Send) -> None:
+        """Send one file (in a batch, or alone), journal it uploaded, then await its result."""
+        key, local = send.key, send.local
+        shown = str(self.shown_root / local.name)
+        listener = _JournalListener(
+            self.journal, key, local.size, lambda raw: self.reporter.advanced(shown, raw)
+        )
+        # Nothing is awaited from here until a small file is in its batch's queue: a file told
+        # as started is in a batch.
         self.reporter.started(shown, local.size)
         try:
-            sent = await self.runtime.uploader.upload(
-                local,
-                engine=self.engine,
-                resume=record.upload_id if record.state == "uploading" else None,
-                request_id=request_id,
-                listener=_JournalListener(
-                    self.journal, key, local.size, lambda raw: self.reporter.advanced(shown, raw)
-                ),
-            )
+            if send.batched:
+                sent = await self._small.upload(
+                    local, request_id=send.request_id, listener=listener
+                )
+            else:
+                sent = await self.runtime.uploader.upload(
+                    local,
+                    engine=self.engine,
+                    resume=send.resume,
+                    request_id=send.request_id,
+                    listener=listener,
+                    dedup=self.dedup,
+                )
         except ConflictError:
             current = await self.journal.get(key)
             if current is not None and current.state == "pending":
@@ -469,23 +569,24 @@ class FolderSync:
                 await self.journal.record_request(key, new_request_id())
             raise
         self._sent[key] = self._sent.get(key, 0) + sent.bytes_sent
+        if sent.deduplicated:
+            self._deduplicated.add(key)
+        else:
+            self._deduplicated.discard(key)
         await self.journal.record_uploaded(key)
         self.reporter.uploaded(self._outcome(key, sent.info.id, "uploaded"))
-        record = await self.journal.get(key)
-        assert record is not None
-        self._expect(record)
+        self._expect(key, sent.info.id)
 
     # -- results ---------------------------------------------------------------------------
 
-    def _expect(self, record: FileRecord) -> None:
-        upload_id = record.upload_id
+    def _expect(self, key: str, upload_id: str | None) -> None:
         assert upload_id is not None, "an uploaded file has an upload id"
 
         async def receive(info: UploadInfo) -> None:
-            current = await self.journal.get(record.path)
+            current = await self.journal.get(key)
             if current is None or current.upload_id != upload_id:
                 return  # a newer version of the file has taken its place
-            await self._receive(record.path, info)
+            await self._receive(key, info)
 
         self._waiter.add(upload_id, receive)
 
@@ -537,6 +638,7 @@ class FolderSync:
             upload_id=upload_id,
             status=status,
             bytes_sent=self._sent.get(key, 0),
+            deduplicated=key in self._deduplicated,
         )
 
     def _finish(

@@ -114,10 +114,11 @@ _FIELDS = (
 )
 _WATCH_FIELDS = "server, root, pid, started_at, stopped_at"
 # A reset to pending with no upload: what a new version of a file and a retried one start from.
-_START_AGAIN = (
+_NO_UPLOAD = (
     "state = 'pending', upload_id = NULL, chunk_count = NULL, chunks_stored = 0, "
-    "bytes_stored = 0, result_path = NULL, error = NULL, request_id = NULL"
+    "bytes_stored = 0, result_path = NULL, error = NULL"
 )
+_START_AGAIN = f"{_NO_UPLOAD}, request_id = NULL"
 # What SQLite says of a file that is not a database, of one whose pages are damaged, and (our
 # SQL being fixed) of one whose tables are not the journal's: "no such column".
 _DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_ERROR})
@@ -341,15 +342,36 @@ class Journal:
             rows,
         )
 
-    async def record_version(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
-        """A new version of ``path`` was seen: it starts again at pending, with no upload."""
+    async def record_version(
+        self, path: str, size: int, mtime_ns: int, sha256: str, *, request_id: str | None = None
+    ) -> FileRecord:
+        """A new version of ``path`` was seen: it starts again at pending, with no upload (and
+        ``request_id``, the id its upload is to be asked for with, in the same write). The
+        record as it now is."""
+        server, now = self._writer(), time.time()
         await self._write(
-            "INSERT INTO files (server, path, size, mtime_ns, sha256, state, updated_at) "  # noqa: S608
-            "VALUES (?, ?, ?, ?, ?, 'pending', ?) "
+            "INSERT INTO files "  # noqa: S608
+            "(server, path, size, mtime_ns, sha256, state, request_id, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) "
             "ON CONFLICT (server, path) DO UPDATE SET size = excluded.size, "
-            f"mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256, {_START_AGAIN}, "
-            "updated_at = excluded.updated_at",
-            (self._writer(), path, size, mtime_ns, sha256, time.time()),
+            f"mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256, {_NO_UPLOAD}, "
+            "request_id = excluded.request_id, updated_at = excluded.updated_at",
+            (server, path, size, mtime_ns, sha256, request_id, now),
+        )
+        return FileRecord(
+            path=path,
+            size=size,
+            mtime_ns=mtime_ns,
+            sha256=sha256,
+            state="pending",
+            upload_id=None,
+            chunk_count=None,
+            chunks_stored=0,
+            result_path=None,
+            error=None,
+            request_id=request_id,
+            updated_at=now,
+            server=server,
         )
 
     async def touch(self, path: str, size: int, mtime_ns: int) -> None:

@@ -9,6 +9,9 @@ server slows, and a lone file waits for nothing.
 A batch the server refuses as a whole (one file it would refuse alone, a quota, a server without
 the batch routes) is sent again file by file, with the same request ids: each file gets its own
 answer and none is made twice.
+
+:meth:`SmallFiles.close` stops taking files (a watch that is stopping): the batches out finish,
+and the files still waiting for one fail with :class:`UploadStopped`, never asked for.
 """
 
 from __future__ import annotations
@@ -37,13 +40,14 @@ from fap.client.uploader import (
     Sent,
     Uploader,
     UploadListener,
+    UploadStopped,
     encode_small,
     new_request_id,
 )
 from fap.errors import InputError, ServerError
 from fap.transfer import EncodedChunk
 
-__all__ = ("BATCH_BYTES", "SMALL_FILE", "SmallFiles")
+__all__ = ("BATCH_BYTES", "FILES_TO_FILL", "SMALL_FILE", "SmallFiles")
 
 # Files up to this size go in batches: each is read whole, and a batch holds them all at once.
 SMALL_FILE = 1024 * 1024
@@ -51,6 +55,10 @@ SMALL_FILE = 1024 * 1024
 BATCH_BYTES = 16 * 1024 * 1024
 # Batches out at once: one being answered while the next one's files are encoded and PUT.
 BATCHES_IN_FLIGHT = 2
+# Files handed in at once that keep every batch full: those of the batches out, and a whole
+# next batch waiting. A caller that hands in no more keeps its memory bounded (each file waiting
+# is a few hundred bytes; its data is read only once its batch is made).
+FILES_TO_FILL = MAX_BATCH * (BATCHES_IN_FLIGHT + 1)
 # PUTs of small files in flight: each is a few kilobytes, so their round trips, not the link,
 # set the pace; many at once keep the link busy (large chunks have the uploader's own limit).
 SMALL_PUTS = 8
@@ -86,14 +94,18 @@ class SmallFiles:
     :meth:`run` is running (in a task of its own, cancelled once every file is answered).
     """
 
-    def __init__(self, uploader: Uploader, *, engine: str | None = None) -> None:
+    def __init__(
+        self, uploader: Uploader, *, engine: str | None = None, dedup: bool = True
+    ) -> None:
         self._uploader = uploader
         self._engine = engine
-        self._waiting: asyncio.Queue[_File] = asyncio.Queue()
+        self._dedup = dedup
+        self._waiting: asyncio.Queue[_File | None] = asyncio.Queue()  # None: closed
         self._batches = asyncio.Semaphore(BATCHES_IN_FLIGHT)
         self._alone = asyncio.Semaphore(ALONE_IN_FLIGHT)
         self._puts = asyncio.Semaphore(SMALL_PUTS)
         self._batched = True  # until a server without the batch routes says so
+        self._closed = False
 
     @property
     def waiting(self) -> int:
@@ -112,23 +124,44 @@ class SmallFiles:
         request_id: str | None = None,
         listener: UploadListener | None = None,
     ) -> Sent:
-        """Send ``file`` in the next batch; what :meth:`Uploader.upload` would answer."""
+        """Send ``file`` in the next batch; what :meth:`Uploader.upload` would answer.
+        :class:`UploadStopped` once :meth:`close` is called, unless its batch is out by then."""
+        if self._closed:
+            raise _not_sent(file)
         waiting = _File(file, request_id or new_request_id(), listener or UploadListener())
         self._waiting.put_nowait(waiting)
         return await waiting.sent
 
+    def close(self) -> None:
+        """Take no more files: the files waiting for a batch fail with :class:`UploadStopped`
+        (nothing was asked for them), the batches out finish, and then :meth:`run` returns."""
+        if self._closed:
+            return
+        self._closed = True
+        while not self._waiting.empty():
+            if (file := self._waiting.get_nowait()) is not None:
+                file.fail(_not_sent(file.local))
+        self._waiting.put_nowait(None)
+
     async def run(self) -> None:
-        """Send batches of the files waiting, until cancelled."""
+        """Send batches of the files waiting, until cancelled (or, once closed, until the
+        batches out are answered)."""
         async with asyncio.TaskGroup() as group:
-            while True:
-                first = await self._waiting.get()
+            while (first := await self._waiting.get()) is not None:
                 # Files that arrive while the batches in flight are out wait for the next one.
                 await self._batches.acquire()
+                if self._closed:  # while this one waited: it is not sent either
+                    first.fail(_not_sent(first.local))
+                    self._batches.release()
+                    return
                 batch = [first]
                 size = first.local.size
                 while not self._waiting.empty() and len(batch) < MAX_BATCH and size < BATCH_BYTES:
-                    batch.append(self._waiting.get_nowait())
-                    size += batch[-1].local.size
+                    file = self._waiting.get_nowait()
+                    # Not closed (no await since the look): close() leaves None alone behind.
+                    assert file is not None
+                    batch.append(file)
+                    size += file.local.size
                 group.create_task(self._send(batch))
 
     async def _send(self, batch: list[_File]) -> None:
@@ -201,19 +234,25 @@ class SmallFiles:
                     chunks=[
                         ChunkSpec(seq=0, size=file.chunk.stored_size, sha256=file.chunk.sha256)
                     ],
+                    dedup=self._dedup,
                 )
             )
         return UploadBatch(uploads=uploads)
 
     async def _store(self, batch: list[_File], made: list[UploadCreated]) -> None:
         """PUT the chunks of the uploads ``made`` for ``batch``, then report them together."""
+        pairs = list(zip(batch, made, strict=True))
+        # Each caller hears of its upload before any byte of it is sent; all at once, so that
+        # what they do with it (a journal's write) is not done one after another's answer.
+        await asyncio.gather(*(file.listener.on_upload(created.upload) for file, created in pairs))
         sending: list[tuple[_File, UploadCreated]] = []
-        for file, created in zip(batch, made, strict=True):
-            await file.listener.on_upload(created.upload)
+        for file, created in pairs:
             if created.upload.state != JobState.PENDING:
-                # Its one chunk is stored: a resent request id named an upload that has it.
+                # Its one chunk is stored: a resent request id named an upload that has it, or
+                # the file was analysed before (done: dedup).
                 file.listener.on_bytes(file.local.size)
-                file.resolve(Sent(created.upload, 0))
+                dedup = created.upload.state == JobState.DONE
+                file.resolve(Sent(created.upload, 0, deduplicated=dedup))
             else:
                 sending.append((file, created))
         put = await asyncio.gather(
@@ -279,9 +318,14 @@ class SmallFiles:
                             engine=self._engine,
                             request_id=file.request_id,
                             listener=file.listener,
+                            dedup=self._dedup,
                         )
                     )
                 except Exception as error:  # noqa: BLE001 - the file's caller raises it
                     file.fail(error)
 
         await asyncio.gather(*(alone(file) for file in files))
+
+
+def _not_sent(file: LocalFile) -> UploadStopped:
+    return UploadStopped(f"{file.path} was not sent: batches stopped before its turn.")

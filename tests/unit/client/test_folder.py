@@ -1,4 +1,5 @@
-"""``fap watch``'s work against the real server app: mirror a tree, never repeat, never lose."""
+"""``fap watch``'s work against the real server app: mirror a tree, never repeat, never lose;
+small files in batches."""
 
 from __future__ import annotations
 
@@ -10,22 +11,28 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import msgspec
 import pytest
 from tests.unit.client.real_app import App, chunk_put
+from tests.unit.client.test_small_files import posts_to, sent_to
 from tests.unit.server.harness import CHUNK
 
 import fap.client.folder as folder_module
-from fap.api import UPLOADS_WAIT
-from fap.client import JOURNAL_NAME, FileOutcome, FolderSync, Journal, Runtime
+from fap.api import UPLOADS, UPLOADS_BATCH, UPLOADS_REPORTS, UPLOADS_WAIT, UploadBatch
+from fap.client import JOURNAL_NAME, FileOutcome, FileRecord, FolderSync, Journal, Runtime
+
+# A hang guard for a run that should end by itself, not a measure of how fast it does.
+ENDS_WITHIN = 30.0
 
 
 class Heard:
     def __init__(self) -> None:
         self.outcomes: list[tuple[FileOutcome, bool]] = []
         self.retries: list[str] = []
+        self.begun: list[str] = []  # files about to be sent: a small one is in its batch
 
     def started(self, file: str, size: int) -> None:
-        pass
+        self.begun.append(file)
 
     def advanced(self, file: str, raw_bytes: int) -> None:
         pass
@@ -62,6 +69,31 @@ async def wait_for(app: App, check: Callable[[], bool], what: str) -> None:
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def small_files(inbox: Path, count: int) -> list[str]:
+    """``count`` files of one chunk each in ``inbox``: what a batch takes. Their names, sorted."""
+    inbox.mkdir(parents=True, exist_ok=True)
+    for n in range(count):
+        (inbox / f"small-{n:02d}.log").write_bytes(f"line {n}\n".encode() * (40 + n))
+    return sorted(path.name for path in inbox.iterdir())
+
+
+def batch_request_ids(app: App, *, since: int = 0) -> list[str]:
+    """The request ids of every upload asked for in a batch, from the ``since``-th request on."""
+    return [
+        upload.request_id
+        for sent in app.wire.sent[since:]
+        if sent.method == "POST" and sent.path == UPLOADS_BATCH
+        for upload in msgspec.json.decode(sent.body, type=UploadBatch).uploads
+        if upload.request_id is not None
+    ]
+
+
+async def journaled(app: App, inbox: Path) -> list[FileRecord]:
+    """The journal's rows below ``inbox``, read as ``fap watch --status`` reads them."""
+    async with Journal(app.settings.home / JOURNAL_NAME, None, read_only=True) as journal:
+        return await journal.under(str(inbox.resolve()))
 
 
 def result_of(inbox: Path, relative: str) -> dict[str, object]:
@@ -233,3 +265,97 @@ async def test_a_server_that_is_away_is_waited_for_and_nothing_is_lost(
     assert "did not answer" in heard.retries[0]
     assert len(await app.uploads()) == 1
     assert result_of(inbox, "a.txt")["sha256"] == sha(inbox / "a.txt")
+
+
+async def test_small_files_wait_for_a_batch_together_and_each_gets_its_result(
+    app: App, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    names = small_files(inbox, 40)
+    # The first two batches wait at the wire while every other file settles and is handed on.
+    held = app.wire.hold(posts_to(UPLOADS_BATCH), every=True)
+    heard = Heard()
+
+    async with folder(app, inbox, heard) as (sync, _):
+        run = asyncio.create_task(sync.run(once=True))
+        await wait_for(
+            app,
+            lambda: len(heard.begun) == len(names) and held.waiting == 2,
+            "two batches out and every other file waiting for the next",
+        )
+        held.release()
+        summary = await asyncio.wait_for(run, ENDS_WITHIN)
+
+    assert sorted(summary.outcomes) == names
+    assert not summary.failed
+    # Not one request a file: the third batch took every file that waited, none went alone.
+    assert (sent_to(app, UPLOADS_BATCH), sent_to(app, UPLOADS_REPORTS)) == (3, 3)
+    assert sent_to(app, UPLOADS) == 0
+    assert sorted(upload.name for upload in await app.uploads()) == names
+    for name in names:
+        assert result_of(inbox, name)["sha256"] == sha(inbox / name)
+    assert {row.state for row in await journaled(app, inbox)} == {"done"}
+
+
+async def test_a_watch_hands_batches_no_more_small_files_than_fill_them(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(folder_module, "FILES_TO_FILL", 5)
+    inbox = tmp_path / "inbox"
+    names = small_files(inbox, 12)
+    held = app.wire.hold(posts_to(UPLOADS_BATCH), every=True)
+    heard = Heard()
+
+    async def each_sender_holds_one_more() -> bool:
+        read = [row for row in await journaled(app, inbox) if row.sha256 is not None]
+        return len(read) == 5 + folder_module.FILES_IN_FLIGHT
+
+    async with folder(app, inbox, heard) as (sync, _):
+        run = asyncio.create_task(sync.run(once=True))
+        await app.wire.until(each_sender_holds_one_more, "the senders waiting", poll=0.02)
+        begun = len(heard.begun)
+        held.release()
+        summary = await asyncio.wait_for(run, ENDS_WITHIN)
+
+    assert begun == 5, "the senders wait for a place rather than hand on more"
+    assert sorted(summary.outcomes) == names
+    assert not summary.failed
+
+
+async def test_a_batch_that_finds_the_server_away_says_so_once_and_its_files_go_later(
+    app: App, tmp_path: Path
+) -> None:
+    inbox, results = tmp_path / "inbox", tmp_path / "results"
+    names = small_files(inbox, 12)
+    held = app.wire.hold(posts_to(UPLOADS_BATCH), every=True)
+    heard = Heard()
+
+    async with folder(app, inbox, heard) as (sync, _):
+        watching = asyncio.create_task(sync.run())
+        try:
+            await wait_for(
+                app,
+                lambda: len(heard.begun) == len(names) and held.waiting == 2,
+                "two batches out and every other file waiting for the next",
+            )
+            away = app.wire.outage(posts_to(UPLOADS_BATCH))  # the next batch finds no server
+            out = set(batch_request_ids(app))
+            held.release()
+
+            async def next_batch_refused() -> bool:
+                rows = await journaled(app, inbox)
+                return sum(row.error is not None for row in rows) == len(names) - len(out)
+
+            await app.wire.until(next_batch_refused, "the files of the next batch", poll=0.02)
+            assert len(heard.retries) == 1, heard.retries
+            assert "did not answer" in heard.retries[0]
+            away.end()
+            await wait_for(
+                app,
+                lambda: all((results / f"{name}.result.json").exists() for name in names),
+                "every result once the server is back",
+            )
+        finally:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+    assert sorted(upload.name for upload in await app.uploads()) == names

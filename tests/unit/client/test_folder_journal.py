@@ -1,5 +1,6 @@
 """What a watch leaves in the journal for others: a graceful stop's checkpoint, the files it has
-queued, itself as a watcher; and what it takes from it: a file ``fap retry`` set back."""
+queued, itself as a watcher; and what it takes from it: a file ``fap retry`` set back, the request
+ids of small files whose batch a stop or a kill cut short."""
 
 from __future__ import annotations
 
@@ -11,10 +12,19 @@ from pathlib import Path
 
 import pytest
 from tests.unit.client.real_app import App, chunk_put
-from tests.unit.client.test_folder import Heard, folder, wait_for
+from tests.unit.client.test_folder import (
+    Heard,
+    batch_request_ids,
+    folder,
+    journaled,
+    small_files,
+    wait_for,
+)
+from tests.unit.client.test_small_files import posts_to, sent_to
 from tests.unit.server.harness import CHUNK
 
 import fap.client.folder as folder_module
+from fap.api import UPLOADS_BATCH, UPLOADS_REPORTS
 from fap.client import JOURNAL_NAME, FileRecord, FolderSync, Journal, retry_failed
 
 # A hang guard for a run that should end by itself, not a measure of how fast it does.
@@ -105,7 +115,9 @@ async def test_files_waiting_for_a_sender_are_journaled_as_queued(app: App, tmp_
     inbox.mkdir()
     files = [inbox / f"file-{number}.txt" for number in range(folder_module.FILES_IN_FLIGHT + 2)]
     for path in files:
-        path.write_text(f"the data of {path.name}\n")
+        # Two chunks each: a file sent alone holds its sender (a small one would not: it waits
+        # for its batch elsewhere).
+        path.write_bytes(f"the data of {path.name}\n".encode().ljust(CHUNK + 1, b"."))
     blocked = app.wire.hold(chunk_put(0), every=True)
 
     async def rows() -> list[FileRecord]:
@@ -230,3 +242,84 @@ async def test_a_file_retried_while_no_watch_runs_is_sent_by_the_next_once_run(
     assert retried.retried and retried.watcher is None
     assert not again.failed
     assert len(await app.uploads()) == 2
+
+
+async def test_a_stop_sends_none_of_the_files_waiting_for_a_batch_and_the_next_run_does(
+    app: App, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    names = small_files(inbox, 12)
+    held = app.wire.hold(posts_to(UPLOADS_BATCH), every=True)
+    heard = Heard()
+
+    async with folder(app, inbox, heard) as (sync, _):
+        run = watching(sync)
+        await wait_for(
+            app,
+            lambda: len(heard.begun) == len(names) and held.waiting == 2,
+            "two batches out and every other file waiting for the next",
+        )
+        sync.stop()
+        held.release()  # the batches out before the stop go on, and land
+        await asyncio.wait_for(run, ENDS_WITHIN)
+
+    out = batch_request_ids(app)
+    assert sent_to(app, UPLOADS_BATCH) == 2, "no batch is made after the stop"
+    assert len(await app.uploads()) == len(out)
+    rows = await journaled(app, inbox)
+    assert {row.request_id for row in rows if row.state in ("uploaded", "done")} == set(out)
+    waiting = [row for row in rows if row.request_id not in out]
+    assert len(waiting) == len(names) - len(out)
+    assert all(row.state == "pending" and row.upload_id is None for row in waiting)
+
+    before = len(app.wire.sent)
+    async with folder(app, inbox) as (sync, _):
+        summary = await sync.run(once=True)
+
+    assert sorted(summary.outcomes) == names
+    assert not summary.failed
+    assert sorted(upload.name for upload in await app.uploads()) == names
+    # Asked for with the ids journalled for them before the stop.
+    assert sorted(batch_request_ids(app, since=before)) == sorted(
+        row.request_id for row in waiting if row.request_id is not None
+    )
+
+
+@pytest.mark.parametrize(
+    "lost", [UPLOADS_BATCH, UPLOADS_REPORTS], ids=["uploads made", "chunks reported"]
+)
+async def test_a_watch_killed_mid_batch_makes_no_upload_twice_when_it_runs_again(
+    app: App, tmp_path: Path, lost: str
+) -> None:
+    inbox = tmp_path / "inbox"
+    names = small_files(inbox, 12)
+    # The server does the work of two batches; its answers wait at the wire, and the watch is
+    # killed there: what ``kill -9`` at that moment leaves behind.
+    answers = app.wire.hold(posts_to(lost), answered=True, every=True)
+    heard = Heard()
+
+    async with folder(app, inbox, heard) as (sync, _):
+        run = watching(sync)
+        await wait_for(
+            app,
+            lambda: len(heard.begun) == len(names) and answers.waiting == 2,
+            "two batches' answers held and every other file waiting",
+        )
+        run.cancel()  # like a kill: nothing more is told to the server or the journal
+        await asyncio.gather(run, return_exceptions=True)
+    answers.release()
+    made = {upload.id for upload in await app.uploads()}
+    assert made, "the batches out were made"
+    fresh = {row.request_id for row in await journaled(app, inbox) if row.state == "pending"}
+
+    before = len(app.wire.sent)
+    async with folder(app, inbox) as (sync, _):
+        summary = await sync.run(once=True)
+
+    assert not summary.failed
+    uploads = await app.uploads()
+    assert sorted(upload.name for upload in uploads) == names, "one upload for each file"
+    assert made <= {upload.id for upload in uploads}
+    assert set(batch_request_ids(app, since=before)) == fresh, "the same request ids"
+    assert sorted(app.completed) == sorted(upload.id for upload in uploads)
+    assert {row.state for row in await journaled(app, inbox)} == {"done"}

@@ -1,5 +1,6 @@
 """Small files in batches: one request makes a batch's uploads, one reports their chunks; a batch
-the server refuses as a whole is sent file by file, and no file is made twice."""
+the server refuses as a whole is sent file by file, and no file is made twice; closed, the
+batches out finish and the files waiting are not sent."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 from tests.unit.client.conftest import no_worker
 from tests.unit.client.real_app import App
 
 from fap.api import UPLOADS, UPLOADS_BATCH, UPLOADS_REPORTS, JobState
 from fap.client import Runtime
 from fap.client.small_files import SmallFiles
-from fap.client.uploader import FileChanged, Sent
+from fap.client.uploader import FileChanged, LocalFile, Sent, UploadStopped
+
+# A hang guard for work that should end by itself, not a measure of how fast it does.
+ENDS_WITHIN = 30.0
 
 
 def posts_to(path: str):  # type: ignore[no-untyped-def]
@@ -176,3 +181,47 @@ async def test_files_that_arrive_while_batches_are_out_go_together_in_the_next(
     assert len({one.info.id for one in sent}) == 12
     created = [s for s in app.wire.sent if s.method == "POST" and s.path == UPLOADS_BATCH]
     assert [s.body.count(b'"request_id"') for s in created] == [1, 1, 10]
+
+
+@no_worker
+async def test_closed_batches_finish_what_is_out_and_send_none_of_the_files_waiting(
+    runtime: Runtime, app: App, tmp_path: Path
+) -> None:
+    await runtime.device()
+    batches = SmallFiles(runtime.uploader)
+    files = [await runtime.uploader.inspect(path) for path in small(tmp_path, 12)]
+    held = app.wire.hold(posts_to(UPLOADS_BATCH), every=True)
+
+    async def outcome(file: LocalFile) -> Sent | UploadStopped:
+        try:
+            return await batches.upload(file)
+        except UploadStopped as stopped:
+            return stopped
+
+    running = asyncio.create_task(batches.run())
+    try:
+        out = []  # two batches of one file each, out at once (the most)
+        for n, file in enumerate(files[:2], start=1):
+            out.append(asyncio.create_task(outcome(file)))
+            await app.wire.until(lambda n=n: held.waiting == n, f"batch {n} held at the wire")
+        rest = [asyncio.create_task(outcome(file)) for file in files[2:]]
+        # One is the next batch's first, waiting for a batch to come back; nine behind it.
+        await app.wire.until(lambda: batches.waiting == 9, "nine files waiting", poll=0.05)
+
+        batches.close()
+        held.release()
+        sent = await asyncio.wait_for(asyncio.gather(*out), ENDS_WITHIN)
+        stopped = await asyncio.wait_for(asyncio.gather(*rest), ENDS_WITHIN)
+        await asyncio.wait_for(running, ENDS_WITHIN)  # closed: it ends by itself
+    finally:
+        running.cancel()
+
+    assert all(isinstance(one, Sent) for one in sent), sent
+    assert all(isinstance(one, UploadStopped) for one in stopped), stopped
+    assert "was not sent" in str(stopped[0])
+    with pytest.raises(UploadStopped):
+        await batches.upload(files[2])  # closed: nothing more is taken
+    assert sorted(upload.id for upload in await app.uploads()) == sorted(
+        one.info.id for one in sent if isinstance(one, Sent)
+    )
+    assert sent_to(app, UPLOADS_BATCH) == 2
