@@ -108,6 +108,10 @@ class UploadCreate(Struct):
     # Chunks the client encoded already (a small file's one chunk): their presigned PUTs come
     # with the answer, one round trip sooner than POST chunk-urls.
     chunks: list[ChunkSpec] = []
+    # A file this user had analysed already (same name, size, content and engine, its result
+    # still kept and sealed to exactly their devices now) is answered with that upload, done,
+    # and nothing is made; false has it analysed anew. Absent (an older client): true.
+    dedup: bool = True
 
 
 class ChunkUrl(Struct):

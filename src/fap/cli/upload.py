@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = (
     "BwlimitOption",
     "EngineOption",
+    "NoDedupOption",
     "ResultsOption",
     "check_engine",
     "emit_json",
@@ -109,6 +110,18 @@ BwlimitOption = Annotated[
 ]
 
 
+NoDedupOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-dedup",
+        envvar="FAP_NO_DEDUP",
+        help="Have every file analysed anew. By default a file you had analysed already (the "
+        "same name, content and engine, its result still kept on the server and sealed to "
+        "the devices you have now) is answered with that result, and nothing is sent.",
+    ),
+]
+
+
 def warn(message: str) -> None:
     # A message quotes paths (FAP_HOME, a file's): text, not markup.
     err_console.print(f"[yellow]warning:[/] {escape(message)}", markup=True, highlight=False)
@@ -161,6 +174,7 @@ def upload(
     ] = False,
     retry_for: RetryForOption = None,
     bwlimit: BwlimitOption = None,
+    no_dedup: NoDedupOption = False,
     token: TokenOption = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -214,6 +228,7 @@ def upload(
             json_output=json_output,
             bwlimit=rate,
             fail_fast=fail_fast,
+            dedup=not no_dedup,
         )
     )
     wanted = "uploaded" if no_wait else "done"
@@ -302,6 +317,7 @@ async def _upload(
     json_output: bool,
     bwlimit: BandwidthSchedule | None,
     fail_fast: bool,
+    dedup: bool,
 ) -> list[FileOutcome]:
     from rich.progress import Progress
 
@@ -321,6 +337,7 @@ async def _upload(
             wait=wait,
             reporter=reporter,
             fail_fast=fail_fast,
+            dedup=dedup,
         )
         if progress is None:
             return await sending

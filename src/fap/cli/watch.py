@@ -24,7 +24,14 @@ from fap.cli.common import (
     setup_logging,
 )
 from fap.cli.live import folder_reporter
-from fap.cli.upload import BwlimitOption, EngineOption, ResultsOption, parse_rate, warn
+from fap.cli.upload import (
+    BwlimitOption,
+    EngineOption,
+    NoDedupOption,
+    ResultsOption,
+    parse_rate,
+    warn,
+)
 from fap.errors import InputError, JobsFailed
 
 if TYPE_CHECKING:
@@ -70,6 +77,7 @@ def watch(
     ] = False,
     retry_for: RetryForOption = None,
     bwlimit: BwlimitOption = None,
+    no_dedup: NoDedupOption = False,
     token: TokenOption = None,
     verbose: VerboseOption = False,
 ) -> None:
@@ -104,6 +112,7 @@ def watch(
                 once=once,
                 bwlimit=rate,
                 reporter=reporter,
+                dedup=not no_dedup,
             )
         )
     if summary is not None and summary.failed:
@@ -123,6 +132,7 @@ async def _watch(
     once: bool,
     bwlimit: BandwidthSchedule | None,
     reporter: FolderReporter,
+    dedup: bool,
 ) -> FolderSummary | None:
     """The summary of a ``--once`` run; None when a watch was stopped by SIGTERM."""
     from fap.client import (
@@ -145,7 +155,7 @@ async def _watch(
             Journal(settings.home / JOURNAL_NAME, settings.server) as journal,
         ):
             sync = FolderSync(
-                runtime, journal, directory, results, engine=engine, reporter=reporter
+                runtime, journal, directory, results, engine=engine, reporter=reporter, dedup=dedup
             )
             stopping.attach(sync)
             if not once:

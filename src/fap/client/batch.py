@@ -65,6 +65,7 @@ class FileOutcome:
     result_path: str | None = None
     error: str | None = None
     bytes_sent: int = 0  # stored (compressed) bytes this run PUT for the file
+    deduplicated: bool = False  # answered with an earlier analysis of the file: nothing sent
 
     def as_dict(self) -> dict[str, str | int | None]:
         return {
@@ -74,6 +75,7 @@ class FileOutcome:
             "result_path": self.result_path,
             "error": self.error,
             "bytes_sent": self.bytes_sent,
+            "deduplicated": self.deduplicated,
         }
 
 
@@ -171,6 +173,7 @@ async def upload_files(
     wait: bool = True,
     reporter: BatchReporter | None = None,
     fail_fast: bool = False,
+    dedup: bool = True,
 ) -> list[FileOutcome]:
     """Upload ``files``, then (with ``wait``) fetch and write each result.
 
@@ -178,14 +181,15 @@ async def upload_files(
     refuses, fails alone — unless ``fail_fast``: then no file starts after the first failure,
     those in flight are cancelled, and every file without its last word fails as ``NOT_SENT``
     (or ``NOT_AWAITED``, once uploaded). A missing token or a server that does not answer ends
-    the batch (``AuthError``, ``ServerUnreachable``).
+    the batch (``AuthError``, ``ServerUnreachable``). ``dedup``: a file analysed before may be
+    answered with that analysis, nothing sent (its outcome says ``deduplicated``).
     """
     reporter = reporter or _Silent()
     batch = [file if isinstance(file, BatchFile) else BatchFile(file, file.name) for file in files]
     await runtime.device()  # results are sealed to registered devices: register first
     waiter = ResultWaiter(runtime.session)
     gate = asyncio.Semaphore(FILES_IN_FLIGHT)
-    small = SmallFiles(runtime.uploader, engine=engine)
+    small = SmallFiles(runtime.uploader, engine=engine, dedup=dedup)
     outcomes = [FileOutcome(file=str(file.path)) for file in batch]
     unfinished = set(range(len(batch)))
     failed = asyncio.Event()
@@ -213,7 +217,9 @@ async def upload_files(
                 # flight: the more of them wait, the fuller the next batch.
                 batched = small.takes(local)
                 if not batched:
-                    sent = await runtime.uploader.upload(local, engine=engine, listener=listener)
+                    sent = await runtime.uploader.upload(
+                        local, engine=engine, listener=listener, dedup=dedup
+                    )
             except (InputError, ServerError, IntegrityError) as error:
                 outcome.error = str(error)
                 finish(index)
@@ -227,6 +233,7 @@ async def upload_files(
                 return
         info = sent.info
         outcome.upload_id, outcome.status, outcome.bytes_sent = info.id, "uploaded", sent.bytes_sent
+        outcome.deduplicated = sent.deduplicated
         reporter.uploaded(outcome)
         if not wait:
             finish(index)

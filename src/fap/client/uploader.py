@@ -86,10 +86,12 @@ class LocalFile:
 
 @dataclass(frozen=True, slots=True)
 class Sent:
-    """An upload with every chunk stored, and the bytes this call PUT for it (fewer on a resume)."""
+    """An upload with every chunk stored, and the bytes this call PUT for it (fewer on a resume).
+    ``deduplicated``: the server answered with an earlier analysis of the file (done)."""
 
     info: UploadInfo
     bytes_sent: int
+    deduplicated: bool = False
 
 
 class UploadListener:
@@ -187,23 +189,26 @@ class Uploader:
         resume: str | None = None,
         request_id: str | None = None,
         listener: UploadListener | None = None,
+        dedup: bool = True,
     ) -> Sent:
         """Send ``file``; with ``resume``, continue that upload from the chunks already stored.
 
         ``request_id`` names the upload to create (default: a new one). A caller that journals
         it before the call and passes the same one after a crash gets the upload the lost call
         made, not a second one: the server answers a request id it knows with its upload.
+        ``dedup``: a file analysed before may be answered with that analysis, nothing sent.
         """
         listener = listener or UploadListener()
         request_id = request_id or new_request_id()
         if resume is None and chunk_count(file.size, self.settings.chunk_size) == 1:
-            return await self._send_alone(file, engine, request_id, listener)
-        info = await self._start(file, engine, resume, request_id)
+            return await self._send_alone(file, engine, request_id, listener, dedup)
+        info = await self._start(file, engine, resume, request_id, dedup)
         await listener.on_upload(info)
-        # A resent request id, or a resumed upload, may name one that finished meanwhile.
+        # A resent request id, or a resumed upload, may name one that finished meanwhile; a
+        # created one that is done already was analysed before (dedup).
         if info.state in TERMINAL_STATES:
             listener.on_bytes(file.size)
-            return Sent(info, 0)
+            return Sent(info, 0, deduplicated=info.state == JobState.DONE and info.id != resume)
         stored = set(info.chunks_stored)
         missing = [seq for seq in range(info.chunk_count) if seq not in stored]
         listener.on_bytes(sum(raw_chunk_size(seq, file.size, info.chunk_size) for seq in stored))
@@ -212,7 +217,7 @@ class Uploader:
         return await self._send(file, info, missing, listener)
 
     async def _start(
-        self, file: LocalFile, engine: str | None, resume: str | None, request_id: str
+        self, file: LocalFile, engine: str | None, resume: str | None, request_id: str, dedup: bool
     ) -> UploadInfo:
         if resume is not None:
             try:
@@ -225,13 +230,14 @@ class Uploader:
             else:
                 if info.size == file.size and info.sha256 == file.sha256:
                     return info
-        return (await self._create(file, engine, request_id)).upload
+        return (await self._create(file, engine, request_id, dedup)).upload
 
     async def _create(
         self,
         file: LocalFile,
         engine: str | None,
         request_id: str,
+        dedup: bool,
         chunks: Sequence[ChunkSpec] = (),
     ) -> UploadCreated:
         body = UploadCreate(
@@ -243,11 +249,17 @@ class Uploader:
             # The session resends this very body after a lost answer: one upload, not two.
             request_id=request_id,
             chunks=list(chunks),
+            dedup=dedup,
         )
         return await self.session.call("POST", UPLOADS, body, returns=UploadCreated)
 
     async def _send_alone(
-        self, file: LocalFile, engine: str | None, request_id: str, listener: UploadListener
+        self,
+        file: LocalFile,
+        engine: str | None,
+        request_id: str,
+        listener: UploadListener,
+        dedup: bool,
     ) -> Sent:
         """A file of one chunk: encoded before its upload is created, so that the answer brings
         the chunk's URL — one round trip fewer, of the three that are most of a small file's
@@ -261,13 +273,14 @@ class Uploader:
                     self.executor, _read_and_encode, file, chunk_size, buffer, self.levels.level
                 )
                 spec = ChunkSpec(seq=0, size=chunk.stored_size, sha256=chunk.sha256)
-                created = await self._create(file, engine, request_id, [spec])
+                created = await self._create(file, engine, request_id, dedup, [spec])
                 info = created.upload
                 await listener.on_upload(info)
                 if info.state != JobState.PENDING:
-                    # Its one chunk is stored: a resent request id named an upload that has it.
+                    # Its one chunk is stored: a resent request id named an upload that has it,
+                    # or the file was analysed before (done: dedup).
                     listener.on_bytes(file.size)
-                    return Sent(info, 0)
+                    return Sent(info, 0, deduplicated=info.state == JobState.DONE)
                 book = ChunkUrlBook(self.session, info.id)
                 # A server that signs nothing in the create (an older one) is asked as for any
                 # other chunk.

@@ -6,8 +6,8 @@ ids), methods, status classes, engine names (capped). That is why the route need
 
 The figures are of two kinds, which a dashboard adds up differently:
 
-- counted in this process — requests, event-loop lag, job latency, engine usage, bytes in — are
-  what this replica saw: sum them over the replicas;
+- counted in this process — requests, event-loop lag, job latency, engine usage, bytes in,
+  uploads deduplicated — are what this replica saw: sum them over the replicas;
 - read from the store at scrape time — jobs queued, jobs leased, processors online — are the whole
   deployment's, the same on every replica of one database: take their max, never their sum.
   Counting those in-process could not work: a job is queued through one replica and leased
@@ -150,6 +150,12 @@ class Metrics:
             "Bytes of chunks reported stored, before compression.",
             registry=registry,
         )
+        self._deduplicated = Counter(
+            "fap_uploads_deduplicated",
+            "Uploads asked for and answered with an earlier analysis of the same file (dedup): "
+            "nothing was made, sent nor analysed for them.",
+            registry=registry,
+        )
         self._backlog = _BacklogCollector(jobs, clock)
         registry.register(self._backlog)
         ProcessCollector(registry=registry)  # CPU, memory, open files (on Linux)
@@ -177,6 +183,9 @@ class Metrics:
     def chunk_stored(self, stored_size: int, raw_size: int) -> None:
         self._bytes_in.inc(stored_size)
         self._raw_bytes_in.inc(raw_size)
+
+    def uploads_deduplicated(self, count: int) -> None:
+        self._deduplicated.inc(count)
 
     # -- serving ----------------------------------------------------------------------------------
 

@@ -300,6 +300,39 @@ async def check_0005(connection: AsyncConnection, store: Store) -> None:
     assert await memberships_of(store, "user-dee") == [("globex", "viewer")]
 
 
+async def fill_0006(connection: AsyncConnection) -> None:
+    await connection.execute(
+        text(
+            "UPDATE uploads SET engine_cpu_seconds = 1.5, engine_peak_memory_bytes = :memory, "
+            "engine_wall_seconds = 2.25 WHERE id = 'up-done'"
+        ),
+        {"memory": 3 << 30},
+    )
+
+
+async def check_0006(connection: AsyncConnection, store: Store) -> None:
+    found = await select(
+        connection,
+        "SELECT engine_cpu_seconds, engine_peak_memory_bytes, engine_wall_seconds FROM uploads "
+        "WHERE id = 'up-done'",
+    )
+    assert found == {(1.5, 3 << 30, 2.25)}
+
+
+async def fill_0007(connection: AsyncConnection) -> None:
+    await connection.execute(
+        text("UPDATE uploads SET recipients_sha256 = :digest WHERE id = 'up-done'"),
+        {"digest": "ef" * 32},
+    )
+
+
+async def check_0007(connection: AsyncConnection, store: Store) -> None:
+    found = await select(connection, "SELECT id, recipients_sha256 FROM uploads")
+    # Jobs leased before 0007 have no digest: their results answer no later upload (dedup).
+    assert ("up-done", "ef" * 32) in found
+    assert ("up-leased", None) in found
+
+
 @dataclass(frozen=True)
 class Step:
     """What a server of one revision writes, and what of it the head must still hold."""
@@ -314,6 +347,8 @@ STEPS: dict[str, Step] = {
     "0003": Step(fill_0003, check_0003),
     "0004": Step(fill_0004, check_0004),
     "0005": Step(fill_0005, check_0005),
+    "0006": Step(fill_0006, check_0006),
+    "0007": Step(fill_0007, check_0007),
 }
 
 # Every earlier revision; the head too while it has a step (so the steps are tried on the head's

@@ -48,6 +48,7 @@ from fap.server.routes.validation import (
 from fap.server.routes.views import upload_info
 from fap.server.services import Services
 from fap.server.store import NewUpload, Upload, org_quotas
+from fap.server.store.uploads import recipients_digest
 
 __all__ = (
     "create_upload",
@@ -67,11 +68,8 @@ async def create_upload(
     """Authorise an upload, with the presigned PUTs of the chunks the request names (encoded
     already: a small file's one chunk); the others' come later, one batch of encoded chunks at a
     time (POST chunk-urls). A presigned PUT is signed for the exact size and checksum of its
-    bytes."""
-    new = _new_upload(data, caller)
-    await _check_device(services, caller)
-    upload = await services.store.uploads.create(new, services.clock(), org_quotas(caller.org))
-    return (await _created(services, [(data, new, upload)]))[0]
+    bytes. A file the caller had analysed already is answered with that upload, done (dedup)."""
+    return (await _create(services, caller, [data], batch=False))[0]
 
 
 @post(UPLOADS_BATCH, opt=needs(Permission.UPLOAD), status_code=201)
@@ -82,18 +80,49 @@ async def create_uploads(
     or (a 4xx naming the first that cannot be) none."""
     if not 1 <= len(data.uploads) <= MAX_BATCH:
         raise BadRequest(f"A batch makes 1 to {MAX_BATCH} uploads, not {len(data.uploads)}.")
+    return UploadBatchCreated(uploads=await _create(services, caller, data.uploads, batch=True))
+
+
+async def _create(
+    services: Services, caller: Caller, asked: list[UploadCreate], *, batch: bool
+) -> list[UploadCreated]:
+    """Make (or find, or answer from earlier analyses) the uploads ``asked``, in one
+    transaction; a batch's refusal names the upload refused."""
     news = []
-    for index, asked in enumerate(data.uploads):
+    for index, data in enumerate(asked):
         try:
-            news.append(_new_upload(asked, caller))
+            news.append(_new_upload(data, caller))
         except (BadRequest, TooLarge) as error:
-            raise type(error)(f"uploads[{index}] ({asked.name[:100]!r}): {error}") from None
-    await _check_device(services, caller)
-    uploads = await services.store.uploads.create_many(
-        news, services.clock(), org_quotas(caller.org)
+            if not batch:
+                raise
+            raise type(error)(f"uploads[{index}] ({data.name[:100]!r}): {error}") from None
+    sealed_to = await _sealed_to(services, caller)
+    now = services.clock()
+    made = await services.store.uploads.create_or_reuse(
+        news,
+        now,
+        org_quotas(caller.org),
+        sealed_to=sealed_to,
+        reusable_after=_reusable_after(services, now),
     )
-    made = list(zip(data.uploads, news, uploads, strict=True))
-    return UploadBatchCreated(uploads=await _created(services, made))
+    if reused := sum(answer.deduplicated for answer in made):
+        services.metrics.uploads_deduplicated(reused)
+    return await _created(
+        services,
+        [
+            (data, new, answer.upload, answer.deduplicated)
+            for data, new, answer in zip(asked, news, made, strict=True)
+        ],
+    )
+
+
+def _reusable_after(services: Services, now: float) -> float | None:
+    """Done uploads that finished before this are not answers for dedup: their results expire
+    before a client told of one could fetch it (its result URL lives ``url_ttl_seconds``)."""
+    keep = services.settings.keep_results
+    if keep <= 0:  # results are kept for ever
+        return None
+    return now - keep + services.settings.url_ttl_seconds
 
 
 def _new_upload(data: UploadCreate, caller: Caller) -> NewUpload:
@@ -126,34 +155,44 @@ def _new_upload(data: UploadCreate, caller: Caller) -> NewUpload:
         chunk_size=data.chunk_size,
         chunk_count=chunk_count,
         request_id=request_id,
+        dedup=data.dedup,
     )
 
 
-async def _check_device(services: Services, caller: Caller) -> None:
-    if await services.store.devices.active_count(caller.user.id) == 0:
+async def _sealed_to(services: Services, caller: Caller) -> str:
+    """The digest of the caller's active devices, which a result must have been sealed to for
+    dedup to answer with it; BadRequest if they have none (a result could be sealed to none)."""
+    recipients = await services.store.devices.recipients(caller.user.id)
+    if not recipients:
         raise BadRequest(
             "Register a device key first (POST /v1/devices): results are sealed to your devices."
         )
+    return recipients_digest(recipients)
 
 
 async def _created(
-    services: Services, made: list[tuple[UploadCreate, NewUpload, Upload]]
+    services: Services, made: list[tuple[UploadCreate, NewUpload, Upload, bool]]
 ) -> list[UploadCreated]:
-    """The answers for uploads just made (or found again by their request ids): each queued if it
-    has no chunks, with the presigned PUTs of the chunks its request named."""
-    for _, new, upload in made:
+    """The answers for uploads just made (or found again by their request ids, or analysed
+    before): each queued if it has no chunks, with the presigned PUTs of the chunks its request
+    named."""
+    for _, new, upload, deduplicated in made:
+        # An earlier analysis of the file may have been sent in chunks of another size.
         asked = (new.name, new.size, new.sha256, new.engine, new.chunk_size)
-        if (upload.name, upload.size, upload.sha256, upload.engine, upload.chunk_size) != asked:
+        found = (upload.name, upload.size, upload.sha256, upload.engine, upload.chunk_size)
+        if not deduplicated and found != asked:
             raise Conflict(
                 "This request_id was used for another upload already; send a new one for each file."
             )
     signing = {
-        upload.id for data, _, upload in made if data.chunks and upload.state not in TERMINAL_STATES
+        upload.id
+        for data, _, upload, _ in made
+        if data.chunks and upload.state not in TERMINAL_STATES
     }
     # A request sent again may find some of its chunks stored: those need no URL.
     stored = await services.store.uploads.stored_seqs(signing)
     answers = []
-    for data, _, upload in made:
+    for data, _, upload, _ in made:
         if upload.state == JobState.QUEUED:
             await services.queue.queued(upload)
         urls = []

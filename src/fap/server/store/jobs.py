@@ -26,6 +26,7 @@ from fap.server.store.database import Database, update_rows
 from fap.server.store.models import Chunk, Upload, Worker
 from fap.server.store.moves import moving
 from fap.server.store.outages import retried
+from fap.server.store.uploads import record_recipients
 
 __all__ = ("MOVES", "Backlog", "Jobs", "Lapse", "WorkerSeen")
 
@@ -152,6 +153,8 @@ class Jobs:
                     lease_request_id=request_id,
                 ),
             )
+            if taken == 1:  # what the result will be sealed to, for dedup to compare
+                await record_recipients(session, upload_id)
             return await _reload(session, upload_id) if taken == 1 else None
 
     @retried

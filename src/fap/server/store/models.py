@@ -250,6 +250,8 @@ class Upload(Base):
         # NULLs are distinct in a unique index (SQLite and PostgreSQL): only ids that were sent
         # must be unique, per user.
         Index(None, "user_id", "request_id", unique=True),
+        # Dedup (migration 0007): a user's earlier uploads of the same content.
+        Index(None, "user_id", "sha256"),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -284,6 +286,10 @@ class Upload(Base):
     engine_cpu_seconds: Mapped[float | None] = mapped_column(Float)
     engine_peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
     engine_wall_seconds: Mapped[float | None] = mapped_column(Float)
+    # The SHA-256 of the sorted age recipients the job's last lease handed out (migration 0007):
+    # its result is sealed to those, so it answers a new upload of the same file only while the
+    # uploader's active devices are still exactly these. None: leased before, or never leased.
+    recipients_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class Chunk(Base):

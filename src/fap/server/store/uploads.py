@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -13,6 +14,7 @@ from sqlalchemy import (
     ColumnElement,
     CursorResult,
     Select,
+    and_,
     case,
     false,
     func,
@@ -27,11 +29,20 @@ from fap.server.errors import QuotaExceeded
 from fap.server.store.accounts import Quotas
 from fap.server.store.database import Database
 from fap.server.store.ids import new_id
-from fap.server.store.models import Chunk, Upload
+from fap.server.store.models import Chunk, Device, Upload
 from fap.server.store.moves import created_in, in_source, state_after
 from fap.server.store.outages import retried
 
-__all__ = ("MOVES", "ChunkOutcome", "ChunkRecord", "NewUpload", "Uploads")
+__all__ = (
+    "MOVES",
+    "ChunkOutcome",
+    "ChunkRecord",
+    "Made",
+    "NewUpload",
+    "Uploads",
+    "recipients_digest",
+    "record_recipients",
+)
 
 # The move this module makes, checked against the state machine's table at import: the first
 # chunk stored makes the job leasable.
@@ -67,6 +78,22 @@ class NewUpload:
     chunk_size: int
     chunk_count: int
     request_id: str | None = None
+    # Answer with an earlier analysis of the same file, if there is one to answer with
+    # (:meth:`Uploads.create_or_reuse`).
+    dedup: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Made:
+    """The upload that answers a request to create one: made now, made before by the same
+    request, or (``deduplicated``) an earlier analysis of the same file, made by none."""
+
+    upload: Upload
+    deduplicated: bool = False
+
+
+# What makes two uploads the same analysis: the engine's answer may depend on the file's name.
+_SameFile = tuple[str, str, int, str, str]  # organisation, name, size, sha256, engine
 
 
 class Uploads:
@@ -90,37 +117,90 @@ class Uploads:
         """:meth:`create` for many files of one user and organisation, in one transaction of as
         many statements as one: all are made, or (QuotaExceeded) none. The quotas count the
         batch as a whole."""
+        return [made.upload for made in await self.create_or_reuse(news, now, quotas)]
+
+    async def create_or_reuse(
+        self,
+        news: Sequence[NewUpload],
+        now: float,
+        quotas: Quotas | None = None,
+        *,
+        sealed_to: str | None = None,
+        reusable_after: float | None = None,
+    ) -> list[Made]:
+        """:meth:`create_many`, except that each of ``news`` that asks for ``dedup`` is answered
+        with an earlier upload of the same file when there is one to answer with, and nothing is
+        made for it: no row, nothing counted against the quotas.
+
+        The earlier upload is the user's own, in the same organisation, of the same name, size,
+        SHA-256 and engine (an engine may read the name); it is done, its result is still kept
+        (not expired, finished after ``reusable_after``), and that result was sealed to exactly
+        ``sealed_to``, the :func:`recipients_digest` of the devices the user has active now
+        (None: nothing is reused). The server cannot open a sealed result to seal it again: the
+        same set is what makes sure every device of the user opens it, and a device added since
+        gets the file analysed anew, for its own result. A request id seen before answers the
+        upload it made, as always, even where dedup would answer another one.
+
+        Still as many statements as one upload: the request ids seen and the earlier analyses
+        are read together.
+        """
         (user_id,) = {new.user_id for new in news}
         asked = [new.request_id for new in news if new.request_id is not None]
-        rows = [_new_row(new, new_id(), now) for new in news]
-        unnamed = [row["id"] for row in rows if row["request_id"] is None]
+        wanted = {_same_file(new) for new in news if new.dedup}
+        reusable = (
+            _reusable(user_id, wanted, sealed_to, reusable_after)
+            if wanted and sealed_to is not None
+            else false()
+        )
         async with self._db.write() as session:
-            seen = set(
-                await session.scalars(select(Upload.request_id).where(_requested(user_id, asked)))
-            )
+            known = (
+                await session.execute(
+                    select(Upload, reusable.label("reusable"))
+                    .where(_requested(user_id, asked) | reusable)
+                    .order_by(Upload.finished_at, Upload.id)
+                )
+            ).all()
+            seen = {upload.request_id for upload, _ in known if upload.request_id in asked}
+            earlier: dict[_SameFile, Upload] = {}
+            for upload, can_answer in known:
+                if can_answer and (same := _same_file(upload)) in wanted:
+                    earlier[same] = upload  # oldest first: the newest is kept
+            making = [new for new in news if _reused(new, seen, earlier) is None]
+            rows = [_new_row(new, new_id(), now) for new in making]
             if quotas is not None:
-                fresh = [new for new in news if new.request_id not in seen]
+                fresh = [new for new in making if new.request_id not in seen]
                 if fresh:
                     await _check_quotas(session, fresh, quotas, now)
-            # Insert those whose request was not seen, in one statement: two copies of one
-            # request arriving at two replicas at once make one upload.
-            await session.execute(
-                self._db.insert(Upload)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=[Upload.user_id, Upload.request_id])
-            )
-            found = list(
-                await session.scalars(
-                    select(Upload).where(Upload.id.in_(unnamed) | _requested(user_id, asked))
+            found: list[Upload] = []
+            if rows:
+                # Insert those whose request was not seen, in one statement: two copies of one
+                # request arriving at two replicas at once make one upload.
+                await session.execute(
+                    self._db.insert(Upload)
+                    .values(rows)
+                    .on_conflict_do_nothing(index_elements=[Upload.user_id, Upload.request_id])
                 )
-            )
+                unnamed = [row["id"] for row in rows if row["request_id"] is None]
+                named = [row["request_id"] for row in rows if row["request_id"] is not None]
+                found = list(
+                    await session.scalars(
+                        select(Upload).where(Upload.id.in_(unnamed) | _requested(user_id, named))
+                    )
+                )
         by_request = {upload.request_id: upload for upload in found if upload.request_id}
         by_id = {upload.id: upload for upload in found}
-        # Each one inserted now, or by the request it repeats.
-        return [
-            by_id[row["id"]] if row["request_id"] is None else by_request[row["request_id"]]
-            for row in rows
-        ]
+        # Each one inserted now, or by the request it repeats, or analysed before.
+        made = iter(rows)
+        answers = []
+        for new in news:
+            reused = _reused(new, seen, earlier)
+            if reused is not None:
+                answers.append(Made(reused, deduplicated=True))
+                continue
+            row = next(made)
+            request_id = row["request_id"]
+            answers.append(Made(by_id[row["id"]] if request_id is None else by_request[request_id]))
+        return answers
 
     @retried
     async def get(self, org_id: str, upload_id: str) -> Upload | None:
@@ -319,6 +399,61 @@ class Uploads:
                 .limit(limit)
             )
             return list(rows)
+
+
+def recipients_digest(recipients: Iterable[str]) -> str:
+    """The SHA-256 of a set of age recipients, in whatever order they come: what a job's result
+    was sealed to, to compare with the devices its uploader has now."""
+    return hashlib.sha256("\n".join(sorted(set(recipients))).encode()).hexdigest()
+
+
+async def record_recipients(session: AsyncSession, upload_id: str) -> None:
+    """Write on a job being leased, in the lease's transaction, the digest of its uploader's
+    active devices: the recipients its lease hands out, read a moment later. A device registered
+    in between makes a digest of fewer than the result is sealed to, one revoked in between a
+    digest no later set of devices matches (revoking is for good): either way no upload is
+    answered with a result a device it names cannot open."""
+    user_id = select(Upload.user_id).where(Upload.id == upload_id).scalar_subquery()
+    recipients = await session.scalars(
+        select(Device.recipient).where(Device.user_id == user_id, Device.revoked_at.is_(None))
+    )
+    await session.execute(
+        update(Upload)
+        .where(Upload.id == upload_id)
+        .values(recipients_sha256=recipients_digest(recipients))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _same_file(upload: NewUpload | Upload) -> _SameFile:
+    return (upload.org_id, upload.name, upload.size, upload.sha256, upload.engine)
+
+
+def _reused(
+    new: NewUpload, seen: Collection[str | None], earlier: dict[_SameFile, Upload]
+) -> Upload | None:
+    """The earlier upload that answers ``new``, if it asks for one and its request is new."""
+    if not new.dedup or new.request_id in seen:
+        return None
+    return earlier.get(_same_file(new))
+
+
+def _reusable(
+    user_id: str, files: set[_SameFile], sealed_to: str, reusable_after: float | None
+) -> ColumnElement[bool]:
+    """The user's uploads that can answer a new upload of one of ``files`` (by their SHA-256:
+    the caller checks the rest), as :meth:`Uploads.create_or_reuse` says."""
+    reusable = and_(
+        Upload.user_id == user_id,
+        Upload.sha256.in_(sorted({file[3] for file in files})),
+        Upload.state == JobState.DONE,
+        Upload.result_size.is_not(None),
+        Upload.expired_at.is_(None),
+        Upload.recipients_sha256 == sealed_to,
+    )
+    if reusable_after is not None:
+        reusable = and_(reusable, Upload.finished_at > reusable_after)
+    return reusable
 
 
 def _chunk_row(chunk: Chunk) -> dict[str, Any]:
