@@ -39,10 +39,10 @@ __all__ = ("Worker", "default_engine_command", "run_worker")
 
 logger = logging.getLogger(__name__)
 
-LEASE_POLL = 20.0
+LEASE_POLL = 20.0  # how long the server may hold a lease request while no job is queued
 # Jobs one slot works at once: one in its engine, the others delivering their results (sealing,
 # storing, completing) — a few, should the server be slow to answer.
-JOBS_PER_SLOT = 3  # how long the server may hold a lease request while no job is queued
+JOBS_PER_SLOT = 3
 # Between failed lease requests; jittered, so workers cut off together come back apart.
 _LEASE_RETRY = Backoff(first=0.5, cap=30.0)
 
