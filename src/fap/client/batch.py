@@ -15,7 +15,7 @@ from fap.client.rules import ignore_reason
 from fap.client.runtime import Runtime
 from fap.client.small_files import SmallFiles
 from fap.client.tasks import first_error
-from fap.client.uploader import UploadListener
+from fap.client.uploader import Sent, UploadListener
 from fap.client.watcher import scan
 from fap.errors import InputError, IntegrityError, ServerError
 
@@ -204,33 +204,32 @@ async def upload_files(
         await failed.wait()
         raise _Stopped
 
-    async def send(index: int, file: BatchFile) -> None:
-        outcome = outcomes[index]
+    async def upload(file: BatchFile, outcome: FileOutcome) -> Sent | None:
+        """``file`` sent; None when the batch stopped at a failure before its turn."""
         async with gate:
             if failed.is_set():
-                return  # stopping: the stop's message is this file's last word
-            try:
-                local = await runtime.uploader.inspect(file.path, file.name)
-                reporter.started(outcome.file, local.size)
-                listener = _Progress(reporter, outcome.file)
-                # A small file waits for its batch without holding a place among the files in
-                # flight: the more of them wait, the fuller the next batch.
-                batched = small.takes(local)
-                if not batched:
-                    sent = await runtime.uploader.upload(
-                        local, engine=engine, listener=listener, dedup=dedup
-                    )
-            except (InputError, ServerError, IntegrityError) as error:
-                outcome.error = str(error)
-                finish(index)
-                return
-        if batched:
-            try:
-                sent = await small.upload(local, listener=listener)
-            except (InputError, ServerError, IntegrityError) as error:
-                outcome.error = str(error)
-                finish(index)
-                return
+                return None  # stopping: the stop's message is this file's last word
+            local = await runtime.uploader.inspect(file.path, file.name)
+            reporter.started(outcome.file, local.size)
+            listener = _Progress(reporter, outcome.file)
+            if not small.takes(local):
+                return await runtime.uploader.upload(
+                    local, engine=engine, listener=listener, dedup=dedup
+                )
+        # A small file waits for its batch without holding a place among the files in flight:
+        # the more of them wait, the fuller the next batch.
+        return await small.upload(local, listener=listener)
+
+    async def send(index: int, file: BatchFile) -> None:
+        outcome = outcomes[index]
+        try:
+            sent = await upload(file, outcome)
+        except (InputError, ServerError, IntegrityError) as error:
+            outcome.error = str(error)
+            finish(index)
+            return
+        if sent is None:
+            return
         info = sent.info
         outcome.upload_id, outcome.status, outcome.bytes_sent = info.id, "uploaded", sent.bytes_sent
         outcome.deduplicated = sent.deduplicated
