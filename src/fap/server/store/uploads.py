@@ -14,6 +14,7 @@ from sqlalchemy import (
     ColumnElement,
     CursorResult,
     Select,
+    Update,
     and_,
     case,
     false,
@@ -286,16 +287,9 @@ class Uploads:
                 open_states: dict[str, JobState] = dict(
                     (
                         await session.execute(
-                            update(Upload)
-                            .where(Upload.id.in_(ids), Upload.state.not_in(sorted(TERMINAL_STATES)))
-                            .values(
-                                state=state_after(_FIRST_CHUNK),
-                                queued_at=case(
-                                    (in_source(_FIRST_CHUNK), moment), else_=Upload.queued_at
-                                ),
+                            _queue_open(Upload.id.in_(ids), moment).returning(
+                                Upload.id, Upload.state
                             )
-                            .returning(Upload.id, Upload.state)
-                            .execution_options(synchronize_session=False)
                         )
                     ).all()
                 )
@@ -337,14 +331,7 @@ class Uploads:
         # the count below is exact. Only an upload without chunks is pending, so the CASE
         # changes nothing for a report of a chunk recorded before.
         state = await session.scalar(
-            update(Upload)
-            .where(Upload.id == upload_id, Upload.state.not_in(sorted(TERMINAL_STATES)))
-            .values(
-                state=state_after(_FIRST_CHUNK),
-                queued_at=case((in_source(_FIRST_CHUNK), chunk.stored_at), else_=Upload.queued_at),
-            )
-            .returning(Upload.state)
-            .execution_options(synchronize_session=False)
+            _queue_open(Upload.id == upload_id, chunk.stored_at).returning(Upload.state)
         )
         if state is None:
             return ChunkRecord(ChunkOutcome.CLOSED, 0, None)
@@ -454,6 +441,20 @@ def _reusable(
     if reusable_after is not None:
         reusable = and_(reusable, Upload.finished_at > reusable_after)
     return reusable
+
+
+def _queue_open(which: ColumnElement[bool], at: float) -> Update:
+    """The UPDATE a stored chunk makes of its upload: none of a finished one (it returns no row),
+    and a pending one is queued (leasable from ``at``); a queued or leased one keeps its state."""
+    return (
+        update(Upload)
+        .where(which, Upload.state.not_in(sorted(TERMINAL_STATES)))
+        .values(
+            state=state_after(_FIRST_CHUNK),
+            queued_at=case((in_source(_FIRST_CHUNK), at), else_=Upload.queued_at),
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _chunk_row(chunk: Chunk) -> dict[str, Any]:
