@@ -19,7 +19,7 @@ from tests.support.postgres import (
     create_database,
     drop_database,
 )
-from tests.support.processes import ServerProcess, fap_argv, free_port
+from tests.support.processes import ServerProcess, fap_argv, free_port, stop_all
 from tests.support.seaweedfs import S3Storage, SeaweedFS, SeaweedFSError, running_seaweedfs
 
 
@@ -97,8 +97,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         return server.start().wait_ready()
 
     yield start
-    for server in started:
-        server.stop()
+    stop_all(started)
 
 
 @pytest.fixture

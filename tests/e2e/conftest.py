@@ -16,7 +16,7 @@ import pytest
 
 from fap.engine.protocol import DEFAULT_ENGINE
 from tests.support.engine_sandbox import engine_flags
-from tests.support.processes import FapProcess, ServerProcess, fap_argv
+from tests.support.processes import FapProcess, ServerProcess, fap_argv, stop_all
 from tests.support.seaweedfs import S3Storage
 from tests.support.secrets_scan import SecretScan, logs_under
 
@@ -181,8 +181,7 @@ def pipeline(
         scan=secret_scan,
     )
     yield pipe
-    for worker in pipe.workers:
-        worker.stop()
+    stop_all(pipe.workers)
     # Before the database and the bucket go with their fixtures.
     secret_scan.add_env(env)
     if db_url:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import REPO, VERBOSE, Pipeline
-from tests.support.processes import FapProcess, ServerProcess, fap_argv, wait_until
+from tests.support.processes import FapProcess, ServerProcess, fap_argv, stop_all, wait_until
 from tests.support.secrets_scan import SecretScan
 
 MiB = 1024 * 1024
@@ -45,8 +45,7 @@ def pipe(
     server = start_server(VERBOSE, "--max-attempts", "1")
     pipeline = Pipeline(server=server, tmp=tmp_path, home=home, signals=signals, scan=secret_scan)
     yield pipeline
-    for worker in pipeline.workers:
-        worker.stop()
+    stop_all(pipeline.workers)
 
 
 def _node() -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Pipeline
-from tests.support.processes import ServerProcess, fap_argv, free_port
+from tests.support.processes import ServerProcess, fap_argv, free_port, stop_all
 
 # Environment variables that would make rich colour a pipe: a user who sets them asks for it.
 _COLOUR_ASKED = ("FORCE_COLOR", "CLICOLOR_FORCE", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
@@ -156,8 +156,7 @@ def test_a_long_running_command_writes_no_colour_nor_progress_into_a_pipe(
         code = piped.finish(timeout=120)
     finally:
         if pipeline is not None:
-            for worker in pipeline.workers:
-                worker.stop()
+            stop_all(pipeline.workers)
     stdout, stderr = piped.text()
     (world / f"client-{name.replace(' ', '')}.log").write_text(stderr)  # for the secret scan
 

@@ -21,7 +21,7 @@ import pytest
 from fap.engine.protocol import DEFAULT_ENGINE
 from tests.e2e.conftest import REPO
 from tests.support.engine_sandbox import engine_flags
-from tests.support.processes import FapProcess, ServerProcess, fap_argv, wait_until
+from tests.support.processes import FapProcess, ServerProcess, fap_argv, stop_all, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -133,8 +133,7 @@ def cluster(
         processor_token=first.processor_token,
     )
     yield cluster
-    for worker in cluster.workers:
-        worker.stop()
+    stop_all(cluster.workers)
 
 
 def _corpus(folder: Path, count: int) -> list[Path]:

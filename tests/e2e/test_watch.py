@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.e2e.conftest import Pipeline, server_log_tail
-from tests.support.processes import FapProcess, ServerProcess, fap_argv, wait_until
+from tests.support.processes import FapProcess, ServerProcess, fap_argv, stop_all, wait_until
 
 MiB = 1024 * 1024
 
@@ -139,5 +139,4 @@ def test_watch_rides_out_a_server_that_is_down(
             assert json.loads(result.read_text())["sha256"] == _sha256(path)
     finally:
         watcher.stop()
-        for worker in pipeline.workers:
-            worker.stop()
+        stop_all(pipeline.workers)

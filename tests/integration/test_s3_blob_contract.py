@@ -21,13 +21,13 @@ from tests.unit.server.harness import running_server
 
 from fap.server.blobs import (
     BlobStore,
-    S3BlobStore,
     S3Location,
     chunk_key,
     parse_storage_url,
     result_key,
     upload_prefix,
 )
+from fap.server.blobs.s3 import S3BlobStore
 from fap.server.errors import BadRequest, BlobStoreUnavailable
 
 UPLOAD = "0123456789abcdef0123456789abcdef"

@@ -12,13 +12,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-__all__ = ("FapProcess", "ServerProcess", "fap_argv", "free_port", "wait_until")
+__all__ = ("FapProcess", "ServerProcess", "fap_argv", "free_port", "stop_all", "wait_until")
 
 
 def free_port() -> int:
@@ -84,11 +84,16 @@ class FapProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
+    def terminate(self) -> None:
+        """Ask the process to stop (SIGTERM), without waiting for it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 15.0) -> int | None:
         if self.process is None:
             return None
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout)
         # Whatever the process left behind in its group goes too.
@@ -96,6 +101,15 @@ class FapProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
         return self.process.returncode
+
+
+def stop_all(processes: Sequence[FapProcess]) -> None:
+    """Stop every one of ``processes``: all are asked at once, so they wind down together
+    rather than each waiting for the one before."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.stop()
 
 
 @dataclass

@@ -26,15 +26,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, unquote
-
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from fap.config import ServerSettings
 from fap.errors import ConfigError
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 __all__ = (
     "BLOB_SIGNING_KEY",
@@ -50,7 +49,11 @@ _SCHEME = "aws-sm://"
 # A signing key shorter than SHA-256's own block of entropy would be the weak link of every URL.
 _MIN_KEY_BYTES = 32
 # Start-up waits for the store at most about this long before it says why it cannot.
-_AWS_CONFIG = AioConfig(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
+_AWS_TIMEOUTS: dict[str, Any] = {
+    "connect_timeout": 5,
+    "read_timeout": 10,
+    "retries": {"max_attempts": 2},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,17 @@ class AwsSecretsManager:
         return values
 
     async def _get_secret_value(self) -> dict[str, Any]:
+        # Imported here: the AWS SDK is a third of a second of every server's start, and only a
+        # server whose secrets are in AWS Secrets Manager needs it.
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            NoCredentialsError,
+            NoRegionError,
+        )
+
         where = self.description
         try:
             session = get_session()
@@ -142,7 +156,7 @@ class AwsSecretsManager:
                 "secretsmanager",
                 region_name=self.region,
                 endpoint_url=self.endpoint,
-                config=_AWS_CONFIG,
+                config=AioConfig(**_AWS_TIMEOUTS),
             ) as client:
                 answer: dict[str, Any] = await client.get_secret_value(SecretId=self.secret_id)
                 return answer

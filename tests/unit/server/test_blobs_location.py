@@ -11,11 +11,11 @@ from fap.errors import ConfigError
 from fap.server.blobs import (
     LocalBlobStore,
     LocalLocation,
-    S3BlobStore,
     S3Location,
     blob_store_for,
     parse_storage_url,
 )
+from fap.server.blobs.s3 import S3BlobStore
 from fap.server.services import Services
 
 

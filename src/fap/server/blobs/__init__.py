@@ -1,4 +1,8 @@
-"""Object storage behind presigned URLs: the BlobStore protocol and its implementations."""
+"""Object storage behind presigned URLs: the BlobStore protocol and its implementations.
+
+The S3 store is ``fap.server.blobs.s3.S3BlobStore``, imported only where it is used: the AWS
+SDK it needs is a third of a second of start-up.
+"""
 
 from fap.server.blobs.base import (
     BlobStore,
@@ -12,13 +16,11 @@ from fap.server.blobs.factory import blob_store_for
 from fap.server.blobs.local import LocalBlobStore
 from fap.server.blobs.location import LocalLocation, S3Location, parse_storage_url
 from fap.server.blobs.routes import blob_router
-from fap.server.blobs.s3 import S3BlobStore
 
 __all__ = (
     "BlobStore",
     "LocalBlobStore",
     "LocalLocation",
-    "S3BlobStore",
     "S3Location",
     "SignedPut",
     "StoredBlob",

@@ -9,7 +9,6 @@ from pathlib import Path
 from fap.server.blobs.base import BlobStore
 from fap.server.blobs.local import LocalBlobStore
 from fap.server.blobs.location import LocalLocation, parse_storage_url
-from fap.server.blobs.s3 import S3BlobStore
 
 __all__ = ("blob_store_for",)
 
@@ -29,4 +28,8 @@ def blob_store_for(
     location = parse_storage_url(storage)
     if isinstance(location, LocalLocation):
         return LocalBlobStore(location.root, secret_path, base_url, clock)
+    # Imported here: the AWS SDK is a third of a second of every server's start, needed only
+    # by a server whose storage is S3.
+    from fap.server.blobs.s3 import S3BlobStore
+
     return S3BlobStore(location)
