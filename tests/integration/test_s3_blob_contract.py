@@ -22,6 +22,7 @@ from tests.unit.server.harness import running_server
 from fap.server.blobs import (
     BlobStore,
     S3Location,
+    StoredBlob,
     chunk_key,
     parse_storage_url,
     result_key,
@@ -92,6 +93,28 @@ async def test_describe_tells_the_size_and_sha256_of_what_a_checksummed_put_stor
     await backend.store.seal(result_key(UPLOAD))  # harmless where the store cannot enforce it
     read = await backend.http.get(await backend.store.presign_get(result_key(UPLOAD), 60))
     assert read.content == sealed
+
+
+async def test_the_servers_own_put_stores_bytes_described_and_read_as_a_presigned_put_would(
+    backend: Backend,
+) -> None:
+    """How a small result that came with its completion is stored: checked, and described later
+    with its digest (completion is checked against it when the same completion comes again)."""
+    sealed = b"age-encryption.org/v1 inline" * 10
+    await backend.store.put(result_key(UPLOAD), sealed, sha256(sealed))
+    assert await backend.store.describe(result_key(UPLOAD)) == StoredBlob(
+        len(sealed), sha256(sealed)
+    )
+    read = await backend.http.get(await backend.store.presign_get(result_key(UPLOAD), 60))
+    assert read.content == sealed
+
+
+async def test_the_servers_own_put_of_bytes_that_do_not_match_their_digest_stores_nothing(
+    backend: Backend,
+) -> None:
+    with pytest.raises((BadRequest, BlobStoreUnavailable)):
+        await backend.store.put(result_key(UPLOAD), b"these bytes", sha256(b"other bytes"))
+    assert await backend.store.size(result_key(UPLOAD)) is None
 
 
 async def test_a_put_without_a_checksum_is_bound_to_its_size_alone(backend: Backend) -> None:

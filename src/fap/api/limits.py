@@ -11,6 +11,10 @@ __all__ = (
     "MAX_BATCH",
     "MAX_CHUNK_SIZE",
     "MAX_CHUNK_URLS",
+    "MAX_COMPLETIONS",
+    "MAX_INLINE_RESULT",
+    "MAX_INLINE_RESULTS",
+    "MAX_LEASES",
     "MAX_LIST_LIMIT",
     "MAX_WAIT_IDS",
     "MIN_CHUNK_SIZE",
@@ -35,3 +39,13 @@ MAX_CHUNK_SIZE = 256 * _MiB
 # What an uploader that does not say chooses: large enough that a chunk's two requests (its URL,
 # its report) are a small part of its time, small enough that a lost PUT costs little to repeat.
 DEFAULT_CHUNK_SIZE = 8 * _MiB
+# A sealed result up to this size goes with its job's completion (``POST /v1/jobs/completions``)
+# rather than to a presigned PUT of its own: for a small file's job that is two requests fewer.
+MAX_INLINE_RESULT = 64 * _KiB
+# Completions one ``POST /v1/jobs/completions`` records, in one transaction, and the sealed bytes
+# they carry in all: base64 makes 512 KiB ~683 KiB, under the server's 1 MiB bound of a JSON body.
+MAX_COMPLETIONS = 64
+MAX_INLINE_RESULTS = 512 * _KiB
+# Jobs one ``POST /v1/leases`` may hand out: each is a row of one transaction and a lease whose
+# heartbeats its worker owes from then on.
+MAX_LEASES = 16

@@ -25,6 +25,10 @@ __all__ = (
     "ChunkUrl",
     "ChunkUrlsRequest",
     "CompleteRequest",
+    "CompletionOutcome",
+    "CompletionOutcomes",
+    "CompletionStatus",
+    "Completions",
     "DeviceInfo",
     "DeviceRegistration",
     "EngineStatus",
@@ -33,10 +37,13 @@ __all__ = (
     "FailRequest",
     "FileMeta",
     "Heartbeat",
+    "JobCompletion",
     "JobState",
     "Lease",
     "LeaseRequest",
     "LeaseToken",
+    "Leases",
+    "LeasesRequest",
     "ResultUrl",
     "ResultUrlRequest",
     "StatusReport",
@@ -231,6 +238,19 @@ class LeaseRequest(Struct):
     request_id: str | None = None
 
 
+class LeasesRequest(Struct):
+    """A lease request for up to ``max_jobs`` jobs at once, the oldest first, as long as their
+    files hold ``max_bytes`` in all (the first is leased whatever its size): a processor working
+    small files asks once for several rather than once for each."""
+
+    worker_id: str
+    engines: list[str]
+    max_jobs: int = 1
+    max_bytes: int = 0
+    timeout: float = 20.0
+    request_id: str | None = None  # as in LeaseRequest: the same request sent again after a loss
+
+
 class LeaseToken(Struct):
     lease_token: str
 
@@ -257,6 +277,10 @@ class Lease(Struct):
     # The first chunks stored by the time of the lease, with their presigned GETs: a small file's
     # job needs no listing at all.
     chunks: list[ChunkRef] = []
+
+
+class Leases(Struct):
+    leases: list[Lease]  # the oldest job first; never empty (no job within the timeout: 204)
 
 
 class Heartbeat(Struct):
@@ -298,6 +322,38 @@ class CompleteRequest(Struct):
     result_sha256: str  # of the ciphertext
     # Since the engine sandbox; older processors send none, older servers ignore it.
     usage: EngineUsage | None = None
+
+
+class JobCompletion(Struct):
+    """A job's completion that carries its sealed result (at most MAX_INLINE_RESULT bytes): the
+    server stores it, so the result needs no URL and no PUT of its own."""
+
+    job_id: str
+    lease_token: str
+    result: bytes  # the sealed result (base64 in JSON)
+    usage: EngineUsage | None = None
+
+
+class Completions(Struct):
+    """Completions of many jobs, recorded in one transaction; each is answered on its own."""
+
+    completions: list[JobCompletion]
+
+
+# done: recorded (or recorded already, by this very completion); conflict: the lease is not
+# current (or the job cannot be complete yet): drop the job, as a 409 says; refused: what was sent
+# for this job is wrong, as a 400 says.
+CompletionStatus = Literal["done", "conflict", "refused"]
+
+
+class CompletionOutcome(Struct):
+    job_id: str
+    status: CompletionStatus
+    error: str | None = None  # why, when not done
+
+
+class CompletionOutcomes(Struct):
+    outcomes: list[CompletionOutcome]  # in the order of the completions
 
 
 class FailRequest(Struct):

@@ -24,10 +24,12 @@ __all__ = (
     "INVITATIONS",
     "JOB_CHUNKS",
     "JOB_COMPLETE",
+    "JOB_COMPLETIONS",
     "JOB_FAIL",
     "JOB_HEARTBEAT",
     "JOB_RESULT_URL",
     "LEASE",
+    "LEASES",
     "ME",
     "MEMBER",
     "MEMBERS",
@@ -101,6 +103,9 @@ CHUNKS = "/v1/uploads/{upload_id}/chunks"
 UPLOAD_RESULT = "/v1/uploads/{upload_id}/result"
 
 LEASE = "/v1/lease"
+# Several small jobs in one lease request, and their completions with their results in one request.
+LEASES = "/v1/leases"
+JOB_COMPLETIONS = "/v1/jobs/completions"
 JOB_HEARTBEAT = "/v1/jobs/{job_id}/heartbeat"
 JOB_CHUNKS = "/v1/jobs/{job_id}/chunks"
 JOB_RESULT_URL = "/v1/jobs/{job_id}/result-url"

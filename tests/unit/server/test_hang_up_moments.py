@@ -97,21 +97,21 @@ async def test_a_job_leased_as_its_worker_hangs_up_is_handed_back_without_losing
     store call runs to its end), then handed back at once, and the next worker gets attempt 1."""
     info = await server.upload(server.owner, b"a job for a worker that dies")
     jobs = server.services.store.jobs
-    lease_in_store = jobs.lease
+    lease_in_store = jobs.lease_many
     gone = asyncio.Event()
-    leased: list[Upload | None] = []
+    leased: list[Upload] = []
 
-    async def hung_up_meanwhile(*args: object, **kwargs: object) -> Upload | None:
+    async def hung_up_meanwhile(*args: object, **kwargs: object) -> list[Upload]:
         gone.set()  # the worker's connection drops while its lease is being taken
-        job = await lease_in_store(*args, **kwargs)  # type: ignore[arg-type]
-        leased.append(job)
-        return job
+        taken = await lease_in_store(*args, **kwargs)  # type: ignore[arg-type]
+        leased.extend(taken)
+        return taken
 
-    monkeypatch.setattr(jobs, "lease", hung_up_meanwhile)
+    monkeypatch.setattr(jobs, "lease_many", hung_up_meanwhile)
     body = LeaseRequest(worker_id="dying", engines=["size@1"], timeout=60)
     sent = await asgi_call(server, LEASE, server.processor, msgspec.json.encode(body), hang_up=gone)
     assert status_of(sent) == CLIENT_CLOSED_REQUEST
-    assert [job.id for job in leased if job is not None] == [info.id]
+    assert [job.id for job in leased] == [info.id]
     monkeypatch.undo()
 
     lease = await server.lease()

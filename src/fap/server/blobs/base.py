@@ -111,6 +111,12 @@ class BlobStore(Protocol):
         """A URL that reads the object at ``key`` for ``ttl`` seconds."""
         ...
 
+    async def put(self, key: str, data: bytes, sha256: str) -> None:
+        """Store ``data``, whose SHA-256 (hex) is ``sha256``, at ``key``, replacing what an unsealed
+        key holds: the server's own write, for results small enough to come with their completion.
+        A sealed key refuses it (Sealed)."""
+        ...
+
     async def size(self, key: str) -> int | None:
         """The stored object's size in bytes, or None when nothing is stored there."""
         ...

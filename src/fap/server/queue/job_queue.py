@@ -11,15 +11,16 @@ job — and completion exactly once: only the current, unexpired lease token can
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from fap.api import JobState
-from fap.api.messages import EngineUsage
+from fap.api.messages import CompletionOutcome, EngineUsage, JobCompletion
 from fap.config import ServerSettings
 from fap.server.blobs import BlobStore, StoredBlob, result_key
-from fap.server.errors import BadRequest, Conflict, NotFound, shown_id
+from fap.server.errors import BadRequest, Conflict, NotFound, Sealed, shown_id
 from fap.server.metrics import Metrics
 from fap.server.queue.notify import (
     Notifier,
@@ -30,7 +31,7 @@ from fap.server.queue.notify import (
     upload_topic,
 )
 from fap.server.queue.sweeper import Sweeper
-from fap.server.store import Store, Upload
+from fap.server.store import Recorded, Store, Upload
 
 __all__ = ("Clock", "JobQueue")
 
@@ -73,23 +74,38 @@ class JobQueue:
         timeout: float,
         request_id: str | None = None,
         *,
+        max_jobs: int = 1,
+        max_bytes: int = 0,
         abandoned: asyncio.Event | None = None,
-    ) -> Upload | None:
-        """The oldest queued job for one of ``engines``, waiting up to ``timeout`` s for one, or
-        until ``abandoned`` is set (the worker hung up; see ``long_poll``)."""
+    ) -> list[Upload] | None:
+        """The oldest queued jobs for one of ``engines`` (up to ``max_jobs`` of them, while their
+        files hold ``max_bytes`` in all; see ``Jobs.lease_many``), waiting up to ``timeout`` s for
+        one, or until ``abandoned`` is set (the worker hung up; see ``long_poll``); None if none came."""
         await self._see_worker(org_id, worker_id, engines)
 
-        async def attempt() -> Upload | None:
-            return await self._store.jobs.lease(
-                org_id, engines, worker_id, self._settings.lease_seconds, self._clock(), request_id
+        async def attempt() -> list[Upload] | None:
+            leased = await self._store.jobs.lease_many(
+                org_id,
+                engines,
+                worker_id,
+                self._settings.lease_seconds,
+                self._clock(),
+                request_id,
+                max_jobs=max_jobs,
+                max_bytes=max_bytes,
             )
+            return leased or None
 
         topics = [queue_topic(org_id)]
-        job = await long_poll(self._notifier, topics, attempt, timeout, abandoned=abandoned)
-        if job is not None:
+        jobs = await long_poll(self._notifier, topics, attempt, timeout, abandoned=abandoned)
+        for job in jobs or ():
             logger.info("job %s leased by %s (attempt %d)", job.id, worker_id, job.attempts)
-            await self._notifier.publish(upload_topic(job.id), leases_topic())
-        return job
+        if jobs:
+            published = [*(upload_topic(job.id) for job in jobs), leases_topic()]
+            if max_jobs > 1:  # what it passed over was hidden from other leases until now
+                published.append(queue_topic(org_id))
+            await self._notifier.publish(*published)
+        return jobs
 
     async def _see_worker(self, org_id: str, worker_id: str, engines: Sequence[str]) -> None:
         now = self._clock()
@@ -157,12 +173,7 @@ class JobQueue:
             await self._blobs.seal(key)
             return
         _check_lease(job, token, self._clock())
-        # Chunks are never unrecorded, so the count read above stays true until the update.
-        if chunks_stored < job.chunk_count:
-            raise Conflict(
-                f"Job {job_id} cannot be complete: not all of its {job.chunk_count} chunks "
-                "are stored yet."
-            )
+        _check_chunks_stored(job, chunks_stored)
         _check_stored_result(job_id, await self._blobs.describe(key), result_size, result_sha256)
         done = await self._store.jobs.complete(
             job_id, token, result_size, result_sha256, self._clock(), usage
@@ -173,12 +184,106 @@ class JobQueue:
         # key open to the next holder's PUT. From now on the result is what the uploader checks
         # it against, and nothing replaces it.
         await self._blobs.seal(key)
+        self._finished(job, usage)
+        await self._notifier.publish(upload_topic(job_id))
+
+    async def complete_inline(
+        self, org_id: str, completions: Sequence[JobCompletion]
+    ) -> list[CompletionOutcome]:
+        """Store the sealed results that came with their completions and record them, in one
+        transaction; answer each completion on its own, in order.
+
+        Each is checked as :meth:`complete` checks one, and the very same completion sent again
+        (the answer was lost) is answered done again. A lease that is not current is the only
+        completion it costs: the others are recorded all the same.
+        """
+        now = self._clock()
+        digests = await asyncio.to_thread(
+            lambda: [hashlib.sha256(completion.result).hexdigest() for completion in completions]
+        )
+        views = await self._store.jobs.completion_views(
+            org_id, [completion.job_id for completion in completions]
+        )
+        outcomes: dict[int, CompletionOutcome] = {}
+        to_record: dict[int, Recorded] = {}
+        replayed: list[str] = []
+        named: set[str] = set()
+        for index, (completion, sha256) in enumerate(zip(completions, digests, strict=True)):
+            job_id, token = completion.job_id, completion.lease_token
+            try:
+                view = views.get(job_id)
+                if view is None:
+                    raise NotFound(f"There is no job {shown_id(job_id)} in your organisation.")
+                job, chunks_stored = view
+                if (job.state, job.lease_token, job.result_size, job.result_sha256) == (
+                    JobState.DONE,
+                    token,
+                    len(completion.result),
+                    sha256,
+                ):
+                    replayed.append(job_id)  # sealed again, as complete() does
+                    outcomes[index] = CompletionOutcome(job_id=job_id, status="done")
+                    continue
+                _check_lease(job, token, now)
+                _check_chunks_stored(job, chunks_stored)
+                if job_id in named:
+                    raise BadRequest(f"Job {job_id} is completed twice in this request.")
+            except Conflict as error:
+                outcomes[index] = CompletionOutcome(job_id, "conflict", str(error))
+                continue
+            except (BadRequest, NotFound) as error:
+                outcomes[index] = CompletionOutcome(job_id, "refused", str(error))
+                continue
+            named.add(job_id)
+            to_record[index] = Recorded(
+                job_id, token, len(completion.result), sha256, completion.usage
+            )
+        stores = [
+            self._blobs.put(result_key(record.job_id), completions[index].result, record.sha256)
+            for index, record in to_record.items()
+        ]
+        # A result key is sealed only once its job is done; a completion racing a done job's
+        # re-sealing is then refused, one of the others, rather than the whole batch.
+        for (index, record), stored in zip(
+            to_record.items(), await asyncio.gather(*stores, return_exceptions=True), strict=True
+        ):
+            if isinstance(stored, Sealed):
+                outcomes[index] = CompletionOutcome(record.job_id, "conflict", str(stored))
+            elif isinstance(stored, BaseException):
+                raise stored  # the object store failed: the whole request may be sent again
+        recordable = [record for index, record in to_record.items() if index not in outcomes]
+        done = await self._store.jobs.complete_many(recordable, self._clock())
+        for index, record in to_record.items():
+            if index in outcomes:
+                continue
+            if record.job_id in done:
+                outcomes[index] = CompletionOutcome(record.job_id, "done")
+            else:
+                outcomes[index] = CompletionOutcome(
+                    record.job_id,
+                    "conflict",
+                    f"The lease of job {record.job_id} changed while this request ran; "
+                    "drop the job.",
+                )
+        # Sealed once recorded, as complete() does.
+        await asyncio.gather(
+            *(self._blobs.seal(result_key(job_id)) for job_id in [*replayed, *done])
+        )
+        for record in recordable:
+            if record.job_id in done:
+                job, _ = views[record.job_id]
+                self._finished(job, record.usage)
+        if done:
+            await self._notifier.publish(*(upload_topic(job_id) for job_id in done))
+        return [outcomes[index] for index in range(len(completions))]
+
+    def _finished(self, job: Upload, usage: EngineUsage | None) -> None:
+        """The metrics and the log line of a job just recorded done."""
         since = job.queued_at if job.queued_at is not None else job.created_at
         self._metrics.job_done(job.engine, self._clock() - since)
         if usage is not None:
             self._metrics.engine_used(job.engine, "done", usage)
-        logger.info("job %s done", job_id)
-        await self._notifier.publish(upload_topic(job_id))
+        logger.info("job %s done", job.id)
 
     async def fail(
         self,
@@ -247,6 +352,15 @@ def _check_lease(job: Upload, token: str, now: float) -> None:
         raise Conflict(
             f"This lease of job {job.id} lapsed (no heartbeat in time); the job goes back "
             "to the queue."
+        )
+
+
+def _check_chunks_stored(job: Upload, chunks_stored: int) -> None:
+    # Chunks are never unrecorded, so a count read before the update stays true until it.
+    if chunks_stored < job.chunk_count:
+        raise Conflict(
+            f"Job {job.id} cannot be complete: not all of its {job.chunk_count} chunks "
+            "are stored yet."
         )
 
 

@@ -11,11 +11,13 @@ from fap.server.routes.chunks import chunk_urls, report_chunk, report_chunks
 from fap.server.routes.deps import dependencies
 from fap.server.routes.jobs import (
     complete_job,
+    complete_jobs,
     fail_job,
     heartbeat,
     job_chunks,
     job_result_url,
     lease,
+    leases,
 )
 from fap.server.routes.members import change_role, invite, list_members, remove_member, uninvite
 from fap.server.routes.orgs import (
@@ -76,10 +78,12 @@ V1_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     report_chunks,
     upload_result,
     lease,
+    leases,
     heartbeat,
     job_chunks,
     job_result_url,
     complete_job,
+    complete_jobs,
     fail_job,
 )
 

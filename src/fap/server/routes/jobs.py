@@ -13,19 +13,29 @@ from litestar.params import FromPath, JSONBody
 from fap.api import (
     JOB_CHUNKS,
     JOB_COMPLETE,
+    JOB_COMPLETIONS,
     JOB_FAIL,
     JOB_HEARTBEAT,
     JOB_RESULT_URL,
     LEASE,
+    LEASES,
+    MAX_COMPLETIONS,
+    MAX_INLINE_RESULT,
+    MAX_INLINE_RESULTS,
+    MAX_LEASES,
     ChunkList,
     ChunkListRequest,
     ChunkRef,
     CompleteRequest,
+    CompletionOutcomes,
+    Completions,
     FailRequest,
     FileMeta,
     Heartbeat,
     Lease,
     LeaseRequest,
+    Leases,
+    LeasesRequest,
     ResultUrl,
     ResultUrlRequest,
 )
@@ -43,11 +53,13 @@ from fap.server.store import Chunk
 __all__ = (
     "MAX_RESULT_SIZE",
     "complete_job",
+    "complete_jobs",
     "fail_job",
     "heartbeat",
     "job_chunks",
     "job_result_url",
     "lease",
+    "leases",
 )
 
 # A sealed result is the engine's JSON plus age's overhead: generous, but bounded.
@@ -57,6 +69,9 @@ _MAX_CHUNKS_PER_ANSWER = 256
 # Chunks a lease carries: enough for a small file's job, or to start a larger one's prefetch.
 _CHUNKS_IN_LEASE = 8
 _MAX_ERROR = 4000
+# A lease of several stops adding jobs at this many bytes of files (a caller may ask for less).
+_MAX_LEASE_BYTES = 1024 * 1024 * 1024
+_MAX_ID = 200  # a job id or lease token past this is none of ours
 # A usage figure past this is garbage, not a measurement (and fits no BIGINT column); NaN, which
 # compares false, is refused with it.
 _MAX_USAGE = 2**62
@@ -76,41 +91,111 @@ async def lease(
     services: ServicesDep,
 ) -> Response[Lease | None]:
     """Long-poll for the oldest queued job whose engine the worker runs; 204 if none came."""
-    worker_id = check_text(data.worker_id, "worker id", 200)
-    if not data.engines:
+    leased = await _lease(
+        request,
+        services,
+        processor.org.id,
+        data.worker_id,
+        data.engines,
+        data.timeout,
+        data.request_id,
+        max_jobs=1,
+        max_bytes=0,
+    )
+    return Response(leased[0] if leased else None, status_code=200 if leased else 204)
+
+
+@post(
+    LEASES,
+    opt=_PROCESS,
+    status_code=200,
+    responses={204: ResponseSpec(None, description="No job came within the timeout.")},
+)
+async def leases(
+    request: FapRequest,
+    data: JSONBody[LeasesRequest],
+    processor: ProcessorDep,
+    services: ServicesDep,
+) -> Response[Leases | None]:
+    """Long-poll for the oldest queued jobs whose engine the worker runs, up to ``max_jobs`` while
+    their files hold ``max_bytes`` in all (at least one, whatever its size); 204 if none came."""
+    if not 1 <= data.max_jobs <= MAX_LEASES:
+        raise BadRequest(f"max_jobs must be 1 to {MAX_LEASES}.")
+    if not 0 <= data.max_bytes <= _MAX_LEASE_BYTES:
+        raise BadRequest(f"max_bytes must be 0 to {_MAX_LEASE_BYTES}.")
+    leased = await _lease(
+        request,
+        services,
+        processor.org.id,
+        data.worker_id,
+        data.engines,
+        data.timeout,
+        data.request_id,
+        max_jobs=data.max_jobs,
+        max_bytes=data.max_bytes,
+    )
+    return Response(Leases(leases=leased) if leased else None, status_code=200 if leased else 204)
+
+
+async def _lease(
+    request: FapRequest,
+    services: Services,
+    org_id: str,
+    worker_id: str,
+    engines: list[str],
+    timeout: float,
+    request_id: str | None,
+    *,
+    max_jobs: int,
+    max_bytes: int,
+) -> list[Lease]:
+    worker_id = check_text(worker_id, "worker id", 200)
+    if not engines:
         raise BadRequest("Name at least one engine (name@version) the worker runs.")
-    if len(data.engines) > _MAX_ENGINES:
+    if len(engines) > _MAX_ENGINES:
         raise BadRequest(f"A worker may name at most {_MAX_ENGINES} engines.")
-    engines = [check_engine(engine) for engine in dict.fromkeys(data.engines)]
-    timeout = check_timeout(data.timeout, services.settings.long_poll_seconds)
-    request_id = None if data.request_id is None else check_text(data.request_id, "request_id", 64)
+    engines = [check_engine(engine) for engine in dict.fromkeys(engines)]
+    timeout = check_timeout(timeout, services.settings.long_poll_seconds)
+    request_id = None if request_id is None else check_text(request_id, "request_id", 64)
     leasing = services.queue.lease(
-        processor.org.id, worker_id, engines, timeout, request_id, abandoned=request.abandoned
+        org_id,
+        worker_id,
+        engines,
+        timeout,
+        request_id,
+        max_jobs=max_jobs,
+        max_bytes=max_bytes,
+        abandoned=request.abandoned,
     )
-    job = await while_connected(request, leasing)
-    if job is not None and request.hung_up:
+    jobs = await while_connected(request, leasing) or []  # None: none came
+    if jobs and request.hung_up:
         # Leased just as the worker hung up (it died while waiting): handed back at once rather
-        # than left to lapse, which would cost the job one of its attempts for nothing.
-        await services.queue.undeliver(job)
+        # than left to lapse, which would cost each job one of its attempts for nothing.
+        for job in jobs:
+            await services.queue.undeliver(job)
         raise ClientDisconnected
-    if job is None:
-        return Response(None, status_code=204)
-    assert job.lease_token is not None  # a leased job has its token
     settings = services.settings
-    return Response(
-        Lease(
-            job_id=job.id,
-            lease_token=job.lease_token,
-            lease_seconds=settings.lease_seconds,
-            heartbeat_seconds=settings.heartbeat_seconds,
-            attempt=job.attempts,
-            engine=job.engine,
-            file=FileMeta(upload_id=job.id, name=job.name, size=job.size, sha256=job.sha256),
-            chunk_count=job.chunk_count,
-            recipients=await services.store.devices.recipients(job.user_id),
-            chunks=await _first_chunks(services, job.id, job.chunk_count),
+    recipients: dict[str, list[str]] = {}  # by uploader: a folder's files share one
+    answered = []
+    for job in jobs:
+        assert job.lease_token is not None  # a leased job has its token
+        if job.user_id not in recipients:
+            recipients[job.user_id] = await services.store.devices.recipients(job.user_id)
+        answered.append(
+            Lease(
+                job_id=job.id,
+                lease_token=job.lease_token,
+                lease_seconds=settings.lease_seconds,
+                heartbeat_seconds=settings.heartbeat_seconds,
+                attempt=job.attempts,
+                engine=job.engine,
+                file=FileMeta(upload_id=job.id, name=job.name, size=job.size, sha256=job.sha256),
+                chunk_count=job.chunk_count,
+                recipients=recipients[job.user_id],
+                chunks=await _first_chunks(services, job.id, job.chunk_count),
+            )
         )
-    )
+    return answered
 
 
 @post(route(JOB_HEARTBEAT), opt=_PROCESS, status_code=204)
@@ -197,6 +282,33 @@ async def complete_job(
     await services.queue.complete(
         processor.org.id, job_id, data.lease_token, data.result_size, sha256, _usage(data.usage)
     )
+
+
+@post(JOB_COMPLETIONS, opt=_PROCESS, status_code=200)
+async def complete_jobs(
+    data: JSONBody[Completions], processor: ProcessorDep, services: ServicesDep
+) -> CompletionOutcomes:
+    """Store and record results that came with their completions, in one transaction; each
+    completion is answered on its own (see :meth:`JobQueue.complete_inline`)."""
+    completions = data.completions
+    if not 1 <= len(completions) <= MAX_COMPLETIONS:
+        raise BadRequest(f"Send 1 to {MAX_COMPLETIONS} completions in one request.")
+    for completion in completions:
+        check_text(completion.job_id, "job id", _MAX_ID)
+        check_text(completion.lease_token, "lease token", _MAX_ID)
+        if len(completion.result) > MAX_INLINE_RESULT:
+            raise TooLarge(
+                f"The result of job {completion.job_id} holds {len(completion.result)} bytes; "
+                f"one sent with its completion holds at most {MAX_INLINE_RESULT} (PUT a larger "
+                "one to its result URL)."
+            )
+        _usage(completion.usage)
+    if sum(len(completion.result) for completion in completions) > MAX_INLINE_RESULTS:
+        raise TooLarge(
+            f"The results of one request hold at most {MAX_INLINE_RESULTS} bytes in all."
+        )
+    outcomes = await services.queue.complete_inline(processor.org.id, completions)
+    return CompletionOutcomes(outcomes=outcomes)
 
 
 def _check_result_size(size: int) -> None:

@@ -27,7 +27,7 @@ from fap.server.store.credentials import (
 )
 from fap.server.store.database import Database
 from fap.server.store.devices import Devices
-from fap.server.store.jobs import Backlog, Jobs, Lapse, WorkerSeen
+from fap.server.store.jobs import Backlog, Jobs, Lapse, Recorded, WorkerSeen
 from fap.server.store.members import Members
 from fap.server.store.models import AuditEvent, Chunk, Device, Invitation, Org, Token, Upload, User
 from fap.server.store.outages import StoreUnavailable, store_unavailable
@@ -60,6 +60,7 @@ __all__ = (
     "Org",
     "OrgAccess",
     "Quotas",
+    "Recorded",
     "RefreshOutcome",
     "Refreshed",
     "SignedIn",

@@ -5,9 +5,10 @@ and checks that it changed exactly one row: two workers racing for a job, or a s
 the sweeper, cannot both win, on SQLite or on PostgreSQL. Candidate rows are picked with
 ``FOR UPDATE SKIP LOCKED`` where the database has it (SQLite ignores it; its writers are serial).
 
-A lease picks and locks exactly one row. Locking several candidates to take one would hide the
-others from concurrent leases until the commit: woken by the same wake-up, they would find nothing
-and go back to sleep with jobs still queued.
+A lease picks and locks exactly the rows it takes, the one it always takes and the more of a lease
+of several as far as their sizes allow. Locking candidates it does not take would hide them from
+concurrent leases until the commit: woken by the same wake-up, they would find nothing and go back
+to sleep with jobs still queued (hence a lease of several wakes the queue's waiters again).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from fap.server.store.moves import moving
 from fap.server.store.outages import retried
 from fap.server.store.uploads import record_recipients
 
-__all__ = ("MOVES", "Backlog", "Jobs", "Lapse", "WorkerSeen")
+__all__ = ("MOVES", "Backlog", "Jobs", "Lapse", "Recorded", "WorkerSeen")
 
 _SWEEP_BATCH = 100
 
@@ -55,6 +56,17 @@ class Lapse:
 
     upload: Upload
     state: JobState
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A result to record for a job, under the lease that made it."""
+
+    job_id: str
+    lease_token: str
+    size: int
+    sha256: str
+    usage: EngineUsage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,54 +120,89 @@ class Jobs:
         now: float,
         request_id: str | None = None,
     ) -> Upload | None:
-        """Lease the oldest queued job of the organisation whose engine is one of ``engines``.
+        """Lease the oldest queued job of the organisation whose engine is one of ``engines``."""
+        jobs = await self.lease_many(org_id, engines, worker_id, lease_seconds, now, request_id)
+        return jobs[0] if jobs else None
 
-        A ``request_id`` that already holds a live lease of this worker answers that lease again:
+    async def lease_many(
+        self,
+        org_id: str,
+        engines: Sequence[str],
+        worker_id: str,
+        lease_seconds: float,
+        now: float,
+        request_id: str | None = None,
+        *,
+        max_jobs: int = 1,
+        max_bytes: int = 0,
+    ) -> list[Upload]:
+        """Lease the oldest queued jobs of the organisation whose engine is one of ``engines``: up
+        to ``max_jobs``, as long as their files hold ``max_bytes`` in all (the first whatever its
+        size), each with a lease token of its own.
+
+        A ``request_id`` that already holds live leases of this worker answers those leases again:
         the request is a retry whose first answer was lost.
+
+        Candidates passed over for their size stay locked until the commit: a concurrent lease
+        skips them, so the caller wakes the queue's waiters after a lease of several.
         """
         async with self._db.write() as session:
             if request_id is not None:
-                held = await session.scalar(
-                    select(Upload).where(
-                        Upload.org_id == org_id,
-                        Upload.lease_request_id == request_id,
-                        Upload.worker_id == worker_id,
-                        Upload.state == JobState.LEASED,
-                        Upload.lease_expires > now,
+                held = list(
+                    await session.scalars(
+                        select(Upload)
+                        .where(
+                            Upload.org_id == org_id,
+                            Upload.lease_request_id == request_id,
+                            Upload.worker_id == worker_id,
+                            Upload.state == JobState.LEASED,
+                            Upload.lease_expires > now,
+                        )
+                        .order_by(Upload.created_at, Upload.id)
                     )
                 )
-                if held is not None:
+                if held:
                     return held
             # Rows other leases hold locked are skipped, not waited for: each concurrent lease
-            # takes the oldest job nobody else is taking.
-            upload_id = await session.scalar(
-                select(Upload.id)
-                .where(
-                    Upload.org_id == org_id,
-                    Upload.state == JobState.QUEUED,
-                    Upload.engine.in_(list(engines)),
+            # takes the oldest jobs nobody else is taking.
+            candidates = (
+                await session.execute(
+                    select(Upload.id, Upload.size)
+                    .where(
+                        Upload.org_id == org_id,
+                        Upload.state == JobState.QUEUED,
+                        Upload.engine.in_(list(engines)),
+                    )
+                    .order_by(Upload.created_at, Upload.id)
+                    .limit(max(1, max_jobs))
+                    .with_for_update(skip_locked=True)
                 )
-                .order_by(Upload.created_at, Upload.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            )
-            if upload_id is None:
-                return None
-            taken = await update_rows(
-                session,
-                moving(_LEASE)
-                .where(Upload.id == upload_id)
-                .values(
-                    lease_token=secrets.token_urlsafe(24),
-                    lease_expires=now + lease_seconds,
-                    attempts=Upload.attempts + 1,
-                    worker_id=worker_id,
-                    lease_request_id=request_id,
-                ),
-            )
-            if taken == 1:  # what the result will be sealed to, for dedup to compare
-                await record_recipients(session, upload_id)
-            return await _reload(session, upload_id) if taken == 1 else None
+            ).all()
+            chosen: list[str] = []
+            total = 0
+            for upload_id, size in candidates:
+                total += size
+                if chosen and total > max_bytes:
+                    break
+                chosen.append(upload_id)
+            leased = []
+            for upload_id in chosen:
+                taken = await update_rows(
+                    session,
+                    moving(_LEASE)
+                    .where(Upload.id == upload_id)
+                    .values(
+                        lease_token=secrets.token_urlsafe(24),
+                        lease_expires=now + lease_seconds,
+                        attempts=Upload.attempts + 1,
+                        worker_id=worker_id,
+                        lease_request_id=request_id,
+                    ),
+                )
+                if taken == 1:  # what the result will be sealed to, for dedup to compare
+                    await record_recipients(session, upload_id)
+                    leased.append(await _reload(session, upload_id))
+            return leased
 
     @retried
     async def holder_view(self, org_id: str, job_id: str) -> Upload | None:
@@ -183,6 +230,28 @@ class Jobs:
             return None
         upload, count = row
         return upload, count
+
+    @retried
+    async def completion_views(
+        self, org_id: str, job_ids: Sequence[str]
+    ) -> dict[str, tuple[Upload, int]]:
+        """:meth:`completion_view` of many jobs in one read, by id; jobs that are not the
+        organisation's are left out."""
+        stored = (
+            select(Chunk.upload_id, func.count().label("stored"))
+            .where(Chunk.upload_id.in_(list(job_ids)))
+            .group_by(Chunk.upload_id)
+            .subquery()
+        )
+        async with self._db.read() as session:
+            rows = (
+                await session.execute(
+                    select(Upload, func.coalesce(stored.c.stored, 0))
+                    .outerjoin(stored, stored.c.upload_id == Upload.id)
+                    .where(Upload.id.in_(list(job_ids)), Upload.org_id == org_id)
+                )
+            ).all()
+        return {upload.id: (upload, count) for upload, count in rows}
 
     @retried
     async def extend(self, job_id: str, token: str, lease_seconds: float, now: float) -> bool:
@@ -226,6 +295,28 @@ class Jobs:
             finished_at=now,
             **_usage_values(usage),
         )
+
+    async def complete_many(self, results: Sequence[Recorded], now: float) -> set[str]:
+        """Record each result, once, in one transaction: only a current, unexpired lease can.
+        Answer the jobs recorded (the others' leases changed meanwhile)."""
+        done: set[str] = set()
+        async with self._db.write() as session:
+            for result in results:
+                changed = await update_rows(
+                    session,
+                    moving(_COMPLETE)
+                    .where(_held(result.job_id, result.lease_token, now))
+                    .values(
+                        result_size=result.size,
+                        result_sha256=result.sha256,
+                        error=None,
+                        finished_at=now,
+                        **_usage_values(result.usage),
+                    ),
+                )
+                if changed == 1:
+                    done.add(result.job_id)
+        return done
 
     async def release(
         self,
