@@ -36,7 +36,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
-from fap.api import BLOBS, JOB_CHUNKS, LEASE, UPLOADS_WAIT
+from fap.api import BLOBS, JOB_CHUNKS, LEASE, LEASES, UPLOADS_WAIT
 from fap.api.messages import EngineUsage
 from fap.server.background import BackgroundTask
 from fap.server.store import Backlog, Jobs
@@ -49,7 +49,7 @@ METRICS_PATH = "/metrics"
 
 # Routes that hold a request open until something happens: their time says how idle the queue
 # is, not how busy the server is, so they get a kind of their own and stay out of latency panels.
-_LONG_POLLS = frozenset({LEASE, UPLOADS_WAIT, JOB_CHUNKS})
+_LONG_POLLS = frozenset({LEASE, LEASES, UPLOADS_WAIT, JOB_CHUNKS})
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 _TYPED_PARAM = re.compile(r"\{(\w+):\w+\}")
 
@@ -167,7 +167,7 @@ class Metrics:
         route = _TYPED_PARAM.sub(r"{\1}", template)
         method = method if method in _METHODS else "OTHER"
         self._requests.labels(route, method, f"{status // 100}xx").inc()
-        self._request_seconds.labels(route, method, _kind(route)).observe(seconds)
+        self._request_seconds.labels(route, method, route_kind(route)).observe(seconds)
 
     def job_done(self, engine: str, seconds: float) -> None:
         # Engines that complete jobs are the ones processors run: a bounded set.
@@ -343,7 +343,8 @@ def _grouped(counts: dict[str, int], shown: set[str]) -> dict[str, int]:
     return grouped
 
 
-def _kind(route: str) -> str:
+def route_kind(route: str) -> str:
+    """How a route's seconds are told apart: ``call``, ``long-poll`` or ``blob``."""
     if route in _LONG_POLLS:
         return "long-poll"
     if route.startswith(BLOBS + "/"):

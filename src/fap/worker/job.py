@@ -28,10 +28,12 @@ from fap.api import (
     JOB_FAIL,
     JOB_HEARTBEAT,
     JOB_RESULT_URL,
+    MAX_INLINE_RESULT,
     ApiSession,
     CompleteRequest,
     FailRequest,
     Heartbeat,
+    JobCompletion,
     Lease,
     ResultUrl,
     ResultUrlRequest,
@@ -48,6 +50,7 @@ from fap.errors import (
 )
 from fap.transfer import Retries, put_bytes, sha256_hex
 from fap.worker.chunks import ChunkStream
+from fap.worker.completions import CompletionSender
 from fap.worker.engine_client import EngineConnectionLost, ResultTooLarge
 from fap.worker.engine_process import EngineProcess
 from fap.worker.limits import EngineLimits, LimitExceeded, upper_first
@@ -83,6 +86,8 @@ class JobServices:
     job_timeout: float
     # How the object store is retried; a job retries it on for as long as it holds its lease.
     blob_retries: Retries = field(default_factory=Retries)
+    # Where small results go with their completions; None: each job completes on its own.
+    completions: CompletionSender | None = None
 
 
 class Job:
@@ -104,6 +109,8 @@ class Job:
         # Set once the engine is done with this job (or the job ended before it got there): the
         # slot may lease the next job while this one delivers its result.
         self.engine_done = asyncio.Event()
+        # How long the engine took over it, once it answered (for how many jobs to lease at once).
+        self.engine_seconds: float | None = None
 
     def _holds_lease(self) -> bool:
         return time.monotonic() < self._held_until
@@ -182,7 +189,10 @@ class Job:
         """Stream the file to the engine, once it is this job's turn; answer its JSON result."""
         try:
             async with self._engine.turn:
-                return await self._analyze_in_turn()
+                began = time.monotonic()
+                result = await self._analyze_in_turn()
+                self.engine_seconds = time.monotonic() - began
+                return result
         finally:
             self.engine_done.set()
 
@@ -295,10 +305,27 @@ class Job:
             )
 
     async def _deliver(self, result: bytes) -> None:
-        """Seal the result for the uploader's devices, store it, and complete the job."""
+        """Seal the result for the uploader's devices, store it, and complete the job: a small
+        result goes with its completion (and many jobs' completions in one request), a larger one
+        to a presigned PUT of its own."""
         services, lease = self._services, self.lease
         loop = asyncio.get_running_loop()
         sealed = await loop.run_in_executor(services.executor, seal, result, lease.recipients)
+        sender = services.completions
+        if sender is not None and sender.supported and len(sealed) <= MAX_INLINE_RESULT:
+            completion = JobCompletion(
+                job_id=lease.job_id,
+                lease_token=lease.lease_token,
+                result=sealed,
+                usage=self._usage(),
+            )
+            try:
+                await sender.complete(completion)
+                return
+            except ServerError as error:
+                if sender.supported or error.status_code not in (404, 405):
+                    raise
+                # An older server, without the route: the result goes to a URL of its own.
         sealed_sha256 = await loop.run_in_executor(services.executor, sha256_hex, sealed)
         await self._store_result(sealed, sealed_sha256)
         await services.session.call(

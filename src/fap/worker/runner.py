@@ -20,17 +20,28 @@ import signal
 import socket
 import sys
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx
 
 from fap import __version__
-from fap.api import LEASE, ApiSession, Lease, LeaseRequest, tls_context
+from fap.api import (
+    LEASE,
+    LEASES,
+    MAX_LEASES,
+    ApiSession,
+    Lease,
+    LeaseRequest,
+    Leases,
+    LeasesRequest,
+    tls_context,
+)
 from fap.backoff import Backoff
 from fap.config import WorkerSettings
 from fap.errors import AuthError, ConfigError, ServerError, ServerUnreachable
+from fap.worker.completions import CompletionSender
 from fap.worker.engine_process import EngineProcess, start_engines
 from fap.worker.job import Job, JobServices
 from fap.worker.sandbox import Sandbox, sandbox_for
@@ -46,7 +57,34 @@ JOBS_PER_SLOT = 3
 # Between failed lease requests; jittered, so workers cut off together come back apart.
 _LEASE_RETRY = Backoff(first=0.5, cap=30.0)
 
+# A lease of several brings jobs worth about this much of the engine's time, going by the jobs it
+# took last: a quick engine gets a handful of small files per request, a slow one one at a time
+# (each job leased is one no other processor can take meanwhile).
+LEASE_ENGINE_SECONDS = 0.5
+# And files of this many bytes in all, beyond the first job's.
+LEASE_BYTES = 4 * 1024 * 1024
+# Jobs one lease brings at most.
+JOBS_PER_LEASE = min(8, MAX_LEASES)
+
 T = TypeVar("T")
+
+
+class LeasePace:
+    """How many jobs a slot asks for at once: as many as its engine, at the pace of the jobs it
+    took last, gets through in about LEASE_ENGINE_SECONDS; one until it has taken any."""
+
+    def __init__(self) -> None:
+        self.jobs = 1
+        self._seconds: float | None = None  # the engine's time per job, a moving average
+
+    def observe(self, seconds: Iterable[float | None]) -> None:
+        for taken in seconds:
+            if taken is None:
+                continue  # ended before the engine answered: says nothing of its pace
+            self._seconds = taken if self._seconds is None else 0.7 * self._seconds + 0.3 * taken
+        if self._seconds is not None:
+            fits = int(LEASE_ENGINE_SECONDS / max(self._seconds, 1e-3))
+            self.jobs = max(1, min(JOBS_PER_LEASE, fits))
 
 
 def default_engine_command() -> list[str]:
@@ -69,6 +107,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._slots: list[asyncio.Task[None]] = []
         self._aborted = False
+        self._several_leases = True  # until the server says it has no such route (an older one)
 
     @property
     def stopping(self) -> bool:
@@ -132,8 +171,9 @@ class Worker:
         self, number: int, engine: EngineProcess, running: set[asyncio.Task[None]]
     ) -> None:
         failures = 0
+        pace = LeasePace()
         while not self.stopping:
-            if len(running) >= JOBS_PER_SLOT:
+            if len(running) >= JOBS_PER_SLOT - 1 + pace.jobs:
                 done = await self._unless_stopped(
                     asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 )
@@ -143,7 +183,7 @@ class Worker:
             if await self._unless_stopped(engine.wait_ready()) is None:
                 return
             try:
-                lease = await self._unless_stopped(self._lease(engine.name))
+                leases = await self._unless_stopped(self._lease(engine.name, pace.jobs))
             except (ServerUnreachable, ServerError) as error:  # an AuthError is fatal: not here
                 failures += 1
                 delay = _LEASE_RETRY.delay(failures)
@@ -153,29 +193,49 @@ class Worker:
                 await self._unless_stopped(asyncio.sleep(delay))
                 continue
             failures = 0
-            if lease is None:
+            if not leases:
                 continue  # the long-poll ran out (or we are stopping): ask again
-            job = Job(lease, self.services, engine)
-            task = asyncio.create_task(self._work(job), name=f"job-{lease.job_id}")
-            running.add(task)
-            task.add_done_callback(running.discard)
+            jobs = [Job(lease, self.services, engine) for lease in leases]
+            for job in jobs:  # each waits for the engine's turn, in the order leased
+                task = asyncio.create_task(self._work(job), name=f"job-{job.lease.job_id}")
+                running.add(task)
+                task.add_done_callback(running.discard)
             # The next lease once the engine is free: a job never waits on a busy engine, where
-            # an idle processor could have had it.
-            await self._unless_stopped(job.engine_done.wait())
+            # an idle processor could have had it (beyond the few quick ones a lease brings).
+            await self._unless_stopped(jobs[-1].engine_done.wait())
+            pace.observe(job.engine_seconds for job in jobs)
 
     async def _work(self, job: Job) -> None:
         outcome = await job.run()
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
-    async def _lease(self, engine: str) -> Lease | None:
-        # A new id per lease asked for; the session resends this very body after a lost answer.
-        request = LeaseRequest(
-            worker_id=self.worker_id,
-            engines=[engine],
-            timeout=LEASE_POLL,
-            request_id=uuid.uuid4().hex,
+    async def _lease(self, engine: str, jobs: int) -> list[Lease]:
+        """Up to ``jobs`` leases (files of LEASE_BYTES in all, beyond the first); [] if none came.
+        A new request id per request; the session resends this very body after a lost answer."""
+        request_id = uuid.uuid4().hex
+        session = self.services.session
+        if self._several_leases:
+            request = LeasesRequest(
+                worker_id=self.worker_id,
+                engines=[engine],
+                max_jobs=jobs,
+                max_bytes=LEASE_BYTES,
+                timeout=LEASE_POLL,
+                request_id=request_id,
+            )
+            try:
+                leased = await session.call("POST", LEASES, request, returns=Leases)
+                return [] if leased is None else leased.leases
+            except ServerError as error:
+                if error.status_code not in (404, 405):
+                    raise
+                logger.info("The server leases one job at a time (it has no %s).", LEASES)
+                self._several_leases = False
+        single = LeaseRequest(
+            worker_id=self.worker_id, engines=[engine], timeout=LEASE_POLL, request_id=request_id
         )
-        return await self.services.session.call("POST", LEASE, request, returns=Lease)
+        lease = await session.call("POST", LEASE, single, returns=Lease)
+        return [] if lease is None else [lease]
 
     async def _unless_stopped(self, awaitable: Coroutine[Any, Any, T]) -> T | None:
         """The result of ``awaitable``, or None when stop() comes first (it is then cancelled).
@@ -308,12 +368,15 @@ async def run_worker(settings: WorkerSettings) -> bool:
             for engine in engines:
                 stack.push_async_exit(engine)  # stopped on the way out, whatever happens
             await start_engines(engines)
+            completions = CompletionSender(session)
+            stack.push_async_callback(completions.aclose)
             services = JobServices(
                 session=session,
                 blobs=blobs,
                 executor=executor,
                 prefetch=settings.prefetch_chunks,
                 job_timeout=settings.job_timeout,
+                completions=completions,
             )
             worker = Worker(services, engines)
             return await worker.run()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
+import typing
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from tests.unit.server.test_jobs import store_result
 
 from fap.api import CHUNKS, JOB_COMPLETE, UPLOAD, ChunkReport
 from fap.server import metrics as metrics_module
+from fap.server.routes import V1_HANDLERS
 from fap.server.store import Jobs
 from fap.transfer import encode_chunk
 
@@ -197,3 +200,18 @@ async def test_a_blocked_event_loop_shows_as_lag(server: Server) -> None:
         lag = value(samples, "fap_event_loop_lag_max_seconds") or 0.0
     assert lag >= 0.1
     assert (value(samples, "fap_event_loop_lag_seconds_count") or 0) >= 1
+
+
+def test_every_route_that_long_polls_is_timed_as_a_long_poll() -> None:
+    """A route whose body asks the server to hold it (a ``timeout``) counts as ``long-poll``:
+    its seconds are time waited for news, and would swamp the figures of calls."""
+    seen = 0
+    for handler in V1_HANDLERS:
+        data = typing.get_type_hints(handler.fn, include_extras=True).get("data")
+        body = typing.get_args(data)[0] if data is not None else None
+        polls = "timeout" in getattr(body, "__struct_fields__", ())
+        seen += polls
+        for path in handler.paths:
+            template = re.sub(r"\{(\w+):\w+\}", r"{\1}", path)  # as the metrics name a route
+            assert (metrics_module.route_kind(template) == "long-poll") == polls, template
+    assert seen >= 4  # lease, leases, wait, job chunks: the check found what it looks for

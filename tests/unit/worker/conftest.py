@@ -25,6 +25,7 @@ from fap.api import ApiSession
 from fap.backoff import Backoff
 from fap.transfer import Retries
 from fap.worker import EngineProcess, JobServices, Worker
+from fap.worker.completions import CompletionSender
 from fap.worker.engine_process import start_engines
 
 REPO = Path(__file__).resolve().parents[3]
@@ -98,6 +99,7 @@ def running_worker(pipeline: Pipeline, markers: Path) -> Start:
         job_timeout: float = 60.0,
         prefetch: int = 2,
         retry_for: float = 0.3,
+        completions_together: bool = True,
     ) -> AsyncIterator[Running]:
         executor = ThreadPoolExecutor(max_workers=2)
         engines = [
@@ -118,6 +120,9 @@ def running_worker(pipeline: Pipeline, markers: Path) -> Start:
                 for engine in engines:
                     stack.push_async_exit(engine)
                 await start_engines(engines)
+                completions = CompletionSender(session) if completions_together else None
+                if completions is not None:
+                    stack.push_async_callback(completions.aclose)
                 services = JobServices(
                     session=session,
                     blobs=blobs,
@@ -125,6 +130,7 @@ def running_worker(pipeline: Pipeline, markers: Path) -> Start:
                     prefetch=prefetch,
                     job_timeout=job_timeout,
                     blob_retries=BLOB_RETRIES,
+                    completions=completions,
                 )
                 worker = Worker(services, engines, worker_id="test-worker")
                 task = asyncio.create_task(worker.run())

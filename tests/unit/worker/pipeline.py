@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import httpx
 import msgspec
 from tests.support.app_transport import AppTransport, Sent
 from tests.unit.server.harness import CHUNK, Server
@@ -18,14 +19,17 @@ from fap.api import (
     BLOBS,
     JOB_CHUNKS,
     JOB_COMPLETE,
+    JOB_COMPLETIONS,
     JOB_FAIL,
     JOB_HEARTBEAT,
     LEASE,
+    LEASES,
     UPLOAD,
     UPLOAD_RESULT,
     UPLOADS,
     ChunkListRequest,
     CompleteRequest,
+    Completions,
     FailRequest,
     Lease,
     ResultUrl,
@@ -33,16 +37,18 @@ from fap.api import (
     UploadCreated,
     UploadInfo,
 )
+from fap.api.messages import EngineUsage
 from fap.crypto import open_sealed
 from fap.server.blobs import LocalBlobStore, chunk_key
 from fap.transfer import sha256_hex
 
-__all__ = ("ENGINE", "Job", "KiB", "Pipeline", "sample")
+__all__ = ("ENGINE", "Completed", "Job", "KiB", "Pipeline", "sample")
 
 ENGINE = "test@1"  # what the test engines say they run, and what the uploads ask for
 KiB = 1024
 
 T = TypeVar("T")
+LEASE_PATHS = (LEASE, LEASES)  # a lease of one job, and of several
 
 
 def sample(size: int) -> bytes:
@@ -57,6 +63,25 @@ class Job:
 
     id: str
     data: bytes
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A completion of a job as the worker sent it, with its result or on its own."""
+
+    lease_token: str
+    result_size: int
+    result_sha256: str
+    usage: EngineUsage | None
+
+
+def _completes(path: str, body: bytes, job: Job) -> bool:
+    if path == JOB_COMPLETE.format(job_id=job.id):
+        return True
+    if path != JOB_COMPLETIONS:
+        return False
+    batch = msgspec.json.decode(body, type=Completions)
+    return any(completion.job_id == job.id for completion in batch.completions)
 
 
 @dataclass
@@ -121,7 +146,7 @@ class Pipeline:
         assert server.settings.max_attempts > 1, "a lapse on the last attempt fails the job"
         # Meanwhile the worker's own requests for work wait at the wire: told its lease is lost
         # (a heartbeat's 409), it asks for work again, and would take the job straight back.
-        held = self.wire.hold(lambda request: request.url.path == LEASE, every=True)
+        held = self.wire.hold(self.is_lease, every=True)
         try:
             server.clock.advance(server.settings.lease_seconds + 1)
             await server.services.queue.sweep()
@@ -167,7 +192,25 @@ class Pipeline:
         return [sent for sent in self.wire.sent if sent.path == path]
 
     def leases(self) -> list[Sent]:
-        return self.sent(LEASE)
+        """Every request for work, of one job or of several."""
+        return [sent for sent in self.wire.sent if sent.path in LEASE_PATHS]
+
+    @staticmethod
+    def is_lease(request: httpx.Request) -> bool:
+        return request.url.path in LEASE_PATHS
+
+    @staticmethod
+    def completing(job: Job) -> Callable[[httpx.Request], bool]:
+        """Matches a request that completes ``job``: on its own, or with others."""
+
+        def matches(request: httpx.Request) -> bool:
+            return _completes(request.url.path, request.content, job)
+
+        return matches
+
+    def completion_requests(self, job: Job) -> list[Sent]:
+        """The requests that completed ``job``, on its own or with others, in order."""
+        return [sent for sent in self.wire.sent if _completes(sent.path, sent.body, job)]
 
     def heartbeats(self, job: Job) -> list[Sent]:
         return self.sent(JOB_HEARTBEAT.format(job_id=job.id))
@@ -183,8 +226,23 @@ class Pipeline:
     def chunk_gets(self, job: Job, seq: int) -> list[Sent]:
         return [s for s in self.sent(self.chunk_path(job, seq)) if s.method == "GET"]
 
-    def completes(self, job: Job) -> list[CompleteRequest]:
-        return self._bodies(JOB_COMPLETE.format(job_id=job.id), CompleteRequest)
+    def completes(self, job: Job) -> list[Completed]:
+        """What the worker said of ``job``'s result in each completion it sent, in order."""
+        said = []
+        for sent in self.completion_requests(job):
+            if sent.path == JOB_COMPLETIONS:
+                batch = msgspec.json.decode(sent.body, type=Completions)
+                said.extend(
+                    Completed(c.lease_token, len(c.result), sha256_hex(c.result), c.usage)
+                    for c in batch.completions
+                    if c.job_id == job.id
+                )
+            else:
+                one = msgspec.json.decode(sent.body, type=CompleteRequest)
+                said.append(
+                    Completed(one.lease_token, one.result_size, one.result_sha256, one.usage)
+                )
+        return said
 
     def fails(self, job: Job) -> list[FailRequest]:
         return self._bodies(JOB_FAIL.format(job_id=job.id), FailRequest)

@@ -13,7 +13,7 @@ import msgspec
 from tests.unit.worker.conftest import Start, server_with
 from tests.unit.worker.pipeline import KiB, Pipeline, sample
 
-from fap.api import JOB_COMPLETE, LEASE, LeaseRequest
+from fap.api import LeasesRequest
 
 
 @server_with(heartbeat_seconds=0.5, lease_seconds=30.0)
@@ -64,29 +64,30 @@ async def test_a_stale_holder_cannot_complete_and_leaves_the_job_to_its_holder(
     pipeline: Pipeline, running_worker: Start
 ) -> None:
     job = await pipeline.add_job(sample(20 * KiB))
-    complete = JOB_COMPLETE.format(job_id=job.id)
-    held = pipeline.wire.hold(lambda request: request.url.path == complete)
+    held = pipeline.wire.hold(pipeline.completing(job))
     # The worker asks for its next job while this one delivers: that request waits at the wire,
     # so the job, once its lease lapsed, goes to the other worker.
-    later = pipeline.wire.hold(after_the_first(LEASE), every=True)
+    later = pipeline.wire.hold(after_the_first(pipeline.is_lease), every=True)
     async with running_worker() as running:
         await asyncio.wait_for(held.reached.wait(), 30)  # sealed and stored, about to complete
         await pipeline.take_lease(job)
         held.release()
         await pipeline.until(lambda: running.worker.outcomes.get("lost") == 1, "the job to stop")
         later.release()
-    assert [sent.status for sent in pipeline.sent(complete)] == [409]
+    assert len(pipeline.completes(job)) == 1  # refused (its lease was lost), and not sent again
     assert not pipeline.fails(job)
     assert await pipeline.state(job) == "leased"  # by the other worker, who completes it
 
 
-def after_the_first(path: str) -> Callable[[httpx.Request], bool]:
-    """Matches the requests to ``path`` after the first one."""
+def after_the_first(
+    kind: Callable[[httpx.Request], bool],
+) -> Callable[[httpx.Request], bool]:
+    """Matches the requests of a ``kind`` after the first one."""
     seen = 0
 
     def matches(request: httpx.Request) -> bool:
         nonlocal seen
-        if request.url.path != path:
+        if not kind(request):
             return False
         seen += 1
         return seen > 1
@@ -97,7 +98,7 @@ def after_the_first(path: str) -> Callable[[httpx.Request], bool]:
 async def test_the_worker_keeps_asking_a_server_that_does_not_answer(
     pipeline: Pipeline, running_worker: Start
 ) -> None:
-    pipeline.wire.refuse(lambda request: request.url.path == LEASE, times=2, status=503)
+    pipeline.wire.refuse(pipeline.is_lease, times=2, status=503)
     job = await pipeline.add_job(sample(10 * KiB))
     async with running_worker():
         await pipeline.until_state(job, "done")
@@ -108,10 +109,10 @@ async def test_a_lease_whose_answer_is_lost_is_answered_again_not_leased_twice(
     pipeline: Pipeline, running_worker: Start
 ) -> None:
     job = await pipeline.add_job(sample(10 * KiB))
-    pipeline.wire.lose_answer(lambda request: request.url.path == LEASE)
+    pipeline.wire.lose_answer(pipeline.is_lease)
     async with running_worker(retry_for=10.0):
         await pipeline.until_state(job, "done")
-    first, again = (msgspec.json.decode(s.body, type=LeaseRequest) for s in pipeline.leases()[:2])
+    first, again = (msgspec.json.decode(s.body, type=LeasesRequest) for s in pipeline.leases()[:2])
     assert first.request_id is not None
     assert again.request_id == first.request_id  # the very same request, sent again
     assert (await pipeline.info(job)).attempts == 1
@@ -121,12 +122,11 @@ async def test_a_completion_whose_answer_is_lost_is_recorded_once(
     pipeline: Pipeline, running_worker: Start
 ) -> None:
     job = await pipeline.add_job(sample(10 * KiB))
-    complete = JOB_COMPLETE.format(job_id=job.id)
-    pipeline.wire.lose_answer(lambda request: request.url.path == complete)
+    pipeline.wire.lose_answer(pipeline.completing(job))
     async with running_worker(retry_for=10.0) as running:
         await pipeline.until(lambda: running.worker.outcomes.get("done") == 1, "the job done")
     first, again = pipeline.completes(job)
     assert again == first
-    assert [sent.status for sent in pipeline.sent(complete)] == [None, 204]
+    assert [sent.status for sent in pipeline.completion_requests(job)] == [None, 200]
     assert (await pipeline.info(job)).state == "done"
     assert not pipeline.fails(job)

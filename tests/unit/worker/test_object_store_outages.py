@@ -22,6 +22,10 @@ from fap.server.blobs import result_key
 PAST_THE_BUDGET = 2 * BLOB_RETRIES.attempts
 
 
+# The result tests send the result to its own URL, as a worker does with a result too large to go
+# with its completion (or to a server without POST /v1/jobs/completions).
+
+
 def result_path(job: Job) -> str:
     return f"{BLOBS}/{result_key(job.id)}"
 
@@ -76,7 +80,7 @@ async def test_a_result_store_outage_past_the_retry_budget_is_waited_out_on_the_
         status=503,
         detail="The object store is down for maintenance.",
     )
-    async with running_worker() as running:
+    async with running_worker(completions_together=False) as running:
         await pipeline.until(
             lambda: len(result_puts(pipeline, job)) > PAST_THE_BUDGET,
             "the worker to retry the result past its budget",
@@ -96,7 +100,7 @@ async def test_a_result_url_that_expired_before_its_put_is_signed_again(
     job = await pipeline.add_job(sample(64 * KiB))
     path = result_path(job)
     held = pipeline.wire.hold(lambda request: request.method == "PUT" and request.url.path == path)
-    async with running_worker():
+    async with running_worker(completions_together=False):
         await asyncio.wait_for(held.reached.wait(), 30)
         pipeline.server.clock.advance(15)  # past the URL's 10 s; the lease has 30
         held.release()

@@ -3,12 +3,11 @@ concurrency, one engine per slot, a graceful stop that drains and a hard one tha
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests.unit.worker.conftest import Start
 from tests.unit.worker.pipeline import KiB, Pipeline, sample
-
-from fap.api import JOB_COMPLETE
 
 
 async def test_jobs_run_side_by_side_up_to_the_concurrency(
@@ -76,13 +75,16 @@ async def test_the_next_job_is_leased_and_analysed_while_the_last_one_delivers(
     one's result to be stored and completed."""
     first = await pipeline.add_job(sample(10 * KiB))
     second = await pipeline.add_job(sample(10 * KiB))
-    completing = JOB_COMPLETE.format(job_id=first.id)
-    held = pipeline.wire.hold(lambda request: request.url.path == completing)
+    held = pipeline.wire.hold(pipeline.completing(first))
     async with running_worker(concurrency=1):
-        await pipeline.until_state(second, "done")  # while the first one's completion waits
+        await asyncio.wait_for(held.reached.wait(), 30)
+        await pipeline.until(
+            lambda: bool(pipeline.chunk_gets(second, 0)), "the next job read while one delivers"
+        )
         assert await pipeline.state(first) == "leased"
         held.release()
         await pipeline.until_state(first, "done")
+        await pipeline.until_state(second, "done")
 
 
 async def test_a_job_waits_for_no_busy_engine(
