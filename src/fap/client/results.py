@@ -32,6 +32,8 @@ __all__ = ("ResultWaiter", "download_sealed", "failure_reason", "open_result", "
 
 OnFinished = Callable[[UploadInfo], Awaitable[None]]
 
+# Results fetched, opened and written at once, of the uploads one long-poll said finished.
+FINISHED_AT_ONCE = 16
 # A server that answers a long-poll at once with nothing finished must not make the client spin.
 _MIN_POLL_INTERVAL = 1.0
 
@@ -149,15 +151,30 @@ class ResultWaiter:
                 for info in answer.uploads
                 if info.state in TERMINAL_STATES and info.id in self._pending
             ]
-            for info in finished:
+            await self._finish(finished)
+            if not finished and loop.time() - started < _MIN_POLL_INTERVAL:
+                await asyncio.sleep(_MIN_POLL_INTERVAL)
+
+    async def _finish(self, finished: list[UploadInfo]) -> None:
+        """The callbacks of ``finished``, up to FINISHED_AT_ONCE at a time: a folder of small files
+        finishes many at once, and each result is a download and a write of its own. The first
+        error is raised once all of them ran; an upload whose callback found the server out of
+        reach stays pending."""
+        gate = asyncio.Semaphore(FINISHED_AT_ONCE)
+
+        async def finish(info: UploadInfo) -> None:
+            async with gate:
                 on_finished = self._pending.pop(info.id)
                 try:
                     await on_finished(info)
                 except ServerUnreachable:
                     self._pending[info.id] = on_finished
                     raise
-            if not finished and loop.time() - started < _MIN_POLL_INTERVAL:
-                await asyncio.sleep(_MIN_POLL_INTERVAL)
+
+        ended = await asyncio.gather(*(finish(info) for info in finished), return_exceptions=True)
+        for error in ended:
+            if isinstance(error, BaseException):
+                raise error
 
     async def _poll(self, ids: list[str]) -> UploadList | None:
         """One long-poll per ``MAX_WAIT_IDS`` uploads, all at once; the first answer ends them.
