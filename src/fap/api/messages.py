@@ -144,6 +144,9 @@ class UploadInfo(Struct):
     error: str | None
     created_at: float
     finished_at: float | None
+    # In an answer to POST /v1/uploads/wait, for the caller's own done upload: its result's
+    # presigned GET, so that fetching it takes no request of its own. Older servers send none.
+    result: ResultUrl | None = None
 
 
 class UploadCreated(Struct):

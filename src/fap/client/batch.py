@@ -276,9 +276,7 @@ async def _receive(runtime: Runtime, info: UploadInfo, target: Path, outcome: Fi
         outcome.error = failure_reason(info)
         return
     try:
-        plaintext = await open_result(
-            runtime.session, runtime.blobs, info.id, await runtime.device()
-        )
+        plaintext = await open_result(runtime.session, runtime.blobs, info, await runtime.device())
         await asyncio.to_thread(write_atomic, target, plaintext)
     except (ServerError, IntegrityError) as error:
         outcome.status, outcome.error = "failed", str(error)

@@ -599,9 +599,7 @@ class FolderSync:
         target = result_path(self.results_dir, self._name(key))
         try:
             identity = await self.runtime.device()
-            plaintext = await open_result(
-                self.runtime.session, self.runtime.blobs, info.id, identity
-            )
+            plaintext = await open_result(self.runtime.session, self.runtime.blobs, info, identity)
             await asyncio.to_thread(write_atomic, target, plaintext)
         except ServerUnreachable:
             raise  # the waiter keeps the upload and asks again

@@ -44,9 +44,18 @@ def failure_reason(info: UploadInfo) -> str:
     return f"The analysis failed: {reason}."
 
 
-async def download_sealed(session: ApiSession, blobs: httpx.AsyncClient, upload_id: str) -> bytes:
-    """The sealed (age) result of a finished upload, as stored: only its owner can open it."""
-    where = await session.call("GET", UPLOAD_RESULT.format(upload_id=upload_id), returns=ResultUrl)
+async def download_sealed(
+    session: ApiSession,
+    blobs: httpx.AsyncClient,
+    upload_id: str,
+    where: ResultUrl | None = None,
+) -> bytes:
+    """The sealed (age) result of a finished upload, as stored: only its owner can open it.
+    ``where``: its URL as an answer already brought it (a wait's), or None to ask for it."""
+    if where is None or where.upload_id != upload_id:
+        where = await session.call(
+            "GET", UPLOAD_RESULT.format(upload_id=upload_id), returns=ResultUrl
+        )
     if where.sha256 is None:
         # Without it a result swapped in the store would be opened and believed: refuse.
         raise IntegrityError(
@@ -75,10 +84,10 @@ def _sha256(data: bytes) -> str:
 
 
 async def open_result(
-    session: ApiSession, blobs: httpx.AsyncClient, upload_id: str, identity: DeviceIdentity
+    session: ApiSession, blobs: httpx.AsyncClient, info: UploadInfo, identity: DeviceIdentity
 ) -> bytes:
     """The decrypted result (the engine's JSON) of a finished upload."""
-    sealed = await download_sealed(session, blobs, upload_id)
+    sealed = await download_sealed(session, blobs, info.id, info.result)
     # Decryption is CPU work on possibly large results: off the event loop.
     return await asyncio.to_thread(open_sealed, sealed, identity)
 

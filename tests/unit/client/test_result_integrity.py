@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from tests.unit.client.real_app import App
 
-from fap.client import Runtime, open_result, upload_files
-from fap.crypto import seal
+from fap.client import Runtime, download_sealed, upload_files
+from fap.crypto import open_sealed, seal
 from fap.errors import EXIT_SERVER, IntegrityError
 from fap.server.blobs import result_key
 from fap.server.blobs.local import LocalBlobStore
@@ -26,7 +26,8 @@ async def test_a_result_swapped_after_completion_is_refused_before_decrypting(
         (outcome,) = await upload_files(runtime, [report], results_dir=tmp_path / "results")
         assert outcome.status == "done" and outcome.upload_id is not None
         identity = await runtime.identity()
-        genuine = await open_result(runtime.session, runtime.blobs, outcome.upload_id, identity)
+        sealed = await download_sealed(runtime.session, runtime.blobs, outcome.upload_id)
+        genuine = open_sealed(sealed, identity)
         assert json.loads(genuine)["name"] == "report.csv"
 
         # Someone with the store's access puts another result in its place, sealed to this
@@ -42,7 +43,7 @@ async def test_a_result_swapped_after_completion_is_refused_before_decrypting(
         stored.write_bytes(substitute)
 
         with pytest.raises(IntegrityError) as refused:
-            await open_result(runtime.session, runtime.blobs, outcome.upload_id, identity)
+            await download_sealed(runtime.session, runtime.blobs, outcome.upload_id)
 
     message = str(refused.value)
     assert refused.value.exit_code == EXIT_SERVER

@@ -14,8 +14,10 @@ from fap.api import (
     JOB_HEARTBEAT,
     JOB_RESULT_URL,
     UPLOAD_RESULT,
+    UPLOADS_WAIT,
     Lease,
     ResultUrl,
+    UploadList,
 )
 
 OTHER = bytes(reversed(SEALED))  # the same size, other bytes
@@ -166,3 +168,39 @@ async def test_a_wrong_token_on_a_finished_job_says_what_is_true(server: Server)
             detail = error_body(response).detail
             assert f"is {state}" in detail, detail
             assert "leased again" not in detail
+
+
+async def wait_for(server: Server, token: str, *ids: str) -> UploadList:
+    return await server.ok(
+        "POST", UPLOADS_WAIT, token, {"ids": list(ids), "timeout": 0}, returns=UploadList
+    )
+
+
+async def test_a_wait_hands_the_uploader_the_result_of_a_done_upload_and_no_other(
+    server: Server,
+) -> None:
+    """Fetching a result the wait said was ready then takes no request to the API."""
+    lease = await leased(server)
+    pending = await server.upload(server.owner, b"not analysed yet")
+    await complete(server, lease)
+    done, waiting = (await wait_for(server, server.owner, lease.job_id, pending.id)).uploads
+    assert waiting.result is None
+    assert done.result is not None
+    assert (done.result.size, done.result.sha256) == (
+        len(SEALED),
+        hashlib.sha256(SEALED).hexdigest(),
+    )
+    assert (await server.http.get(done.result.url)).content == SEALED
+
+    # A colleague may watch the upload finish, but its result is sealed to the uploader alone.
+    colleague = await server.new_user(None, "colleague", "member")
+    (seen,) = (await wait_for(server, colleague, lease.job_id)).uploads
+    assert seen.state == "done" and seen.result is None
+
+
+async def test_a_wait_hands_no_result_that_expired(server: Server) -> None:
+    lease = await leased(server)
+    await complete(server, lease)
+    server.clock.advance(server.settings.keep_results + 1)
+    (done,) = (await wait_for(server, server.owner, lease.job_id)).uploads
+    assert done.state == "done" and done.result is None  # asked for alone, it says 410 and why

@@ -33,7 +33,15 @@ from fap.api import (
 from fap.server.auth import Caller, Permission, needs
 from fap.server.blobs import result_key
 from fap.server.cleanup import check_result_kept
-from fap.server.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, shown_id
+from fap.server.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Gone,
+    NotFound,
+    TooLarge,
+    shown_id,
+)
 from fap.server.queue import long_poll, upload_topic
 from fap.server.routes.chunk_checks import check_specs, sign_chunk_puts
 from fap.server.routes.deps import CallerDep, ServicesDep, route
@@ -257,7 +265,7 @@ async def wait_uploads(
     if uploads is None:
         latest = await services.store.uploads.get_many(caller.org.id, ids)
         uploads = [latest[upload_id] for upload_id in ids]
-    return await _upload_list(services, uploads)
+    return await _upload_list(services, uploads, results_for=caller.user.id)
 
 
 @get(route(UPLOAD_RESULT), opt=needs(Permission.READ))
@@ -276,10 +284,12 @@ async def upload_result(
     if upload.state != JobState.DONE or upload.result_size is None:
         raise Conflict(f"Upload {upload.id} is not done yet; it is {upload.state}.")
     check_result_kept(upload, services.settings, services.clock())
+    return await _result_url(services, upload, upload.result_size)
+
+
+async def _result_url(services: Services, upload: Upload, size: int) -> ResultUrl:
     url = await services.blobs.presign_get(result_key(upload.id), services.settings.url_ttl_seconds)
-    return ResultUrl(
-        upload_id=upload.id, url=url, size=upload.result_size, sha256=upload.result_sha256
-    )
+    return ResultUrl(upload_id=upload.id, url=url, size=size, sha256=upload.result_sha256)
 
 
 async def load_upload(services: Services, caller: Caller, upload_id: str) -> Upload:
@@ -289,11 +299,31 @@ async def load_upload(services: Services, caller: Caller, upload_id: str) -> Upl
     return upload
 
 
-async def _upload_list(services: Services, uploads: list[Upload]) -> UploadList:
+async def _upload_list(
+    services: Services, uploads: list[Upload], *, results_for: str | None = None
+) -> UploadList:
+    """The uploads as listed; with ``results_for`` (a user id), each done upload of that user's
+    carries its result's presigned GET, as long as the result is kept."""
     stored = await services.store.uploads.stored_seqs(upload.id for upload in uploads)
-    return UploadList(
-        uploads=[upload_info(upload, stored.get(upload.id, [])) for upload in uploads]
-    )
+    listed = []
+    for upload in uploads:
+        info = upload_info(upload, stored.get(upload.id, []))
+        if results_for is not None and _result_to_hand(upload, results_for, services):
+            assert upload.result_size is not None
+            info.result = await _result_url(services, upload, upload.result_size)
+        listed.append(info)
+    return UploadList(uploads=listed)
+
+
+def _result_to_hand(upload: Upload, user_id: str, services: Services) -> bool:
+    """Whether ``upload`` has a result ``user_id`` may fetch now (its uploader; done; kept)."""
+    if upload.user_id != user_id or upload.state != JobState.DONE or upload.result_size is None:
+        return False
+    try:
+        check_result_kept(upload, services.settings, services.clock())
+    except Gone:
+        return False  # asked for on its own, the result says why it is gone
+    return True
 
 
 @dataclass(frozen=True, slots=True)
