@@ -214,3 +214,16 @@ async def test_a_lease_of_several_out_of_bounds_is_400(
     response = await server.call("POST", LEASES, server.processor, body)
     assert response.status_code == 400, response.text
     error_body(response)
+
+
+@both_backends
+async def test_each_lease_of_several_brings_the_first_chunks_of_its_own_job(
+    server: Server,
+) -> None:
+    large = await server.upload(server.owner, bytes(range(256)) * (CHUNK * 10 // 256))
+    small = await server.upload(server.owner, b"one chunk")
+    leases = await lease_several(server, max_jobs=2, max_bytes=1 << 30)
+    assert [lease.job_id for lease in leases] == [large.id, small.id]
+    assert [chunk.seq for chunk in leases[0].chunks] == list(range(8))  # 8 of its 10
+    assert [chunk.seq for chunk in leases[1].chunks] == [0]
+    assert leases[0].chunk_count == 10

@@ -176,6 +176,9 @@ async def _lease(
         raise ClientDisconnected
     settings = services.settings
     recipients: dict[str, list[str]] = {}  # by uploader: a folder's files share one
+    first_chunks = await services.store.uploads.first_chunks(
+        [job.id for job in jobs if job.chunk_count > 0], _CHUNKS_IN_LEASE
+    )
     answered = []
     for job in jobs:
         assert job.lease_token is not None  # a leased job has its token
@@ -192,7 +195,8 @@ async def _lease(
                 file=FileMeta(upload_id=job.id, name=job.name, size=job.size, sha256=job.sha256),
                 chunk_count=job.chunk_count,
                 recipients=recipients[job.user_id],
-                chunks=await _first_chunks(services, job.id, job.chunk_count),
+                # The first chunks stored, with their GETs: a small file's job needs no listing.
+                chunks=await _chunk_refs(services, job.id, first_chunks.get(job.id, [])),
             )
         )
     return answered
@@ -347,15 +351,6 @@ def _usage(usage: EngineUsage | None) -> EngineUsage | None:
             "The engine's usage must be figures of 0 or more (CPU and wall seconds, bytes)."
         )
     return usage
-
-
-async def _first_chunks(services: Services, job_id: str, chunk_count: int) -> list[ChunkRef]:
-    """What a lease brings: the first chunks stored, up to _CHUNKS_IN_LEASE (none to look for in
-    an empty file)."""
-    if chunk_count == 0:
-        return []
-    chunks = await services.store.uploads.chunks_after(job_id, -1, _CHUNKS_IN_LEASE)
-    return await _chunk_refs(services, job_id, chunks)
 
 
 async def _chunk_refs(services: Services, job_id: str, chunks: list[Chunk]) -> list[ChunkRef]:

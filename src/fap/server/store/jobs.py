@@ -27,7 +27,7 @@ from fap.server.store.database import Database, update_rows
 from fap.server.store.models import Chunk, Upload, Worker
 from fap.server.store.moves import moving
 from fap.server.store.outages import retried
-from fap.server.store.uploads import record_recipients
+from fap.server.store.uploads import active_recipients_digest
 
 __all__ = ("MOVES", "Backlog", "Jobs", "Lapse", "Recorded", "WorkerSeen")
 
@@ -167,7 +167,7 @@ class Jobs:
             # takes the oldest jobs nobody else is taking.
             candidates = (
                 await session.execute(
-                    select(Upload.id, Upload.size)
+                    select(Upload.id, Upload.size, Upload.user_id)
                     .where(
                         Upload.org_id == org_id,
                         Upload.state == JobState.QUEUED,
@@ -178,15 +178,18 @@ class Jobs:
                     .with_for_update(skip_locked=True)
                 )
             ).all()
-            chosen: list[str] = []
+            chosen: list[tuple[str, str]] = []
             total = 0
-            for upload_id, size in candidates:
+            for upload_id, size, user_id in candidates:
                 total += size
                 if chosen and total > max_bytes:
                     break
-                chosen.append(upload_id)
-            leased = []
-            for upload_id in chosen:
+                chosen.append((upload_id, user_id))
+            digests: dict[str, str] = {}  # by uploader: a folder's files share one
+            leased: list[str] = []
+            for upload_id, user_id in chosen:
+                if user_id not in digests:
+                    digests[user_id] = await active_recipients_digest(session, user_id)
                 taken = await update_rows(
                     session,
                     moving(_LEASE)
@@ -197,12 +200,21 @@ class Jobs:
                         attempts=Upload.attempts + 1,
                         worker_id=worker_id,
                         lease_request_id=request_id,
+                        # What the result will be sealed to, for dedup to compare.
+                        recipients_sha256=digests[user_id],
                     ),
                 )
-                if taken == 1:  # what the result will be sealed to, for dedup to compare
-                    await record_recipients(session, upload_id)
-                    leased.append(await _reload(session, upload_id))
-            return leased
+                if taken == 1:
+                    leased.append(upload_id)
+            if not leased:
+                return []
+            rows = await session.scalars(
+                select(Upload)
+                .where(Upload.id.in_(leased))
+                .order_by(Upload.created_at, Upload.id)
+                .execution_options(populate_existing=True)
+            )
+            return list(rows)
 
     @retried
     async def holder_view(self, org_id: str, job_id: str) -> Upload | None:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from fap.api import TERMINAL_STATES, JobState, Transition, transition
 from fap.server.errors import QuotaExceeded
@@ -41,8 +42,8 @@ __all__ = (
     "Made",
     "NewUpload",
     "Uploads",
+    "active_recipients_digest",
     "recipients_digest",
-    "record_recipients",
 )
 
 # The move this module makes, checked against the state machine's table at import: the first
@@ -377,6 +378,29 @@ class Uploads:
         return ChunkRecord(ChunkOutcome.QUEUED if count == 1 else ChunkOutcome.STORED, count, state)
 
     @retried
+    @retried
+    async def first_chunks(self, upload_ids: Sequence[str], limit: int) -> dict[str, list[Chunk]]:
+        """The first ``limit`` stored chunks of each upload (in order of seq), in one read."""
+        ranked = (
+            select(
+                Chunk,
+                func.row_number()
+                .over(partition_by=Chunk.upload_id, order_by=Chunk.seq)
+                .label("rank"),
+            )
+            .where(Chunk.upload_id.in_(list(upload_ids)))
+            .subquery()
+        )
+        first = aliased(Chunk, ranked)
+        found: dict[str, list[Chunk]] = {upload_id: [] for upload_id in upload_ids}
+        async with self._db.read() as session:
+            rows = await session.scalars(
+                select(first).where(ranked.c.rank <= limit).order_by(first.upload_id, first.seq)
+            )
+            for chunk in rows:
+                found[chunk.upload_id].append(chunk)
+        return found
+
     async def chunks_after(self, upload_id: str, after: int, limit: int) -> list[Chunk]:
         async with self._db.read() as session:
             rows = await session.scalars(
@@ -394,22 +418,16 @@ def recipients_digest(recipients: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(set(recipients))).encode()).hexdigest()
 
 
-async def record_recipients(session: AsyncSession, upload_id: str) -> None:
-    """Write on a job being leased, in the lease's transaction, the digest of its uploader's
-    active devices: the recipients its lease hands out, read a moment later. A device registered
-    in between makes a digest of fewer than the result is sealed to, one revoked in between a
-    digest no later set of devices matches (revoking is for good): either way no upload is
-    answered with a result a device it names cannot open."""
-    user_id = select(Upload.user_id).where(Upload.id == upload_id).scalar_subquery()
+async def active_recipients_digest(session: AsyncSession, user_id: str) -> str:
+    """The digest of a user's active devices, read in the caller's transaction: written on a job
+    being leased, in the lease's transaction, as the recipients its lease hands out, read a moment
+    later. A device registered in between makes a digest of fewer than the result is sealed to,
+    one revoked in between a digest no later set of devices matches (revoking is for good):
+    either way no upload is answered with a result a device it names cannot open."""
     recipients = await session.scalars(
         select(Device.recipient).where(Device.user_id == user_id, Device.revoked_at.is_(None))
     )
-    await session.execute(
-        update(Upload)
-        .where(Upload.id == upload_id)
-        .values(recipients_sha256=recipients_digest(recipients))
-        .execution_options(synchronize_session=False)
-    )
+    return recipients_digest(recipients)
 
 
 def _same_file(upload: NewUpload | Upload) -> _SameFile:
