@@ -66,10 +66,10 @@ class Config:
     runs: int = 2
     text_mib: int = 64
     random_mib: int = 32
-    small_files: int = 600
-    small_round_trip_files: int = 100
+    small_files: int = 5000  # issue 9's folder
+    small_round_trip_files: int = 300
     processor_counts: tuple[int, ...] = (1, 2, 4)
-    processor_files: int = 100
+    processor_files: int = 300
     load_clients: int = 8
     load_files_per_client: int = 25
     memory_mib: int = 1024
@@ -163,7 +163,8 @@ class _Session:
     def small_files(self) -> None:
         config, budget = self.config, self.budget
         bucket, scratch = self.bucket("small"), self.scratch("small")
-        if budget.allows("small files", 30 + config.runs * config.small_files / 15):
+        # Four tools, each at ~150 files/s or more.
+        if budget.allows("small files", 30 + config.runs * config.small_files * 4 / 150):
             logger.info("small files: %d per run", config.small_files)
             folders = [
                 self.corpus.write_small_files(run, config.small_files) for run in range(config.runs)
@@ -179,7 +180,7 @@ class _Session:
                     )
                 )
             self.results["small_files"].extend(row.to_dict() for row in rows)
-        if budget.allows("small files through to results", 20 + config.small_round_trip_files / 4):
+        if budget.allows("small files through to results", 20 + config.small_round_trip_files / 20):
             logger.info("small files to results: %d", config.small_round_trip_files)
             folder = self.corpus.write_small_files(10, config.small_round_trip_files)
             with self.fap("small-results", bucket, workers=1) as stack:
@@ -258,8 +259,8 @@ class _Session:
     def processors(self) -> None:
         config = self.config
         counts = config.processor_counts
-        # Per count: the upload (~20 files/s), the work (~15 files/s), and start-up.
-        estimate = len(counts) * (config.processor_files * (1 / 20 + 1 / 15) + 6)
+        # Per count: the upload (~150 files/s), the work (~40 files/s), and start-up.
+        estimate = len(counts) * (config.processor_files * (1 / 150 + 1 / 40) + 6)
         if not self.budget.allows(f"processing with {counts} processors", estimate):
             return
         logger.info("processors: %s", counts)

@@ -82,9 +82,9 @@ async def test_every_move_the_store_makes_is_one_the_table_allows(server: Server
         await watch.look()
 
     async def lease(engine: str) -> str:
-        job = await store.jobs.lease(org, [engine], "w1", 30, server.clock())
+        (job,) = await store.jobs.lease_many(org, [engine], "w1", 30, server.clock())
         await watch.look()
-        assert job is not None and job.lease_token is not None
+        assert job.lease_token is not None
         return job.lease_token
 
     # Each job runs its own engine, so that each lease takes the job the step means.

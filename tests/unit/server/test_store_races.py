@@ -51,13 +51,30 @@ async def test_concurrent_leases_take_every_queued_job_each_once(server: Server)
     owner = await owner_of(server)
     jobs = server.services.store.jobs
     leases = await asyncio.gather(
-        *(jobs.lease(owner.org.id, ["size@1"], f"w{n}", 30, server.clock()) for n in range(12))
+        *(jobs.lease_many(owner.org.id, ["size@1"], f"w{n}", 30, server.clock()) for n in range(12))
     )
-    taken = [lease.id for lease in leases if lease is not None]
+    taken = [job.id for leased in leases for job in leased]
     # Every job is taken by this one round: a lease that locked more rows than it took would
     # hide them from the others, which would then find nothing and sleep with jobs queued.
     assert len(taken) == 5
     assert len(set(taken)) == 5
+
+
+async def test_concurrent_leases_of_several_take_every_queued_job_each_once(server: Server) -> None:
+    await queued_jobs(server, 20)
+    owner = await owner_of(server)
+    jobs = server.services.store.jobs
+    leases = await asyncio.gather(
+        *(
+            jobs.lease_many(
+                owner.org.id, ["size@1"], f"w{n}", 30, server.clock(), max_jobs=4, max_bytes=1 << 20
+            )
+            for n in range(12)
+        )
+    )
+    taken = [job.id for leased in leases for job in leased]
+    assert len(taken) == len(set(taken)) == 20  # none twice, none left behind
+    assert all(len(leased) <= 4 for leased in leases)
 
 
 async def test_a_new_workers_first_requests_register_it_once(server: Server) -> None:

@@ -91,17 +91,7 @@ async def lease(
     services: ServicesDep,
 ) -> Response[Lease | None]:
     """Long-poll for the oldest queued job whose engine the worker runs; 204 if none came."""
-    leased = await _lease(
-        request,
-        services,
-        processor.org.id,
-        data.worker_id,
-        data.engines,
-        data.timeout,
-        data.request_id,
-        max_jobs=1,
-        max_bytes=0,
-    )
+    leased = await _lease(request, services, processor.org.id, data, max_jobs=1, max_bytes=0)
     return Response(leased[0] if leased else None, status_code=200 if leased else 204)
 
 
@@ -124,15 +114,7 @@ async def leases(
     if not 0 <= data.max_bytes <= _MAX_LEASE_BYTES:
         raise BadRequest(f"max_bytes must be 0 to {_MAX_LEASE_BYTES}.")
     leased = await _lease(
-        request,
-        services,
-        processor.org.id,
-        data.worker_id,
-        data.engines,
-        data.timeout,
-        data.request_id,
-        max_jobs=data.max_jobs,
-        max_bytes=data.max_bytes,
+        request, services, processor.org.id, data, max_jobs=data.max_jobs, max_bytes=data.max_bytes
     )
     return Response(Leases(leases=leased) if leased else None, status_code=200 if leased else 204)
 
@@ -141,22 +123,19 @@ async def _lease(
     request: FapRequest,
     services: Services,
     org_id: str,
-    worker_id: str,
-    engines: list[str],
-    timeout: float,
-    request_id: str | None,
+    data: LeaseRequest | LeasesRequest,
     *,
     max_jobs: int,
     max_bytes: int,
 ) -> list[Lease]:
-    worker_id = check_text(worker_id, "worker id", 200)
-    if not engines:
+    worker_id = check_text(data.worker_id, "worker id", 200)
+    if not data.engines:
         raise BadRequest("Name at least one engine (name@version) the worker runs.")
-    if len(engines) > _MAX_ENGINES:
+    if len(data.engines) > _MAX_ENGINES:
         raise BadRequest(f"A worker may name at most {_MAX_ENGINES} engines.")
-    engines = [check_engine(engine) for engine in dict.fromkeys(engines)]
-    timeout = check_timeout(timeout, services.settings.long_poll_seconds)
-    request_id = None if request_id is None else check_text(request_id, "request_id", 64)
+    engines = [check_engine(engine) for engine in dict.fromkeys(data.engines)]
+    timeout = check_timeout(data.timeout, services.settings.long_poll_seconds)
+    request_id = None if data.request_id is None else check_text(data.request_id, "request_id", 64)
     leasing = services.queue.lease(
         org_id,
         worker_id,

@@ -111,19 +111,6 @@ class Jobs:
                 )
             )
 
-    async def lease(
-        self,
-        org_id: str,
-        engines: Sequence[str],
-        worker_id: str,
-        lease_seconds: float,
-        now: float,
-        request_id: str | None = None,
-    ) -> Upload | None:
-        """Lease the oldest queued job of the organisation whose engine is one of ``engines``."""
-        jobs = await self.lease_many(org_id, engines, worker_id, lease_seconds, now, request_id)
-        return jobs[0] if jobs else None
-
     async def lease_many(
         self,
         org_id: str,
