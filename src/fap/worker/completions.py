@@ -128,7 +128,9 @@ def _answer_each(batch: list[_Waiting], answer: CompletionOutcomes) -> None:
             _answer(
                 waiting,
                 ServerError(
-                    f"The server refused the completion of job {job_id}: {outcome.error}.", 400
+                    f"The server refused the completion of job {job_id}: "
+                    f"{(outcome.error or 'no reason given').rstrip('.')}.",
+                    400,
                 ),
             )
 

@@ -80,7 +80,8 @@ class JobQueue:
     ) -> list[Upload] | None:
         """The oldest queued jobs for one of ``engines`` (up to ``max_jobs`` of them, while their
         files hold ``max_bytes`` in all; see ``Jobs.lease_many``), waiting up to ``timeout`` s for
-        one, or until ``abandoned`` is set (the worker hung up; see ``long_poll``); None if none came."""
+        one, or until ``abandoned`` is set (the worker hung up; see ``long_poll``).
+        None if none came."""
         await self._see_worker(org_id, worker_id, engines)
 
         async def attempt() -> list[Upload] | None:
