@@ -83,6 +83,11 @@ class ServerError(FapError):
         super().__init__(message)
         self.status_code = status_code
 
+    @property
+    def route_missing(self) -> bool:
+        """The server has no such route: an older one, from before the route was added."""
+        return self.status_code in (404, 405)
+
 
 class ConflictError(ServerError):
     def __init__(self, message: str) -> None:

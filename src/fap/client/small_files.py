@@ -191,7 +191,7 @@ class SmallFiles:
         except ServerError as error:
             if error.status_code not in _REFUSED:
                 raise
-            if error.status_code in (404, 405):
+            if error.route_missing:
                 self._batched = False  # an older server: it has no batch routes
             await self._each_alone(batch)
             return

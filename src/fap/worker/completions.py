@@ -80,7 +80,7 @@ class CompletionSender:
                     returns=CompletionOutcomes,
                 )
             except FapError as error:  # every completion it carried is answered with it
-                if isinstance(error, ServerError) and error.status_code in (404, 405):
+                if isinstance(error, ServerError) and error.route_missing:
                     self.supported = False
                 for waiting in batch:
                     _answer(waiting, error)

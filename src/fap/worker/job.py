@@ -323,7 +323,7 @@ class Job:
                 await sender.complete(completion)
                 return
             except ServerError as error:
-                if sender.supported or error.status_code not in (404, 405):
+                if sender.supported or not error.route_missing:
                     raise
                 # An older server, without the route: the result goes to a URL of its own.
         sealed_sha256 = await loop.run_in_executor(services.executor, sha256_hex, sealed)

@@ -227,7 +227,7 @@ class Worker:
                 leased = await session.call("POST", LEASES, request, returns=Leases)
                 return [] if leased is None else leased.leases
             except ServerError as error:
-                if error.status_code not in (404, 405):
+                if not error.route_missing:
                     raise
                 logger.info("The server leases one job at a time (it has no %s).", LEASES)
                 self._several_leases = False

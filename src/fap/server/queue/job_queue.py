@@ -163,12 +163,7 @@ class JobQueue:
             raise NotFound(f"There is no job {shown_id(job_id)} in your organisation.")
         job, chunks_stored = view
         key = result_key(job_id)
-        if (job.state, job.lease_token, job.result_size, job.result_sha256) == (
-            JobState.DONE,
-            token,
-            result_size,
-            result_sha256,
-        ):
+        if _recorded_already(job, token, result_size, result_sha256):
             # This holder's completion, answered again. Sealed again too: the first request may
             # have ended between recording the result and sealing it.
             await self._blobs.seal(key)
@@ -216,12 +211,7 @@ class JobQueue:
                 if view is None:
                     raise NotFound(f"There is no job {shown_id(job_id)} in your organisation.")
                 job, chunks_stored = view
-                if (job.state, job.lease_token, job.result_size, job.result_sha256) == (
-                    JobState.DONE,
-                    token,
-                    len(completion.result),
-                    sha256,
-                ):
+                if _recorded_already(job, token, len(completion.result), sha256):
                     replayed.append(job_id)  # sealed again, as complete() does
                     outcomes[index] = CompletionOutcome(job_id=job_id, status="done")
                     continue
@@ -261,10 +251,7 @@ class JobQueue:
                 outcomes[index] = CompletionOutcome(record.job_id, "done")
             else:
                 outcomes[index] = CompletionOutcome(
-                    record.job_id,
-                    "conflict",
-                    f"The lease of job {record.job_id} changed while this request ran; "
-                    "drop the job.",
+                    record.job_id, "conflict", _changed_meanwhile(record.job_id)
                 )
         # Sealed once recorded, as complete() does.
         await asyncio.gather(
@@ -340,7 +327,7 @@ class JobQueue:
     async def _lost(self, org_id: str, job_id: str, token: str) -> NoReturn:
         """A conditional update changed nothing: the lease changed meanwhile. Say how, as 409."""
         await self.holding(org_id, job_id, token)
-        raise Conflict(f"The lease of job {job_id} changed while this request ran; drop the job.")
+        raise Conflict(_changed_meanwhile(job_id))
 
 
 def _check_lease(job: Upload, token: str, now: float) -> None:
@@ -354,6 +341,20 @@ def _check_lease(job: Upload, token: str, now: float) -> None:
             f"This lease of job {job.id} lapsed (no heartbeat in time); the job goes back "
             "to the queue."
         )
+
+
+def _recorded_already(job: Upload, token: str, size: int, sha256: str) -> bool:
+    """``job`` is done with this very result from this lease: a completion sent again."""
+    return (job.state, job.lease_token, job.result_size, job.result_sha256) == (
+        JobState.DONE,
+        token,
+        size,
+        sha256,
+    )
+
+
+def _changed_meanwhile(job_id: str) -> str:
+    return f"The lease of job {job_id} changed while this request ran; drop the job."
 
 
 def _check_chunks_stored(job: Upload, chunks_stored: int) -> None:

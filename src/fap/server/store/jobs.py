@@ -283,17 +283,8 @@ class Jobs:
         usage: EngineUsage | None = None,
     ) -> bool:
         """Record the result, once: only the current, unexpired lease can."""
-        return await self._while_current(
-            _COMPLETE,
-            job_id,
-            token,
-            now,
-            result_size=result_size,
-            result_sha256=result_sha256,
-            error=None,
-            finished_at=now,
-            **_usage_values(usage),
-        )
+        recorded = Recorded(job_id, token, result_size, result_sha256, usage)
+        return job_id in await self.complete_many([recorded], now)
 
     async def complete_many(self, results: Sequence[Recorded], now: float) -> set[str]:
         """Record each result, once, in one transaction: only a current, unexpired lease can.
