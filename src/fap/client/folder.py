@@ -487,6 +487,10 @@ class FolderSync:
 
     async def _sync(self, path: Path) -> _Send | None:
         """Bring one settled file up to date: skip it (None), or say how it is to be sent."""
+        if self._stopping:
+            # Taken from the queue between stop() and the drain: left unread, so that it stays
+            # journalled as queued (reading it would record its hash, as if it were begun).
+            return None
         key = str(path)
         name = self._name(key)
         try:
