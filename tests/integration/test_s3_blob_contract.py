@@ -30,6 +30,7 @@ from fap.server.blobs import (
 )
 from fap.server.blobs.s3 import S3BlobStore
 from fap.server.errors import BadRequest, BlobStoreUnavailable
+from fap.transfer import get_bytes
 
 UPLOAD = "0123456789abcdef0123456789abcdef"
 KEY = chunk_key(UPLOAD, 3)
@@ -251,3 +252,23 @@ async def test_an_object_store_out_of_reach_is_unavailable_until_it_is_back(
         assert await store.size(KEY) is None
     finally:
         await store.close()
+
+
+async def test_a_presigned_get_of_a_byte_range_reads_exactly_those_bytes(
+    backend: Backend,
+) -> None:
+    """How a processor reads one chunk out of a pack: the store answers the range itself, with
+    206 (the local store's handling of every Range form is tests/unit/server/test_blob_ranges.py's)."""
+    statuses: list[int] = []
+
+    async def record(response: httpx.Response) -> None:
+        statuses.append(response.status_code)
+
+    backend.http.event_hooks["response"].append(record)
+    pack = os.urandom(100_000)
+    await backend.store.put(KEY, pack, sha256(pack))
+    url = await backend.store.presign_get(KEY, 60)
+    http = backend.http
+    assert await get_bytes(http, url, byte_range=(12_345, 4_321)) == pack[12_345:16_666]
+    assert await get_bytes(http, url, byte_range=(len(pack) - 7, 7)) == pack[-7:]
+    assert statuses == [206, 206]

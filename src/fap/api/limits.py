@@ -16,6 +16,7 @@ __all__ = (
     "MAX_INLINE_RESULTS",
     "MAX_LEASES",
     "MAX_LIST_LIMIT",
+    "MAX_PACK_SIZE",
     "MAX_WAIT_IDS",
     "MIN_CHUNK_SIZE",
 )
@@ -30,6 +31,9 @@ MAX_LIST_LIMIT = 1000
 # Uploads one ``POST /v1/uploads/batch`` makes, and chunk reports one ``POST /v1/uploads/reports``
 # records: each is a row (or three) of one transaction and, for a report, a blob to look at.
 MAX_BATCH = 256
+# The stored bytes of one pack (``UploadBatch.pack``): a batch of small files PUT as one object,
+# which a processor reads a chunk at a time with a Range request.
+MAX_PACK_SIZE = 64 * _MiB
 # Chunks one ``POST /v1/uploads/{id}/chunk-urls`` may ask for: each URL is signed on the spot.
 MAX_CHUNK_URLS = 1024
 # An upload's chunk size, in raw bytes, is the uploader's choice within these bounds: below 64 KiB

@@ -44,6 +44,8 @@ __all__ = (
     "LeaseToken",
     "Leases",
     "LeasesRequest",
+    "PackSpec",
+    "PackUrl",
     "ResultUrl",
     "ResultUrlRequest",
     "StatusReport",
@@ -155,15 +157,38 @@ class UploadCreated(Struct):
     chunk_urls: list[ChunkUrl] = []
 
 
+class PackSpec(Struct):
+    """One object holding the chunks a batch names, end to end in the batch's order: a folder of
+    small files is PUT in one request rather than one a file. Its URL is signed for exactly
+    these bytes, as a chunk's is."""
+
+    size: int
+    sha256: str  # of the whole pack
+
+
+class PackUrl(Struct):
+    """A presigned PUT for a pack: it stores exactly ``size`` bytes with the signed SHA-256."""
+
+    pack_id: str  # named by each chunk report of a chunk stored in it
+    url: str
+    size: int
+    headers: dict[str, str]  # sent as they are with the PUT
+
+
 class UploadBatch(Struct):
     """Uploads to make in one transaction: a folder of small files, each with its one chunk, costs
     one request for all instead of one each. The whole batch is made, or (4xx) none of it."""
 
     uploads: list[UploadCreate]
+    # The chunks the uploads name, as one pack: where every upload is new and needs its chunk,
+    # the answer signs the pack's PUT and no chunk's; otherwise (a file analysed before, a
+    # request sent again) each chunk's, as without a pack. Absent (an older client): no pack.
+    pack: PackSpec | None = None
 
 
 class UploadBatchCreated(Struct):
     uploads: list[UploadCreated]  # in the order asked
+    pack: PackUrl | None = None  # the pack's PUT, when the server signed it instead of chunks'
 
 
 class ChunkUrlsRequest(Struct):
@@ -191,6 +216,9 @@ class UploadChunkReport(Struct):
     stored_size: int
     codec: Codec
     sha256: str
+    # A chunk PUT in a pack: which one, and where in it the chunk's stored bytes begin.
+    pack_id: str | None = None
+    pack_offset: int = 0
 
 
 class ChunkReports(Struct):
@@ -252,6 +280,9 @@ class LeasesRequest(Struct):
     max_bytes: int = 0
     timeout: float = 20.0
     request_id: str | None = None  # as in LeaseRequest: the same request sent again after a loss
+    # The worker reads a chunk out of a pack (ChunkRef.pack_offset). Absent (an older worker):
+    # it is leased only jobs whose chunks are objects of their own.
+    packs: bool = False
 
 
 class LeaseToken(Struct):
@@ -265,6 +296,9 @@ class ChunkRef(Struct):
     codec: Codec
     sha256: str
     url: str
+    # None: the object at ``url`` is the chunk. A number: the object is a pack, and the chunk is
+    # its ``stored_size`` bytes from this offset (read with a Range request).
+    pack_offset: int | None = None
 
 
 class Lease(Struct):

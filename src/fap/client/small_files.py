@@ -2,9 +2,11 @@
 
 Alone, a file of one chunk takes three round trips (create with its URL, PUT, report), and two of
 them are the server's: a request each, a transaction each. Here the files that arrive while a
-batch is out wait for the next one, which makes all their uploads (with their chunks' URLs) in one
-request, PUTs their chunks side by side, and reports them in one more. So batches grow as the
-server slows, and a lone file waits for nothing.
+batch is out wait for the next one, which makes all their uploads in one request, PUTs their
+chunks end to end as one object (a pack) in one more, and reports them in a third. So batches
+grow as the server slows, and a lone file waits for nothing. Where the server signs no pack (one
+of the files was analysed before, a request sent again found a chunk stored, an older server),
+each chunk is PUT to its own URL, side by side.
 
 A batch the server refuses as a whole (one file it would refuse alone, a quota, a server without
 the batch routes) is sent again file by file, with the same request ids: each file gets its own
@@ -17,6 +19,7 @@ and the files still waiting for one fail with :class:`UploadStopped`, never aske
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass, field
 
 import msgspec
@@ -29,6 +32,8 @@ from fap.api import (
     ChunkSpec,
     ChunkStored,
     JobState,
+    PackSpec,
+    PackUrl,
     UploadBatch,
     UploadBatchCreated,
     UploadChunkReport,
@@ -184,9 +189,15 @@ class SmallFiles:
         if not self._batched:
             await self._each_alone(batch)
             return
+        pack: tuple[bytes, PackSpec | None] = (b"", None)
+        if len(batch) > 1:  # one file is one PUT anyway
+            pack = await asyncio.get_running_loop().run_in_executor(
+                self._uploader.executor, _pack, batch
+            )
+        data, spec = pack
         try:
             made = await self._uploader.session.call(
-                "POST", UPLOADS_BATCH, self._creates(batch), returns=UploadBatchCreated
+                "POST", UPLOADS_BATCH, self._creates(batch, spec), returns=UploadBatchCreated
             )
         except ServerError as error:
             if error.status_code not in _REFUSED:
@@ -195,7 +206,10 @@ class SmallFiles:
                 self._batched = False  # an older server: it has no batch routes
             await self._each_alone(batch)
             return
-        await self._store(batch, made.uploads)
+        if made.pack is not None:
+            await self._store_packed(batch, made.uploads, made.pack, data)
+        else:
+            await self._store(batch, made.uploads)
 
     async def _encode(self, batch: list[_File]) -> list[_File]:
         """The files of ``batch`` encoded, each its one chunk; one that cannot be read fails."""
@@ -219,7 +233,7 @@ class SmallFiles:
                 ready.append(file)
         return ready
 
-    def _creates(self, batch: list[_File]) -> UploadBatch:
+    def _creates(self, batch: list[_File], pack: PackSpec | None) -> UploadBatch:
         uploads = []
         for file in batch:
             assert file.chunk is not None  # encoded
@@ -237,7 +251,7 @@ class SmallFiles:
                     dedup=self._dedup,
                 )
             )
-        return UploadBatch(uploads=uploads)
+        return UploadBatch(uploads=uploads, pack=pack)
 
     async def _store(self, batch: list[_File], made: list[UploadCreated]) -> None:
         """PUT the chunks of the uploads ``made`` for ``batch``, then report them together."""
@@ -269,14 +283,34 @@ class SmallFiles:
         if stored:
             await self._report(stored)
 
+    async def _store_packed(
+        self, batch: list[_File], made: list[UploadCreated], pack: PackUrl, data: bytes
+    ) -> None:
+        """PUT ``data``, the chunks of ``batch`` end to end, as the pack the server signed, then
+        report them; a refused PUT sends each file alone (its upload, found again by its request
+        id, has its chunk signed on its own)."""
+        pairs = list(zip(batch, made, strict=True))
+        await asyncio.gather(*(file.listener.on_upload(created.upload) for file, created in pairs))
+        try:
+            await self._uploader.put_pack(pack, data, puts=self._puts)
+        except ServerError:
+            await self._each_alone(batch)
+            return
+        await self._report(pairs, pack.pack_id)
+
     async def _put(self, file: _File, created: UploadCreated) -> None:
         assert file.chunk is not None
         # No URL for a pending upload's chunk: a request sent again found it stored, unreported.
         for url in created.chunk_urls:
             await self._uploader.put_chunk(created.upload.id, file.chunk, url, puts=self._puts)
 
-    async def _report(self, stored: list[tuple[_File, UploadCreated]]) -> None:
+    async def _report(
+        self, stored: list[tuple[_File, UploadCreated]], pack_id: str | None = None
+    ) -> None:
+        """Report the chunks ``stored``: each its own object, or (``pack_id``) the pack of them
+        all, end to end in this order."""
         reports = []
+        offset = 0
         for file, created in stored:
             chunk = file.chunk
             assert chunk is not None
@@ -288,8 +322,11 @@ class SmallFiles:
                     stored_size=chunk.stored_size,
                     codec="zstd" if chunk.codec == "zstd" else "raw",
                     sha256=chunk.sha256,
+                    pack_id=pack_id,
+                    pack_offset=offset if pack_id is not None else 0,
                 )
             )
+            offset += chunk.stored_size
         try:
             answers = await self._uploader.session.call(
                 "POST", UPLOADS_REPORTS, ChunkReports(reports), returns=list[ChunkStored]
@@ -325,6 +362,18 @@ class SmallFiles:
                     file.fail(error)
 
         await asyncio.gather(*(alone(file) for file in files))
+
+
+def _pack(batch: list[_File]) -> tuple[bytes, PackSpec]:
+    """The encoded chunks of ``batch`` end to end in its order (the pack's bytes), and what the
+    server signs its PUT for."""
+    data = b"".join(_encoded(file).data for file in batch)
+    return data, PackSpec(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def _encoded(file: _File) -> EncodedChunk:
+    assert file.chunk is not None  # every file of a batch out is encoded
+    return file.chunk
 
 
 def _not_sent(file: LocalFile) -> UploadStopped:

@@ -41,6 +41,7 @@ from fap.api import (
     ChunkStored,
     ChunkUrl,
     JobState,
+    PackUrl,
     UploadCreate,
     UploadCreated,
     UploadInfo,
@@ -417,6 +418,16 @@ class Uploader:
         """PUT one encoded chunk of ``upload_id`` to its presigned ``url`` (asked for again if it
         expired meanwhile), within ``puts`` in flight and the uploader's rate limit."""
         await self._put(ChunkUrlBook(self.session, upload_id), _Ready(chunk, url), puts)
+
+    async def put_pack(self, pack: PackUrl, data: bytes, *, puts: asyncio.Semaphore) -> None:
+        """PUT a pack of small files' chunks to its presigned URL, within ``puts`` in flight and
+        the uploader's rate limit. A refusal is the caller's to handle: a pack's URL is not
+        renewed (its files can each be sent alone instead)."""
+        async with puts:
+            if self._pacer is not None:
+                await self._pacer.take(len(data))
+            await put_bytes(self.blobs, pack.url, data, pack.headers)
+        self.bytes_sent += len(data)
 
     async def _put(
         self, book: ChunkUrlBook, ready: _Ready, puts: asyncio.Semaphore | None = None

@@ -10,6 +10,9 @@ What it does, every ``cleanup_seconds`` (docs/api.md, "Retention", says it for u
   the upload finished, so the chunks go once every such URL has expired (``url_ttl_seconds``
   after it finished, and a margin), and no late PUT stores a chunk after the deletion. A failed
   upload's other blobs (a result stored by a lease that lapsed) go with them.
+- A pack (many small files' chunks in one object) is deleted once none of its chunks is needed
+  (each one's upload had its chunks deleted, or none was ever reported in it) and the URL it was
+  signed with has expired.
 - Everything an upload stored, its sealed result too, is deleted ``keep_results`` seconds after it
   finished, and the upload is marked expired. Its result route answers 410 from that moment on
   (:func:`check_result_kept`), whether or not this task has run yet.
@@ -30,7 +33,7 @@ from fap.api import JobState
 from fap.config import ServerSettings
 from fap.durations import format_duration
 from fap.server.background import BackgroundTask
-from fap.server.blobs import BlobStore, upload_prefix
+from fap.server.blobs import BlobStore, pack_key, upload_prefix
 from fap.server.errors import Gone
 from fap.server.queue import Clock, Notifier, chunks_topic, upload_topic
 from fap.server.store import Store, Upload
@@ -56,6 +59,7 @@ class Cleaned:
     abandoned: int = 0
     chunks_deleted: int = 0
     expired: int = 0
+    packs_deleted: int = 0
 
 
 def check_result_kept(upload: Upload, settings: ServerSettings, now: float) -> None:
@@ -96,6 +100,7 @@ class Cleanup:
         clock: Clock,
     ) -> None:
         self._retention = Retention(store.db)
+        self._packs = store.packs
         self._blobs = blobs
         self._notifier = notifier
         self._settings = settings
@@ -115,14 +120,16 @@ class Cleanup:
             abandoned=await self._abandon(now) if settings.abandon_after > 0 else 0,
             chunks_deleted=await self._delete_chunks(now),
             expired=await self._expire(now) if settings.keep_results > 0 else 0,
+            packs_deleted=await self._delete_packs(now),
         )
         if cleaned != Cleaned():
             logger.info(
                 "clean-up: %d abandoned uploads failed, chunks of %d finished uploads deleted, "
-                "%d uploads expired",
+                "%d uploads expired, %d packs deleted",
                 cleaned.abandoned,
                 cleaned.chunks_deleted,
                 cleaned.expired,
+                cleaned.packs_deleted,
             )
         return cleaned
 
@@ -185,6 +192,22 @@ class Cleanup:
         # Never before the chunks' own deadline: a late PUT must not outlive the deletion.
         cutoff = now - max(self._settings.keep_results, self.late_put_seconds)
         return await _in_batches(lambda: self._retention.past_retention(cutoff, _BATCH), delete)
+
+    async def _delete_packs(self, now: float) -> int:
+        """Mark the packs nobody needs (after the chunks' own deadline, so no late PUT outlives
+        the deletion), then delete each marked pack's object and, once it is gone, its row:
+        a replica stopped in between leaves a marked row, whose object the next pass deletes."""
+        cutoff = now - self.late_put_seconds
+        while await self._packs.condemn(cutoff, self._clock(), _BATCH) == _BATCH:
+            pass
+        count = 0
+        while condemned := await self._packs.condemned(_BATCH):
+            for pack_id in condemned:
+                # Every id has the same length: the prefix is this one pack's key alone.
+                await self._blobs.delete_prefix(pack_key(pack_id))
+                await self._packs.forget(pack_id)
+            count += len(condemned)
+        return count
 
 
 async def _in_batches(select: _Select, delete: _Delete) -> int:

@@ -70,8 +70,42 @@ async def put_bytes(
     await _send(http, "PUT", url, data, sent, retries)
 
 
-async def get_bytes(http: httpx.AsyncClient, url: str, *, retries: Retries = _BOUNDED) -> bytes:
-    return await _send(http, "GET", url, None, {}, retries)
+async def get_bytes(
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    retries: Retries = _BOUNDED,
+    byte_range: tuple[int, int] | None = None,
+) -> bytes:
+    """GET the object, or with ``byte_range`` (offset, length) exactly those bytes of it: one
+    chunk out of a pack. A store's answer of any other number of bytes is a ServerError."""
+    if byte_range is None:
+        return (await _send(http, "GET", url, None, {}, retries)).content
+    offset, length = byte_range
+    if offset < 0 or length < 1:
+        raise ValueError(
+            f"A byte range needs an offset of 0 or more and a length of 1 or more, not {byte_range}."
+        )
+    last = offset + length - 1
+    response = await _send(http, "GET", url, None, {"Range": f"bytes={offset}-{last}"}, retries)
+    data = response.content
+    if response.status_code == 200:
+        # The whole object: RFC 9110 lets any server ignore Range, and some do. The range is cut
+        # out of it here, at the cost of the whole pack on the wire and in memory for one chunk.
+        data = data[offset : offset + length]
+    elif response.status_code != 206:
+        raise ServerError(
+            f"The object store answered a GET of bytes {offset}-{last} with status "
+            f"{response.status_code}, neither the range (206) nor the whole object (200).",
+            response.status_code,
+        )
+    if len(data) != length:
+        raise ServerError(
+            f"The object store answered a GET of bytes {offset}-{last} with {len(data)} bytes, "
+            f"not {length}: the object is shorter than the range, or the store cut it.",
+            response.status_code,
+        )
+    return data
 
 
 async def _send(
@@ -81,7 +115,7 @@ async def _send(
     data: bytes | memoryview | None,
     headers: Mapping[str, str] | httpx.Headers,
     retries: Retries,
-) -> bytes:
+) -> httpx.Response:
     attempt = 0
     while True:
         if attempt:
@@ -96,7 +130,7 @@ async def _send(
             if response.status_code < 300:
                 if attempt > retries.attempts:
                     logger.info("The object store took a %s again, at attempt %d.", method, attempt)
-                return response.content
+                return response
             if response.status_code < 500:
                 raise ServerError(
                     f"The object store refused a {method} with status {response.status_code}: "

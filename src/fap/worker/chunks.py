@@ -130,17 +130,22 @@ class ChunkStream:
 
     async def _fetch(self, chunk: ChunkRef) -> bytes:
         try:
-            data = await get_bytes(self._blobs, chunk.url, retries=self._retries)
+            data = await self._get(chunk)
         except ServerError as error:
             if error.status_code not in (401, 403):
                 raise
             # Presigned URLs expire; a chunk listed long before it was needed gets a fresh one.
             chunk = await self._fresh(chunk.seq)
-            data = await get_bytes(self._blobs, chunk.url, retries=self._retries)
+            data = await self._get(chunk)
         decode = functools.partial(
             decode_chunk, data, codec=chunk.codec, raw_size=chunk.raw_size, sha256=chunk.sha256
         )
         return await asyncio.get_running_loop().run_in_executor(self._executor, decode)
+
+    async def _get(self, chunk: ChunkRef) -> bytes:
+        """The chunk's stored bytes: its own object, or its range of the pack it lies in."""
+        where = None if chunk.pack_offset is None else (chunk.pack_offset, chunk.stored_size)
+        return await get_bytes(self._blobs, chunk.url, retries=self._retries, byte_range=where)
 
     async def _fresh(self, seq: int) -> ChunkRef:
         answer = await self._ask(seq - 1, 0.0)

@@ -222,6 +222,7 @@ class Worker:
                 max_bytes=LEASE_BYTES,
                 timeout=LEASE_POLL,
                 request_id=request_id,
+                packs=True,  # ChunkStream reads a chunk out of its pack
             )
             try:
                 leased = await session.call("POST", LEASES, request, returns=Leases)

@@ -44,7 +44,7 @@ from fap.api import (
 from fap.client import Runtime, open_runtime
 from fap.config import ClientSettings
 from fap.crypto import seal
-from fap.server.blobs import LocalBlobStore, chunk_key
+from fap.server.blobs import LocalBlobStore, chunk_key, pack_key
 from fap.transfer import decode_chunk
 from fap.worker.chunks import ChunkStream
 
@@ -114,14 +114,20 @@ class App:
 
     async def file_bytes(self, upload_id: str) -> bytes:
         """The file as the server holds it: every chunk reported, checked and decompressed."""
+        store = self.server.services.store.uploads
         parts = []
-        for chunk in await self.chunks(upload_id):
+        for seq in (await store.stored_seqs([upload_id])).get(upload_id, []):
+            chunk = await store.get_chunk(upload_id, seq)
+            assert chunk is not None
+            if chunk.pack_id is None:
+                stored = self._blobs().path(chunk_key(upload_id, seq)).read_bytes()
+            else:  # its range of the pack it was PUT in
+                assert chunk.pack_offset is not None
+                pack = self._blobs().path(pack_key(chunk.pack_id)).read_bytes()
+                stored = pack[chunk.pack_offset : chunk.pack_offset + chunk.stored_size]
             parts.append(
                 decode_chunk(
-                    self._blobs().path(chunk_key(upload_id, chunk.seq)).read_bytes(),
-                    codec=chunk.codec,
-                    raw_size=chunk.raw_size,
-                    sha256=chunk.sha256,
+                    stored, codec=chunk.codec, raw_size=chunk.raw_size, sha256=chunk.sha256
                 )
             )
         return b"".join(parts)
@@ -156,6 +162,14 @@ class App:
             and seq in (None, number)
         ]
 
+    def pack_puts(self) -> list[Sent]:
+        """Every PUT of a pack (a batch's chunks in one object) the client sent."""
+        return [
+            sent
+            for sent in self.wire.sent
+            if sent.method == "PUT" and sent.path.startswith(f"{BLOBS}/packs/")
+        ]
+
     def bytes_stored(self) -> int:
         """The bytes of every chunk PUT the store accepted."""
         return sum(len(sent.body) for sent in self.puts() if sent.status == 200)
@@ -181,7 +195,7 @@ class App:
     async def work(self) -> None:
         """Lease jobs and finish each once all its chunks are stored; run until cancelled."""
         while True:
-            lease = await self.server.lease(timeout=2.0)
+            lease = await self.server.lease(timeout=2.0, packs=True)
             if lease is not None:
                 await self.finish(lease)
 

@@ -85,9 +85,10 @@ async def test_a_folder_of_small_files_takes_a_request_or_two_per_batch(
         assert one.info.state == JobState.QUEUED and one.info.chunks_stored == [0]
         assert await app.file_bytes(one.info.id) == path.read_bytes()
     assert sent_to(app, UPLOADS) == 0  # no file was made alone
-    # All forty were waiting when the first batch was made: one request made them, one reported.
+    # All forty were waiting when the first batch was made: one request made them, one PUT
+    # stored their chunks end to end, one request reported them.
     assert sent_to(app, UPLOADS_BATCH) == sent_to(app, UPLOADS_REPORTS) == 1
-    assert len(app.puts()) == 40
+    assert (len(app.pack_puts()), len(app.puts())) == (1, 0)
 
 
 @no_worker
@@ -245,3 +246,43 @@ async def test_closed_batches_finish_what_is_out_and_send_none_of_the_files_wait
         one.info.id for one in sent if isinstance(one, Sent)
     )
     assert sent_to(app, UPLOADS_BATCH) == 2
+
+
+@no_worker
+async def test_a_refused_pack_is_sent_again_file_by_file_and_makes_no_second_upload(
+    runtime: Runtime, app: App, tmp_path: Path
+) -> None:
+    def pack_put(request: httpx.Request) -> bool:
+        return request.method == "PUT" and "/packs/" in request.url.path
+
+    app.wire.refuse(pack_put, status=400, detail="The pack's bytes are not the ones signed.")
+    paths = small(tmp_path, 6)
+
+    sent = await send(runtime, paths)
+
+    assert all(isinstance(one, Sent) for one in sent), sent
+    assert len(app.pack_puts()) == 1
+    uploads = await app.uploads()
+    assert len(uploads) == 6  # each file alone found its upload by its request id
+    for path, one in zip(paths, sent, strict=True):
+        assert isinstance(one, Sent)
+        assert await app.file_bytes(one.info.id) == path.read_bytes()
+    assert len(app.puts()) == 6  # each chunk to a URL of its own
+
+
+@no_worker
+async def test_a_batch_with_a_file_analysed_before_puts_each_chunk_alone(
+    runtime: Runtime, app: App, tmp_path: Path
+) -> None:
+    paths = small(tmp_path, 4)
+    await send(runtime, paths[:1])  # a batch of one file: its chunk alone, no pack
+    lease = await app.server.lease(packs=True)
+    assert lease is not None
+    await app.finish(lease)  # analysed: the same file sent again is answered with it (dedup)
+
+    sent = await send(runtime, paths)
+
+    assert all(isinstance(one, Sent) for one in sent), sent
+    assert isinstance(sent[0], Sent) and sent[0].deduplicated and sent[0].info.id == lease.job_id
+    # Packed, the first file's bytes would go again for nothing: each other chunk goes alone.
+    assert (len(app.pack_puts()), len(app.puts())) == (0, 1 + 3)

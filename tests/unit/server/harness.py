@@ -23,6 +23,7 @@ from fap.api import (
     DEVICES,
     INVITATIONS,
     LEASE,
+    LEASES,
     ORGS,
     TOKENS,
     UPLOAD,
@@ -36,6 +37,8 @@ from fap.api import (
     Invitation,
     Lease,
     LeaseRequest,
+    Leases,
+    LeasesRequest,
     OrgCreate,
     OrgInfo,
     Role,
@@ -293,21 +296,31 @@ class Server:
         worker_id: str = "worker-1",
         timeout: float = 0.0,
         request_id: str | None = None,
+        packs: bool = False,
     ) -> Lease | None:
-        response = await self.call(
-            "POST",
-            LEASE,
-            token or self.processor,
-            LeaseRequest(
+        """One job, as a worker leases it: by default as one older than packs does (POST
+        /v1/lease), with ``packs`` as ``fap work`` does (POST /v1/leases, jobs in packs too)."""
+        engines = engines or ["size@1"]
+        body: LeaseRequest | LeasesRequest = LeaseRequest(
+            worker_id=worker_id, engines=engines, timeout=timeout, request_id=request_id
+        )
+        if packs:
+            body = LeasesRequest(
                 worker_id=worker_id,
-                engines=engines or ["size@1"],
+                engines=engines,
                 timeout=timeout,
                 request_id=request_id,
-            ),
+                packs=True,
+            )
+        response = await self.call(
+            "POST", LEASES if packs else LEASE, token or self.processor, body
         )
         if response.status_code == 204:
             return None
         assert response.status_code == 200, response.text
+        if packs:
+            (lease,) = msgspec.json.decode(response.content, type=Leases).leases
+            return lease
         return msgspec.json.decode(response.content, type=Lease)
 
 

@@ -19,6 +19,14 @@ import pytest
 from tests.support.processes import fap_argv
 from tests.support.seaweedfs import S3Storage
 from tests.unit.server.harness import CHUNK, Server, error_body, running_server
+from tests.unit.server.test_packs import (
+    a_batch,
+    a_stored_pack,
+    make_packed,
+    packed_reports,
+    put_pack,
+    send_reports,
+)
 
 from fap.api import (
     JOB_COMPLETE,
@@ -36,7 +44,7 @@ from fap.api import (
     UploadList,
     UploadWait,
 )
-from fap.server.blobs import chunk_key, result_key
+from fap.server.blobs import chunk_key, pack_key, result_key
 from fap.server.cleanup import Cleaned, Cleanup
 
 HOUR = 3600.0
@@ -97,7 +105,7 @@ async def stored(server: Server, key: str) -> bool:
 
 
 async def lease_of(server: Server, upload_id: str) -> Lease:
-    lease = await server.lease()
+    lease = await server.lease(packs=True)  # a job in a pack too
     assert lease is not None and lease.job_id == upload_id
     return lease
 
@@ -387,3 +395,44 @@ async def test_replicas_cleaning_at_once_change_each_upload_once(server: Server)
     for info in finished:
         assert not await stored(server, chunk_key(info.id, 0))
         assert await stored(server, result_key(info.id))
+
+
+# -- packs --------------------------------------------------------------------------------------
+
+
+async def test_a_pack_is_deleted_once_none_of_its_chunks_is_needed(server: Server) -> None:
+    await server.register_device(server.owner)
+    made, _ = await a_stored_pack(server, count=3)
+    assert made.pack is not None
+    key = pack_key(made.pack.pack_id)
+    first, *others = [created.upload.id for created in made.uploads]
+    await finish(server, first)
+    server.clock.advance(LATE_PUTS)
+    # One file of the pack is done, its chunk no longer needed; the others' still are.
+    assert await clean(server) == Cleaned(chunks_deleted=1)
+    assert await stored(server, key)
+
+    for upload_id in others:
+        await finish(server, upload_id)
+    server.clock.advance(LATE_PUTS)
+    assert await clean(server) == Cleaned(chunks_deleted=2, packs_deleted=1)
+    assert not await stored(server, key)
+    assert await clean(server) == Cleaned()
+
+
+async def test_a_pack_never_reported_is_deleted_once_its_url_has_expired(server: Server) -> None:
+    await server.register_device(server.owner)
+    creates, chunks, data = a_batch(0, 2)
+    made = await make_packed(server, creates, data)
+    await put_pack(server, made, data)
+    assert made.pack is not None
+    server.clock.advance(LATE_PUTS - 1)
+    assert await clean(server) == Cleaned()
+    assert await stored(server, pack_key(made.pack.pack_id))
+
+    server.clock.advance(1)
+    assert await clean(server) == Cleaned(packs_deleted=1)
+    assert not await stored(server, pack_key(made.pack.pack_id))
+    late = await send_reports(server, packed_reports(made, chunks))
+    assert late.status_code == 404, late.text  # nothing recorded: the files are sent again
+    assert (await state(server, made.uploads[0].upload.id)).chunks_stored == []

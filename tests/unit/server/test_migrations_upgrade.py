@@ -333,6 +333,30 @@ async def check_0007(connection: AsyncConnection, store: Store) -> None:
     assert ("up-leased", None) in found
 
 
+PACKS_0008: Rows = [
+    {"id": "pack-1", "org_id": "org-acme", "user_id": "user-ada", "size": 11, "sha256": SHA,
+     "created_at": T + 7, "deleted_at": None},
+]  # fmt: skip
+
+
+async def fill_0008(connection: AsyncConnection) -> None:
+    await insert(connection, "packs", PACKS_0008)
+    await connection.execute(
+        text(
+            "UPDATE chunks SET pack_id = 'pack-1', pack_offset = 2 "
+            "WHERE upload_id = 'up-done' AND seq = 0"
+        )
+    )
+
+
+async def check_0008(connection: AsyncConnection, store: Store) -> None:
+    packs = await select(connection, "SELECT id, size, deleted_at FROM packs")
+    assert packs == {("pack-1", 11, None)}
+    chunks = await select(connection, "SELECT upload_id, seq, pack_id, pack_offset FROM chunks")
+    # Chunks recorded before packs are objects of their own.
+    assert {("up-done", 0, "pack-1", 2), ("up-done", 1, None, None)} <= chunks
+
+
 @dataclass(frozen=True)
 class Step:
     """What a server of one revision writes, and what of it the head must still hold."""
@@ -349,6 +373,7 @@ STEPS: dict[str, Step] = {
     "0005": Step(fill_0005, check_0005),
     "0006": Step(fill_0006, check_0006),
     "0007": Step(fill_0007, check_0007),
+    "0008": Step(fill_0008, check_0008),
 }
 
 # Every earlier revision; the head too while it has a step (so the steps are tried on the head's

@@ -9,6 +9,7 @@ from fap.server.blobs.base import (
     SignedPut,
     StoredBlob,
     chunk_key,
+    pack_key,
     result_key,
     upload_prefix,
 )
@@ -27,6 +28,7 @@ __all__ = (
     "blob_router",
     "blob_store_for",
     "chunk_key",
+    "pack_key",
     "parse_storage_url",
     "result_key",
     "upload_prefix",

@@ -34,6 +34,7 @@ __all__ = (
     "check_prefix",
     "check_sha256",
     "chunk_key",
+    "pack_key",
     "result_key",
     "upload_prefix",
 )
@@ -55,6 +56,11 @@ def chunk_key(upload_id: str, seq: int) -> str:
 
 def result_key(upload_id: str) -> str:
     return f"uploads/{upload_id}/result.age"
+
+
+def pack_key(pack_id: str) -> str:
+    """Where a pack lives: outside every upload's prefix, since it holds many uploads' chunks."""
+    return f"packs/{pack_id}"
 
 
 def check_key(key: str) -> str:

@@ -117,9 +117,12 @@ class LocalBlobStore:
         """The stat of the object at ``key``; None if there is none (or a directory is there)."""
         return await asyncio.to_thread(_regular_file, self.path(key))
 
-    async def read(self, key: str) -> AsyncIterator[bytes]:
-        """The bytes of the object at ``key``, a piece at a time; the file is opened at the first
-        piece asked for and closed when the iteration ends, however it ends.
+    async def read(
+        self, key: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """The bytes of the object at ``key`` from ``offset`` on, ``length`` of them (None: to its
+        end; fewer where it ends first), a piece at a time; the file is opened at the first piece
+        asked for and closed when the iteration ends, however it ends.
 
         Opened on a thread, and closed there too should the request be given up while it opens:
         a file opened for a request that is gone would otherwise stay open until the collector
@@ -132,7 +135,12 @@ class LocalBlobStore:
             opening.add_done_callback(_close_opened)
             raise
         try:
-            while piece := await asyncio.to_thread(handle.read, _READ_PIECE):
+            handle.seek(offset)  # on the loop: a seek moves a file position, it reads nothing
+            left = sys.maxsize if length is None else length
+            while left > 0 and (
+                piece := await asyncio.to_thread(handle.read, min(_READ_PIECE, left))
+            ):
+                left -= len(piece)
                 yield piece
         finally:
             handle.close()
@@ -274,7 +282,9 @@ class LocalBlobStore:
 
 
 def _open_for_reading(path: Path) -> BinaryIO:
-    return path.open("rb")
+    # Unbuffered: reads come in large pieces anyway, and a range's last one then takes from the
+    # disk no more than it asks for, where a buffer would read ahead past the range's end.
+    return path.open("rb", buffering=0)
 
 
 def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:

@@ -76,10 +76,12 @@ class JobQueue:
         *,
         max_jobs: int = 1,
         max_bytes: int = 0,
+        packs: bool = True,
         abandoned: asyncio.Event | None = None,
     ) -> list[Upload] | None:
         """The oldest queued jobs for one of ``engines`` (up to ``max_jobs`` of them, while their
-        files hold ``max_bytes`` in all; see ``Jobs.lease_many``), waiting up to ``timeout`` s for
+        files hold ``max_bytes`` in all; with ``packs``, those with chunks in packs too; see
+        ``Jobs.lease_many``), waiting up to ``timeout`` s for
         one, or until ``abandoned`` is set (the worker hung up; see ``long_poll``).
         None if none came."""
         await self._see_worker(org_id, worker_id, engines)
@@ -94,6 +96,7 @@ class JobQueue:
                 request_id,
                 max_jobs=max_jobs,
                 max_bytes=max_bytes,
+                packs=packs,
             )
             return leased or None
 

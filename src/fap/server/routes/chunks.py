@@ -21,7 +21,7 @@ from fap.api import (
     UploadChunkReport,
 )
 from fap.server.auth import Caller, Permission, needs
-from fap.server.blobs import chunk_key
+from fap.server.blobs import chunk_key, pack_key
 from fap.server.errors import BadRequest, Conflict, Forbidden, NotFound, shown_id
 from fap.server.queue import chunks_topic, upload_topic
 from fap.server.routes.chunk_checks import check_seq, check_stored_size, sign_chunk_puts
@@ -30,7 +30,7 @@ from fap.server.routes.uploads import load_upload
 from fap.server.routes.validation import check_sha256
 from fap.server.routes.views import expected_raw_size
 from fap.server.services import Services
-from fap.server.store import Chunk, ChunkOutcome, ChunkRecord, Upload
+from fap.server.store import Chunk, ChunkOutcome, ChunkRecord, Pack, Upload
 
 __all__ = ("chunk_urls", "report_chunk", "report_chunks")
 
@@ -85,6 +85,8 @@ async def report_chunks(
         upload_id, seq = next(key for key in keys if keys.count(key) > 1)
         raise BadRequest(f"Chunk {seq} of upload {shown_id(upload_id)} is reported twice.")
     found = await services.store.uploads.get_many(caller.org.id, {key[0] for key in keys})
+    named_packs = {report.pack_id for report in reports if report.pack_id is not None}
+    packs = await services.store.packs.get_many(caller.org.id, named_packs) if named_packs else {}
     now = services.clock()
     checked: list[tuple[Upload, Chunk]] = []
     for index, report in enumerate(reports):
@@ -94,14 +96,24 @@ async def report_chunks(
                 raise NotFound(
                     f"There is no upload {shown_id(report.upload_id)} in your organisation."
                 )
-            checked.append((_own_open(caller, upload), _checked_chunk(upload, report, now)))
+            chunk = _checked_chunk(upload, report, now)
+            _place_in_pack(chunk, report, packs, caller)
+            checked.append((_own_open(caller, upload), chunk))
         except (BadRequest, NotFound, Forbidden, Conflict) as error:
             raise type(error)(f"reports[{index}]: {error}") from None
     # Each blob is checked before any chunk is recorded, a few at a time; the first report (in
-    # the batch's order) whose blob is not as reported is the one named.
+    # the batch's order) whose blob is not as reported is the one named. A pack is looked at
+    # once, however many chunks it holds.
     gate = asyncio.Semaphore(_BLOB_CHECKS)
+    pack_checks = {
+        pack_id: asyncio.ensure_future(_check_pack(services, packs[pack_id], gate))
+        for pack_id in named_packs
+    }
 
     async def check(upload: Upload, chunk: Chunk) -> None:
+        if chunk.pack_id is not None:
+            await pack_checks[chunk.pack_id]
+            return
         async with gate:
             await _check_blob(services, upload, chunk)
 
@@ -153,6 +165,39 @@ def _checked_chunk(upload: Upload, data: ChunkReport | UploadChunkReport, now: f
         sha256=sha256,
         stored_at=now,
     )
+
+
+def _place_in_pack(
+    chunk: Chunk, report: UploadChunkReport, packs: dict[str, Pack], caller: Caller
+) -> None:
+    """Record where in its pack a chunk PUT in one lies, checked against the pack: it must be
+    the caller's own, and hold the chunk's whole range."""
+    if report.pack_id is None:
+        if report.pack_offset:
+            raise BadRequest("A pack_offset is given, but no pack_id.")
+        return
+    pack = packs.get(report.pack_id)
+    if pack is None:
+        raise NotFound(f"There is no pack {shown_id(report.pack_id)} in your organisation.")
+    if pack.user_id != caller.user.id:
+        raise Forbidden(f"Only the user who made pack {pack.id} can report chunks in it.")
+    end = report.pack_offset + chunk.stored_size
+    if report.pack_offset < 0 or end > pack.size:
+        raise BadRequest(
+            f"Chunk {chunk.seq} cannot lie at bytes {report.pack_offset} to {end} of pack "
+            f"{pack.id}, which holds {pack.size}."
+        )
+    chunk.pack_id = pack.id
+    chunk.pack_offset = report.pack_offset
+
+
+async def _check_pack(services: Services, pack: Pack, gate: asyncio.Semaphore) -> None:
+    async with gate:
+        size = await services.blobs.size(pack_key(pack.id))
+    if size is None:
+        raise BadRequest(f"Pack {pack.id} is not stored; PUT it to its URL first.")
+    if size != pack.size:  # the PUT was signed for the size: only another store's doing
+        raise BadRequest(f"The stored pack {pack.id} holds {size} bytes, not {pack.size}.")
 
 
 def _check_recorded(upload: Upload, record: ChunkRecord, seq: int) -> None:

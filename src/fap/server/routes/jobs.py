@@ -41,7 +41,7 @@ from fap.api import (
 )
 from fap.api.messages import Codec, EngineUsage
 from fap.server.auth import Permission, needs
-from fap.server.blobs import chunk_key, result_key
+from fap.server.blobs import chunk_key, pack_key, result_key
 from fap.server.errors import BadRequest, ClientDisconnected, TooLarge
 from fap.server.queue import chunks_topic, long_poll, upload_topic
 from fap.server.routes.deps import ProcessorDep, ServicesDep, route
@@ -144,6 +144,9 @@ async def _lease(
         request_id,
         max_jobs=max_jobs,
         max_bytes=max_bytes,
+        # A worker that does not say it reads packs is older than them (POST /v1/lease has no
+        # such field: it is what only older workers ask).
+        packs=isinstance(data, LeasesRequest) and data.packs,
         abandoned=request.abandoned,
     )
     jobs = await while_connected(request, leasing) or []  # None: none came
@@ -159,6 +162,7 @@ async def _lease(
         [job.id for job in jobs if job.chunk_count > 0], _CHUNKS_IN_LEASE
     )
     answered = []
+    pack_urls: dict[str, str] = {}  # a folder's jobs share their packs
     for job in jobs:
         assert job.lease_token is not None  # a leased job has its token
         if job.user_id not in recipients:
@@ -175,7 +179,7 @@ async def _lease(
                 chunk_count=job.chunk_count,
                 recipients=recipients[job.user_id],
                 # The first chunks stored, with their GETs: a small file's job needs no listing.
-                chunks=await _chunk_refs(services, job.id, first_chunks.get(job.id, [])),
+                chunks=await _chunk_refs(services, job.id, first_chunks.get(job.id, []), pack_urls),
             )
         )
     return answered
@@ -332,20 +336,35 @@ def _usage(usage: EngineUsage | None) -> EngineUsage | None:
     return usage
 
 
-async def _chunk_refs(services: Services, job_id: str, chunks: list[Chunk]) -> list[ChunkRef]:
-    """Stored chunks of a job, each with a presigned GET."""
+async def _chunk_refs(
+    services: Services, job_id: str, chunks: list[Chunk], pack_urls: dict[str, str] | None = None
+) -> list[ChunkRef]:
+    """Stored chunks of a job, each with a presigned GET: of its own object, or of the pack it
+    lies in, signed once per answer (``pack_urls``: those signed for it already)."""
     ttl = services.settings.url_ttl_seconds
-    return [
-        ChunkRef(
-            seq=chunk.seq,
-            raw_size=chunk.raw_size,
-            stored_size=chunk.stored_size,
-            codec=_codec(chunk.codec),
-            sha256=chunk.sha256,
-            url=await services.blobs.presign_get(chunk_key(job_id, chunk.seq), ttl),
+    signed = {} if pack_urls is None else pack_urls
+    refs = []
+    for chunk in chunks:
+        if chunk.pack_id is None:
+            url = await services.blobs.presign_get(chunk_key(job_id, chunk.seq), ttl)
+        else:
+            if chunk.pack_id not in signed:
+                signed[chunk.pack_id] = await services.blobs.presign_get(
+                    pack_key(chunk.pack_id), ttl
+                )
+            url = signed[chunk.pack_id]
+        refs.append(
+            ChunkRef(
+                seq=chunk.seq,
+                raw_size=chunk.raw_size,
+                stored_size=chunk.stored_size,
+                codec=_codec(chunk.codec),
+                sha256=chunk.sha256,
+                url=url,
+                pack_offset=chunk.pack_offset,
+            )
         )
-        for chunk in chunks
-    ]
+    return refs
 
 
 def _codec(codec: str) -> Codec:

@@ -12,6 +12,7 @@ from fap.api import (
     MAX_BATCH,
     MAX_CHUNK_SIZE,
     MAX_LIST_LIMIT,
+    MAX_PACK_SIZE,
     MAX_WAIT_IDS,
     MIN_CHUNK_SIZE,
     TERMINAL_STATES,
@@ -21,6 +22,8 @@ from fap.api import (
     UPLOADS_BATCH,
     UPLOADS_WAIT,
     JobState,
+    PackSpec,
+    PackUrl,
     ResultUrl,
     UploadBatch,
     UploadBatchCreated,
@@ -31,7 +34,7 @@ from fap.api import (
     UploadWait,
 )
 from fap.server.auth import Caller, Permission, needs
-from fap.server.blobs import result_key
+from fap.server.blobs import pack_key, result_key
 from fap.server.cleanup import check_result_kept
 from fap.server.errors import (
     BadRequest,
@@ -77,7 +80,8 @@ async def create_upload(
     already: a small file's one chunk); the others' come later, one batch of encoded chunks at a
     time (POST chunk-urls). A presigned PUT is signed for the exact size and checksum of its
     bytes. A file the caller had analysed already is answered with that upload, done (dedup)."""
-    return (await _create(services, caller, [data], batch=False))[0]
+    made, _ = await _create(services, caller, [data], batch=False)
+    return made[0]
 
 
 @post(UPLOADS_BATCH, opt=needs(Permission.UPLOAD), status_code=201)
@@ -88,14 +92,51 @@ async def create_uploads(
     or (a 4xx naming the first that cannot be) none."""
     if not 1 <= len(data.uploads) <= MAX_BATCH:
         raise BadRequest(f"A batch makes 1 to {MAX_BATCH} uploads, not {len(data.uploads)}.")
-    return UploadBatchCreated(uploads=await _create(services, caller, data.uploads, batch=True))
+    if data.pack is not None:
+        _check_pack(data.pack, data.uploads)
+    made, pack = await _create(services, caller, data.uploads, batch=True, pack=data.pack)
+    return UploadBatchCreated(uploads=made, pack=pack)
+
+
+def _check_pack(pack: PackSpec, uploads: list[UploadCreate]) -> None:
+    """A pack holds the one chunk each upload of its batch names, end to end: BadRequest if not."""
+    for index, upload in enumerate(uploads):
+        if len(upload.chunks) != 1:
+            raise BadRequest(
+                f"uploads[{index}] names {len(upload.chunks)} chunks; in a batch with a pack, "
+                "each upload names its one chunk."
+            )
+    check_sha256(pack.sha256, "sha256 of the pack")
+    if not 0 < pack.size <= MAX_PACK_SIZE:
+        raise BadRequest(f"A pack holds 1 to {MAX_PACK_SIZE} bytes, not {pack.size}.")
+    if pack.size != (named := sum(upload.chunks[0].size for upload in uploads)):
+        raise BadRequest(
+            f"The pack holds {pack.size} bytes, but the chunks of the batch hold {named}: a "
+            "pack is those chunks end to end."
+        )
+
+
+async def _sign_pack(services: Services, caller: Caller, spec: PackSpec) -> PackUrl:
+    pack = await services.store.packs.create(
+        caller.org.id, caller.user.id, spec.size, spec.sha256, services.clock()
+    )
+    signed = await services.blobs.presign_put(
+        pack_key(pack.id), pack.size, services.settings.url_ttl_seconds, sha256=pack.sha256
+    )
+    return PackUrl(pack_id=pack.id, url=signed.url, size=pack.size, headers=dict(signed.headers))
 
 
 async def _create(
-    services: Services, caller: Caller, asked: list[UploadCreate], *, batch: bool
-) -> list[UploadCreated]:
+    services: Services,
+    caller: Caller,
+    asked: list[UploadCreate],
+    *,
+    batch: bool,
+    pack: PackSpec | None = None,
+) -> tuple[list[UploadCreated], PackUrl | None]:
     """Make (or find, or answer from earlier analyses) the uploads ``asked``, in one
-    transaction; a batch's refusal names the upload refused."""
+    transaction; a batch's refusal names the upload refused. With the answers, the ``pack``'s
+    PUT if it was signed instead of the chunks'."""
     news = []
     for index, data in enumerate(asked):
         try:
@@ -117,10 +158,12 @@ async def _create(
         services.metrics.uploads_deduplicated(reused)
     return await _created(
         services,
+        caller,
         [
             (data, new, answer.upload, answer.deduplicated)
             for data, new, answer in zip(asked, news, made, strict=True)
         ],
+        pack,
     )
 
 
@@ -179,11 +222,15 @@ async def _sealed_to(services: Services, caller: Caller) -> str:
 
 
 async def _created(
-    services: Services, made: list[tuple[UploadCreate, NewUpload, Upload, bool]]
-) -> list[UploadCreated]:
+    services: Services,
+    caller: Caller,
+    made: list[tuple[UploadCreate, NewUpload, Upload, bool]],
+    pack: PackSpec | None,
+) -> tuple[list[UploadCreated], PackUrl | None]:
     """The answers for uploads just made (or found again by their request ids, or analysed
     before): each queued if it has no chunks, with the presigned PUTs of the chunks its request
-    named."""
+    named — or, where a ``pack`` holds them and every upload still needs its chunk, none of
+    those but the pack's PUT."""
     for _, new, upload, deduplicated in made:
         # An earlier analysis of the file may have been sent in chunks of another size.
         asked = (new.name, new.size, new.sha256, new.engine, new.chunk_size)
@@ -199,17 +246,24 @@ async def _created(
     }
     # A request sent again may find some of its chunks stored: those need no URL.
     stored = await services.store.uploads.stored_seqs(signing)
+    # A pack is all or nothing: one upload answered otherwise (analysed before, its chunk stored
+    # by the request this one repeats) and each chunk is PUT alone, so none is sent for nothing.
+    packed = pack is not None and all(
+        upload.id in signing and upload.state == JobState.PENDING and not stored.get(upload.id)
+        for _, _, upload, _ in made
+    )
     answers = []
     for data, _, upload, _ in made:
         if upload.state == JobState.QUEUED:
             await services.queue.queued(upload)
         urls = []
-        if upload.id in signing:
+        if upload.id in signing and not packed:
             urls = await sign_chunk_puts(
                 services, upload, data.chunks, stored=stored.get(upload.id, [])
             )
         answers.append(UploadCreated(upload=upload_info(upload, []), chunk_urls=urls))
-    return answers
+    signed = await _sign_pack(services, caller, pack) if packed and pack is not None else None
+    return answers, signed
 
 
 @get(UPLOADS, opt=needs(Permission.READ))

@@ -29,8 +29,19 @@ from fap.server.store.database import Database
 from fap.server.store.devices import Devices
 from fap.server.store.jobs import Backlog, Jobs, Lapse, Recorded, WorkerSeen
 from fap.server.store.members import Members
-from fap.server.store.models import AuditEvent, Chunk, Device, Invitation, Org, Token, Upload, User
+from fap.server.store.models import (
+    AuditEvent,
+    Chunk,
+    Device,
+    Invitation,
+    Org,
+    Pack,
+    Token,
+    Upload,
+    User,
+)
 from fap.server.store.outages import StoreUnavailable, store_unavailable
+from fap.server.store.packs import Packs
 from fap.server.store.uploads import ChunkOutcome, ChunkRecord, NewUpload, Uploads
 from fap.server.store.urls import database_url, is_postgresql, libpq_dsn, sqlite_url
 
@@ -59,6 +70,8 @@ __all__ = (
     "NewUpload",
     "Org",
     "OrgAccess",
+    "Pack",
+    "Packs",
     "Quotas",
     "Recorded",
     "RefreshOutcome",
@@ -92,6 +105,7 @@ class Store:
     audit: Audit = field(init=False)
     uploads: Uploads = field(init=False)
     jobs: Jobs = field(init=False)
+    packs: Packs = field(init=False)
     _opened: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
@@ -102,6 +116,7 @@ class Store:
         self.audit = Audit(self.db)
         self.uploads = Uploads(self.db)
         self.jobs = Jobs(self.db)
+        self.packs = Packs(self.db)
 
     @classmethod
     def connect(cls, url: str) -> Store:

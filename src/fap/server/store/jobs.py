@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fap.api import JobState, Transition, transition
@@ -122,10 +122,12 @@ class Jobs:
         *,
         max_jobs: int = 1,
         max_bytes: int = 0,
+        packs: bool = True,
     ) -> list[Upload]:
         """Lease the oldest queued jobs of the organisation whose engine is one of ``engines``: up
         to ``max_jobs``, as long as their files hold ``max_bytes`` in all (the first whatever its
-        size), each with a lease token of its own.
+        size), each with a lease token of its own. Without ``packs`` (a worker that cannot read a
+        chunk out of a pack), only jobs with no chunk in a pack.
 
         A ``request_id`` that already holds live leases of this worker answers those leases again:
         the request is a retry whose first answer was lost.
@@ -159,6 +161,7 @@ class Jobs:
                         Upload.org_id == org_id,
                         Upload.state == JobState.QUEUED,
                         Upload.engine.in_(list(engines)),
+                        true() if packs else ~_in_a_pack(),
                     )
                     .order_by(Upload.created_at, Upload.id)
                     .limit(max(1, max_jobs))
@@ -489,6 +492,11 @@ def _usage_values(usage: EngineUsage | None) -> dict[str, object]:
         "engine_peak_memory_bytes": usage.peak_memory_bytes if usage else None,
         "engine_wall_seconds": usage.wall_seconds if usage else None,
     }
+
+
+def _in_a_pack() -> ColumnElement[bool]:
+    """The job has a chunk stored in a pack."""
+    return exists().where(Chunk.upload_id == Upload.id, Chunk.pack_id.is_not(None))
 
 
 def _held(job_id: str, token: str, now: float) -> ColumnElement[bool]:

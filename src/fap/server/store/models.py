@@ -37,6 +37,7 @@ __all__ = (
     "Org",
     "OrgDomain",
     "OrgIssuer",
+    "Pack",
     "RefreshToken",
     "Session",
     "Token",
@@ -293,7 +294,8 @@ class Upload(Base):
 
 
 class Chunk(Base):
-    """A chunk the client reported stored; the blob lives at ``uploads/{id}/chunks/{seq:08d}``."""
+    """A chunk the client reported stored; the blob lives at ``uploads/{id}/chunks/{seq:08d}``,
+    or (``pack_id`` set) it is ``stored_size`` bytes from ``pack_offset`` of ``packs/{pack_id}``."""
 
     __tablename__ = "chunks"
 
@@ -304,6 +306,30 @@ class Chunk(Base):
     codec: Mapped[str] = mapped_column(String(8))
     sha256: Mapped[str] = mapped_column(String(64))
     stored_at: Mapped[float] = mapped_column(Float)
+    # Migration 0008. No foreign key: the column is added in place, and the report that sets it
+    # checked the pack (the caller's own, stored, holding the range).
+    pack_id: Mapped[str | None] = mapped_column(ID, index=True)
+    pack_offset: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Pack(Base):
+    """One object holding the chunks of a batch of small files end to end, at ``packs/{id}``:
+    PUT once by their uploader, read a chunk at a time by processors (migration 0008). The
+    clean-up deletes it once no chunk in it is needed any more (see server/cleanup.py)."""
+
+    __tablename__ = "packs"
+    __table_args__ = (
+        # The clean-up: packs not deleted yet, oldest first.
+        Index(None, "deleted_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    deleted_at: Mapped[float | None] = mapped_column(Float)
 
 
 class Worker(Base):

@@ -27,11 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from fap.api import TERMINAL_STATES, JobState, Transition, transition
-from fap.server.errors import QuotaExceeded
+from fap.server.errors import Conflict, QuotaExceeded
 from fap.server.store.accounts import Quotas
 from fap.server.store.database import Database
 from fap.server.store.ids import new_id
-from fap.server.store.models import Chunk, Device, Upload
+from fap.server.store.models import Chunk, Device, Pack, Upload
 from fap.server.store.moves import created_in, in_source, state_after
 from fap.server.store.outages import retried
 
@@ -273,6 +273,7 @@ class Uploads:
         upload's once the whole batch is in.
         """
         ids = sorted({chunk.upload_id for chunk in chunks})
+        packs = sorted({chunk.pack_id for chunk in chunks if chunk.pack_id is not None})
         moment = max(chunk.stored_at for chunk in chunks)
         try:
             async with self._db.write() as session:
@@ -284,6 +285,8 @@ class Uploads:
                     .order_by(Upload.id)
                     .with_for_update()
                 )
+                if packs:
+                    await _hold_packs(session, packs)
                 # As for one chunk: refuse finished uploads, queue pending ones.
                 open_states: dict[str, JobState] = dict(
                     (
@@ -484,6 +487,8 @@ def _chunk_row(chunk: Chunk) -> dict[str, Any]:
         "codec": chunk.codec,
         "sha256": chunk.sha256,
         "stored_at": chunk.stored_at,
+        "pack_id": chunk.pack_id,
+        "pack_offset": chunk.pack_offset,
     }
 
 
@@ -534,6 +539,25 @@ def _batch_records(
 
 
 _REFUSED = (ChunkOutcome.CLOSED, ChunkOutcome.DIFFERENT)
+
+
+async def _hold_packs(session: AsyncSession, pack_ids: Sequence[str]) -> None:
+    """Keep the packs ``pack_ids`` from the clean-up until the transaction ends (FOR SHARE, on
+    PostgreSQL; SQLite writes one transaction at a time); Conflict if one is being deleted
+    already: the chunks in it must be sent again."""
+    held = set(
+        await session.scalars(
+            select(Pack.id)
+            .where(Pack.id.in_(pack_ids), Pack.deleted_at.is_(None))
+            .order_by(Pack.id)
+            .with_for_update(read=True)
+        )
+    )
+    if missing := [pack_id for pack_id in pack_ids if pack_id not in held]:
+        raise Conflict(
+            f"Pack {missing[0]} is no longer kept: it was not reported in time. Send its chunks "
+            "again."
+        )
 
 
 class _RolledBack(Exception):
