@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
+import os
 from dataclasses import dataclass, field
 
 import msgspec
@@ -212,24 +214,26 @@ class SmallFiles:
             await self._store(batch, made.uploads)
 
     async def _encode(self, batch: list[_File]) -> list[_File]:
-        """The files of ``batch`` encoded, each its one chunk; one that cannot be read fails."""
+        """The files of ``batch`` encoded, each its one chunk; one that cannot be read fails.
+        A slice of the batch per core, each in one trip to a thread (a trip a file would cost
+        about as much as encoding it)."""
         loop = asyncio.get_running_loop()
         level = self._uploader.levels.level
+        parts = min(len(batch), os.cpu_count() or 1)
+        bounds = [len(batch) * index // parts for index in range(parts + 1)]
         encoded = await asyncio.gather(
             *(
-                loop.run_in_executor(self._uploader.executor, encode_small, file.local, level)
-                for file in batch
-            ),
-            return_exceptions=True,
+                loop.run_in_executor(self._uploader.executor, _encode_each, batch[start:end], level)
+                for start, end in itertools.pairwise(bounds)
+            )
         )
+        outcomes = [outcome for part in encoded for outcome in part]
         ready = []
-        for file, chunk in zip(batch, encoded, strict=True):
-            if isinstance(chunk, InputError):
-                file.fail(chunk)
-            elif isinstance(chunk, BaseException):
-                raise chunk
+        for file, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, InputError):
+                file.fail(outcome)
             else:
-                file.chunk = chunk
+                file.chunk = outcome
                 ready.append(file)
         return ready
 
@@ -362,6 +366,17 @@ class SmallFiles:
                     file.fail(error)
 
         await asyncio.gather(*(alone(file) for file in files))
+
+
+def _encode_each(files: list[_File], level: int) -> list[EncodedChunk | InputError]:
+    """Each file's one chunk, or why it could not be read (every other error is raised)."""
+    encoded: list[EncodedChunk | InputError] = []
+    for file in files:
+        try:
+            encoded.append(encode_small(file.local, level))
+        except InputError as error:
+            encoded.append(error)
+    return encoded
 
 
 def _pack(batch: list[_File]) -> tuple[bytes, PackSpec]:

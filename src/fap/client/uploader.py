@@ -172,14 +172,9 @@ class Uploader:
     async def inspect(self, path: Path, name: str | None = None) -> LocalFile:
         """Stat and hash ``path`` (off the event loop); refuse a file that changes meanwhile."""
         loop = asyncio.get_running_loop()
-        before = await loop.run_in_executor(self.executor, _stat_regular, path)
-        try:
-            digest = await loop.run_in_executor(self.executor, file_sha256, path)
-        except OSError as error:
-            raise _unreadable(path, error) from error
-        after = await loop.run_in_executor(self.executor, _stat_regular, path)
-        if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
-            raise FileChanged(f"{path} changed while it was being read.")
+        # One trip to a thread for all three steps: for a folder of small files the trips, not
+        # the hashing, would cost the most.
+        after, digest = await loop.run_in_executor(self.executor, _stat_and_hash, path)
         return LocalFile(path, name or path.name, after.st_size, after.st_mtime_ns, digest)
 
     async def upload(
@@ -555,6 +550,19 @@ def _read_and_encode(
     if len(raw) != file.size:
         raise _changed(file)
     return encode_chunk(0, raw, level)
+
+
+def _stat_and_hash(path: Path) -> tuple[os.stat_result, str]:
+    """The stat and SHA-256 of the regular file ``path``; FileChanged if it changed meanwhile."""
+    before = _stat_regular(path)
+    try:
+        digest = file_sha256(path)
+    except OSError as error:
+        raise _unreadable(path, error) from error
+    after = _stat_regular(path)
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+        raise FileChanged(f"{path} changed while it was being read.")
+    return after, digest
 
 
 def _stat_regular(path: Path) -> os.stat_result:

@@ -177,10 +177,13 @@ class Uploads:
             if rows:
                 # Insert those whose request was not seen, in one statement: two copies of one
                 # request arriving at two replicas at once make one upload.
+                # The rows as parameters of one statement, not in its text: a statement of
+                # hundreds of VALUES would be compiled anew for every batch.
                 await session.execute(
-                    self._db.insert(Upload)
-                    .values(rows)
-                    .on_conflict_do_nothing(index_elements=[Upload.user_id, Upload.request_id])
+                    self._db.insert(Upload).on_conflict_do_nothing(
+                        index_elements=[Upload.user_id, Upload.request_id]
+                    ),
+                    rows,
                 )
                 unnamed = [row["id"] for row in rows if row["request_id"] is None]
                 named = [row["request_id"] for row in rows if row["request_id"] is not None]
@@ -304,9 +307,9 @@ class Uploads:
                         (
                             await session.execute(
                                 self._db.insert(Chunk)
-                                .values([_chunk_row(chunk) for chunk in taken])
                                 .on_conflict_do_nothing(index_elements=[Chunk.upload_id, Chunk.seq])
-                                .returning(Chunk.upload_id, Chunk.seq)
+                                .returning(Chunk.upload_id, Chunk.seq),
+                                [_chunk_row(chunk) for chunk in taken],
                             )
                         ).all()
                     )
