@@ -306,10 +306,12 @@ async def wait_uploads(
         raise NotFound(f"There is no upload {shown_id(missing[0])} in your organisation.")
 
     async def finished() -> list[Upload] | None:
+        # Asked at every lease and completion of any of the uploads: the rows are loaded only
+        # once one of them is finished.
+        if not await services.store.uploads.any_finished(caller.org.id, ids):
+            return None
         uploads = await services.store.uploads.get_many(caller.org.id, ids)
-        if any(upload.state in TERMINAL_STATES for upload in uploads.values()):
-            return [uploads[upload_id] for upload_id in ids]
-        return None
+        return [uploads[upload_id] for upload_id in ids]
 
     topics = [upload_topic(upload_id) for upload_id in ids]
     uploads = await while_connected(

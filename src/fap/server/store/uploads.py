@@ -225,6 +225,22 @@ class Uploads:
             return {upload.id: upload for upload in rows}
 
     @retried
+    async def any_finished(self, org_id: str, upload_ids: Iterable[str]) -> bool:
+        """Whether any of the organisation's uploads among ``upload_ids`` is done or failed: one
+        indexed look, no row loaded (a wait asks it at every event of any of its uploads)."""
+        async with self._db.read() as session:
+            found = await session.scalar(
+                select(Upload.id)
+                .where(
+                    Upload.id.in_(set(upload_ids)),
+                    Upload.org_id == org_id,
+                    Upload.state.in_(sorted(TERMINAL_STATES)),
+                )
+                .limit(1)
+            )
+        return found is not None
+
+    @retried
     async def list_for_user(self, user_id: str, limit: int) -> list[Upload]:
         async with self._db.read() as session:
             rows = await session.scalars(
