@@ -247,6 +247,10 @@ class UploadWait(Struct):
 
     ids: list[str]
     timeout: float = 20.0
+    # Answer only those of ``ids`` that are done or failed (none, after the timeout): a client
+    # waiting for a folder's files needs no word of the others. Absent (an older client): every
+    # upload named, in the order named.
+    finished_only: bool = False
 
 
 class ResultUrl(Struct):

@@ -195,7 +195,11 @@ class ResultWaiter:
                 self._session.call(
                     "POST",
                     UPLOADS_WAIT,
-                    UploadWait(ids=ids[start : start + MAX_WAIT_IDS], timeout=self._poll_timeout),
+                    UploadWait(
+                        ids=ids[start : start + MAX_WAIT_IDS],
+                        timeout=self._poll_timeout,
+                        finished_only=True,  # the others' news is no news
+                    ),
                     returns=UploadList,
                 )
             )

@@ -133,6 +133,30 @@ async def test_a_waiting_client_is_woken_when_its_upload_fails(server: Server) -
     assert [u.state for u in waited.uploads] == ["failed"]
 
 
+async def test_a_wait_for_finished_uploads_only_answers_those_alone(server: Server) -> None:
+    doomed = await server.upload(server.owner, b"doomed")
+    others = [await server.upload(server.owner, f"file {n}".encode()) for n in range(3)]
+    ids = [info.id for info in (*others, doomed)]
+
+    def waiting_for(timeout: float) -> Awaitable[UploadList]:
+        body = {"ids": ids, "timeout": timeout, "finished_only": True}
+        return server.ok("POST", UPLOADS_WAIT, server.owner, body, returns=UploadList)
+
+    assert (await waiting_for(0.0)).uploads == []  # none finished: none to tell of
+    lease = await server.lease()
+    assert lease is not None and lease.job_id == doomed.id  # the oldest
+    waiting = asyncio.create_task(promptly(waiting_for(FOREVER)))
+    await until_waiting(server, upload_topic(doomed.id))
+    await server.call(
+        "POST",
+        f"/v1/jobs/{lease.job_id}/fail",
+        server.processor,
+        {"lease_token": lease.lease_token, "error": "Corrupt file.", "retryable": False},
+    )
+    waited = await waiting
+    assert [(u.id, u.state) for u in waited.uploads] == [(doomed.id, "failed")]
+
+
 async def test_shutting_down_ends_every_long_poll_at_once(server: Server) -> None:
     waiting = asyncio.create_task(promptly(server.lease(timeout=FOREVER)))
     await until_waiting(server, queue_topic(await org_id(server)))

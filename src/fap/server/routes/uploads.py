@@ -300,18 +300,28 @@ async def wait_uploads(
     if len(ids) > MAX_WAIT_IDS:
         raise BadRequest(f"Wait for at most {MAX_WAIT_IDS} uploads at once.")
     timeout = check_timeout(data.timeout, services.settings.long_poll_seconds)
-    first = await services.store.uploads.get_many(caller.org.id, ids)
-    missing = [upload_id for upload_id in ids if upload_id not in first]
+    uploads_store = services.store.uploads
+    known = await uploads_store.existing(caller.org.id, ids)
+    missing = [upload_id for upload_id in ids if upload_id not in known]
     if missing:
         raise NotFound(f"There is no upload {shown_id(missing[0])} in your organisation.")
+
+    async def named(finished_only: bool) -> list[Upload]:
+        """The uploads named, in the order named: all of them, or the finished ones alone."""
+        if finished_only:
+            found = await uploads_store.finished_among(caller.org.id, ids)
+        else:
+            found = await uploads_store.get_many(caller.org.id, ids)
+        return [found[upload_id] for upload_id in ids if upload_id in found]
 
     async def finished() -> list[Upload] | None:
         # Asked at every lease and completion of any of the uploads: the rows are loaded only
         # once one of them is finished.
-        if not await services.store.uploads.any_finished(caller.org.id, ids):
+        if data.finished_only:
+            return await named(finished_only=True) or None
+        if not await uploads_store.any_finished(caller.org.id, ids):
             return None
-        uploads = await services.store.uploads.get_many(caller.org.id, ids)
-        return [uploads[upload_id] for upload_id in ids]
+        return await named(finished_only=False)
 
     topics = [upload_topic(upload_id) for upload_id in ids]
     uploads = await while_connected(
@@ -319,8 +329,7 @@ async def wait_uploads(
         long_poll(services.notifier, topics, finished, timeout, abandoned=request.abandoned),
     )
     if uploads is None:
-        latest = await services.store.uploads.get_many(caller.org.id, ids)
-        uploads = [latest[upload_id] for upload_id in ids]
+        uploads = await named(data.finished_only)
     return await _upload_list(services, uploads, results_for=caller.user.id)
 
 

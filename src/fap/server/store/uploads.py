@@ -225,20 +225,30 @@ class Uploads:
             return {upload.id: upload for upload in rows}
 
     @retried
+    async def existing(self, org_id: str, upload_ids: Iterable[str]) -> set[str]:
+        """Those of ``upload_ids`` that are uploads of the organisation: ids alone, no row."""
+        async with self._db.read() as session:
+            found = await session.scalars(
+                select(Upload.id).where(Upload.id.in_(set(upload_ids)), Upload.org_id == org_id)
+            )
+            return set(found)
+
+    @retried
     async def any_finished(self, org_id: str, upload_ids: Iterable[str]) -> bool:
         """Whether any of the organisation's uploads among ``upload_ids`` is done or failed: one
         indexed look, no row loaded (a wait asks it at every event of any of its uploads)."""
         async with self._db.read() as session:
             found = await session.scalar(
-                select(Upload.id)
-                .where(
-                    Upload.id.in_(set(upload_ids)),
-                    Upload.org_id == org_id,
-                    Upload.state.in_(sorted(TERMINAL_STATES)),
-                )
-                .limit(1)
+                select(Upload.id).where(_finished_among(org_id, upload_ids)).limit(1)
             )
         return found is not None
+
+    @retried
+    async def finished_among(self, org_id: str, upload_ids: Iterable[str]) -> dict[str, Upload]:
+        """The organisation's uploads among ``upload_ids`` that are done or failed."""
+        async with self._db.read() as session:
+            rows = await session.scalars(select(Upload).where(_finished_among(org_id, upload_ids)))
+            return {upload.id: upload for upload in rows}
 
     @retried
     async def list_for_user(self, user_id: str, limit: int) -> list[Upload]:
@@ -432,6 +442,14 @@ class Uploads:
                 .limit(limit)
             )
             return list(rows)
+
+
+def _finished_among(org_id: str, upload_ids: Iterable[str]) -> ColumnElement[bool]:
+    return and_(
+        Upload.id.in_(set(upload_ids)),
+        Upload.org_id == org_id,
+        Upload.state.in_(sorted(TERMINAL_STATES)),
+    )
 
 
 def recipients_digest(recipients: Iterable[str]) -> str:
