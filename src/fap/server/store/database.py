@@ -24,7 +24,6 @@ SQL parameters are never logged, at any level (``hide_parameters``): they hold l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
@@ -87,10 +86,6 @@ class Database:
             self._writer = self.engine
         self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writes = async_sessionmaker(self._writer, expire_on_commit=False)
-        # SQLite writes one transaction at a time. A writer that finds the file locked sleeps in
-        # SQLite's busy handler, by steps of up to 100 ms, however soon the lock is free; this
-        # server's own writers take turns here instead, each the moment the one before commits.
-        self._write_turn = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -100,12 +95,7 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """One transaction that commits on exit, or rolls back if the block raises."""
-        async with (
-            self._write_turn or contextlib.nullcontext(),
-            _outages_reported(),
-            self._writes() as session,
-            session.begin(),
-        ):
+        async with _outages_reported(), self._writes() as session, session.begin():
             yield session
 
     def insert(self, model: type[DeclarativeBase]) -> Insert:
