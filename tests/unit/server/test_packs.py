@@ -136,7 +136,9 @@ async def test_a_worker_that_does_not_read_packs_is_leased_only_files_of_their_o
     assert len(await lease_several(server, max_jobs=4, packs=True)) == 3
 
 
-async def test_no_pack_is_signed_when_a_file_of_the_batch_needs_no_chunk(server: Server) -> None:
+async def test_a_pack_is_signed_only_while_every_file_of_the_batch_needs_its_chunk(
+    server: Server,
+) -> None:
     await server.register_device(server.owner)
     (known, _), (new, _) = small_file(0, request_id="r-0"), small_file(1, request_id="r-1")
     await server.ok(
