@@ -22,6 +22,7 @@ from fap.api import (
     CHUNKS,
     DEVICES,
     INVITATIONS,
+    JOB_FAIL,
     LEASE,
     LEASES,
     ORGS,
@@ -34,6 +35,7 @@ from fap.api import (
     ChunkUrlsRequest,
     DeviceRegistration,
     ErrorBody,
+    FailRequest,
     Invitation,
     Lease,
     LeaseRequest,
@@ -322,6 +324,16 @@ class Server:
             (lease,) = msgspec.json.decode(response.content, type=Leases).leases
             return lease
         return msgspec.json.decode(response.content, type=Lease)
+
+    async def fail_job(self, lease: Lease, error: str) -> None:
+        """Fail the leased job for good, as a worker whose engine refused the file does."""
+        failed = await self.call(
+            "POST",
+            JOB_FAIL.format(job_id=lease.job_id),
+            self.processor,
+            FailRequest(lease_token=lease.lease_token, error=error, retryable=False),
+        )
+        assert failed.status_code == 204, failed.text
 
 
 @asynccontextmanager

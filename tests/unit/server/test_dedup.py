@@ -17,7 +17,6 @@ from fap.api import (
     DEVICE,
     DEVICES,
     JOB_COMPLETE,
-    JOB_FAIL,
     JOB_RESULT_URL,
     ORG_HEADER,
     ORGS,
@@ -26,7 +25,6 @@ from fap.api import (
     UPLOADS_BATCH,
     ChunkSpec,
     DeviceList,
-    FailRequest,
     JobState,
     OrgCreate,
     OrgInfo,
@@ -257,13 +255,7 @@ async def test_only_a_done_upload_is_an_answer(server: Server) -> None:
 
     lease = await server.lease()
     assert lease is not None
-    failed = await server.call(
-        "POST",
-        JOB_FAIL.format(job_id=lease.job_id),
-        server.processor,
-        FailRequest(lease_token=lease.lease_token, error="The engine crashed.", retryable=False),
-    )
-    assert failed.status_code == 204, failed.text
+    await server.fail_job(lease, "The engine crashed.")
     assert (await create(server, server.owner, asking())).upload.id != lease.job_id
 
 

@@ -12,7 +12,7 @@ from typing import TypeVar
 import pytest
 from tests.unit.server.harness import CHUNK, Server, both_backends, running_server
 
-from fap.api import JOB_CHUNKS, JOB_FAIL, UPLOADS_WAIT, ChunkList, FailRequest, Lease, UploadList
+from fap.api import JOB_CHUNKS, UPLOADS_WAIT, ChunkList, UploadList
 from fap.server.auth import hash_token
 from fap.server.queue.notify import chunks_topic, queue_topic, upload_topic
 
@@ -107,16 +107,6 @@ async def test_a_waiting_chunk_list_is_woken_by_the_next_chunk(server: Server) -
     assert [chunk.seq for chunk in listed.chunks] == [1]
 
 
-async def fail_for_good(server: Server, lease: Lease) -> None:
-    failed = await server.call(
-        "POST",
-        JOB_FAIL.format(job_id=lease.job_id),
-        server.processor,
-        FailRequest(lease_token=lease.lease_token, error="Corrupt file.", retryable=False),
-    )
-    assert failed.status_code == 204, failed.text
-
-
 async def test_a_waiting_client_is_woken_when_its_upload_fails(server: Server) -> None:
     info = await server.upload(server.owner, b"doomed")
     lease = await server.lease()
@@ -133,7 +123,7 @@ async def test_a_waiting_client_is_woken_when_its_upload_fails(server: Server) -
         )
     )
     await until_waiting(server, upload_topic(info.id))
-    await fail_for_good(server, lease)
+    await server.fail_job(lease, "Corrupt file.")
     waited = await waiting
     assert [u.state for u in waited.uploads] == ["failed"]
 
@@ -152,7 +142,7 @@ async def test_a_wait_for_finished_uploads_only_answers_those_alone(server: Serv
     assert lease is not None and lease.job_id == doomed.id  # the oldest
     waiting = asyncio.create_task(promptly(waiting_for(FOREVER)))
     await until_waiting(server, upload_topic(doomed.id))
-    await fail_for_good(server, lease)
+    await server.fail_job(lease, "Corrupt file.")
     waited = await waiting
     assert [(u.id, u.state) for u in waited.uploads] == [(doomed.id, "failed")]
 
