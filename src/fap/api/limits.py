@@ -12,6 +12,7 @@ __all__ = (
     "MAX_CHUNK_SIZE",
     "MAX_CHUNK_URLS",
     "MAX_COMPLETIONS",
+    "MAX_INLINE_ANSWER",
     "MAX_INLINE_RESULT",
     "MAX_INLINE_RESULTS",
     "MAX_LEASES",
@@ -50,6 +51,9 @@ MAX_INLINE_RESULT = 64 * _KiB
 # they carry in all: base64 makes 512 KiB ~683 KiB, under the server's 1 MiB bound of a JSON body.
 MAX_COMPLETIONS = 64
 MAX_INLINE_RESULTS = 512 * _KiB
+# Sealed results one answer to ``POST /v1/uploads/wait`` carries in all (``inline_results``): a
+# folder's worth of small results (a few hundred bytes each) in one answer, and its size bounded.
+MAX_INLINE_ANSWER = 4 * _MiB
 # Jobs one ``POST /v1/leases`` may hand out: each is a row of one transaction and a lease whose
 # heartbeats its worker owes from then on.
 MAX_LEASES = 16

@@ -149,6 +149,9 @@ class UploadInfo(Struct):
     # In an answer to POST /v1/uploads/wait, for the caller's own done upload: its result's
     # presigned GET, so that fetching it takes no request of its own. Older servers send none.
     result: ResultUrl | None = None
+    # Instead of ``result``, where the wait asked for ``inline_results`` and the server keeps this
+    # result itself (one sent with its completion): the sealed bytes. Older servers send none.
+    sealed_result: SealedResult | None = None
 
 
 class UploadCreated(Struct):
@@ -251,6 +254,19 @@ class UploadWait(Struct):
     # waiting for a folder's files needs no word of the others. Absent (an older client): every
     # upload named, in the order named.
     finished_only: bool = False
+    # Small sealed results come in the answer itself (``UploadInfo.sealed_result``), as many as
+    # MAX_INLINE_ANSWER bytes hold, rather than as URLs to fetch them one by one; with
+    # ``finished_only``, finished uploads past that bound are left to the next wait. Absent (an
+    # older client): every result as a URL.
+    inline_results: bool = False
+
+
+class SealedResult(Struct):
+    """A sealed (age) result in an answer: the ciphertext and the SHA-256 the server recorded at
+    its job's completion, which the client checks before it decrypts."""
+
+    sha256: str
+    sealed: bytes  # base64 in JSON
 
 
 class ResultUrl(Struct):

@@ -68,15 +68,19 @@ async def download_sealed(
             f"The result of upload {upload_id} arrived with {len(sealed)} bytes "
             f"where {where.size} were announced."
         )
-    # Before decrypting: the result must be the very ciphertext the worker completed the job
-    # with, not another one sealed to this device and put in its place.
+    await _check_digest(upload_id, sealed, where.sha256)
+    return sealed
+
+
+async def _check_digest(upload_id: str, sealed: bytes, sha256: str) -> None:
+    """Before decrypting: the result must be the very ciphertext the worker completed the job
+    with, not another one sealed to this device and put in its place."""
     digest = await asyncio.to_thread(_sha256, sealed)
-    if digest != where.sha256.lower():
+    if digest != sha256.lower():
         raise IntegrityError(
             f"The result of upload {upload_id} does not match the SHA-256 the server recorded; "
             "it was changed after the analysis and is not shown."
         )
-    return sealed
 
 
 def _sha256(data: bytes) -> str:
@@ -86,8 +90,13 @@ def _sha256(data: bytes) -> str:
 async def open_result(
     session: ApiSession, blobs: httpx.AsyncClient, info: UploadInfo, identity: DeviceIdentity
 ) -> bytes:
-    """The decrypted result (the engine's JSON) of a finished upload."""
-    sealed = await download_sealed(session, blobs, info.id, info.result)
+    """The decrypted result (the engine's JSON) of a finished upload: the sealed bytes the
+    answer brought, or those at the URL it brought (or asked for now)."""
+    if info.sealed_result is not None:
+        sealed = info.sealed_result.sealed
+        await _check_digest(info.id, sealed, info.sealed_result.sha256)
+    else:
+        sealed = await download_sealed(session, blobs, info.id, info.result)
     # Decryption is CPU work on possibly large results: off the event loop.
     return await asyncio.to_thread(open_sealed, sealed, identity)
 
@@ -199,6 +208,7 @@ class ResultWaiter:
                         ids=ids[start : start + MAX_WAIT_IDS],
                         timeout=self._poll_timeout,
                         finished_only=True,  # the others' news is no news
+                        inline_results=True,  # small results come in the answer
                     ),
                     returns=UploadList,
                 )

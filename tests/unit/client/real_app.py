@@ -1,8 +1,9 @@
 """The client against the real server app, in-process: the app answers the API and its blob URLs
 over a recording, fault-injecting wire (``tests.support.app_transport``), and a small worker here
 plays ``fap work``: it fetches each job's chunks, checks and decompresses them, and completes the
-job with a sealed result, the JSON ``{"name", "size", "sha256"}`` of the bytes that arrived — or
-fails it, when the test says so. The worker speaks to the app on its own connection, so the wire
+job with a sealed result, the JSON ``{"name", "size", "sha256"}`` of the bytes that arrived — sent
+with the completion, as ``fap work`` sends a small result, or (``results_by_url``) PUT to the
+job's result URL first, as it sends a large one — or fails it, when the test says so. The worker speaks to the app on its own connection, so the wire
 records the client's requests alone."""
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fap.api import (
     CHUNK_URLS,
     CHUNKS,
     JOB_COMPLETE,
+    JOB_COMPLETIONS,
     JOB_FAIL,
     JOB_RESULT_URL,
     UPLOADS,
@@ -34,7 +36,10 @@ from fap.api import (
     ChunkSpec,
     ChunkUrlsRequest,
     CompleteRequest,
+    CompletionOutcomes,
+    Completions,
     FailRequest,
+    JobCompletion,
     Lease,
     ResultUrl,
     ResultUrlRequest,
@@ -95,6 +100,7 @@ class App:
             settle_seconds=0.1,
         )
         self.fail_with: str | None = None  # the worker fails every job with this error
+        self.results_by_url = False  # the worker PUTs each result to its URL, as a large one
         self.completed: list[str] = []
 
     @asynccontextmanager
@@ -170,6 +176,16 @@ class App:
             if sent.method == "PUT" and sent.path.startswith(f"{BLOBS}/packs/")
         ]
 
+    def result_gets(self) -> list[Sent]:
+        """Every GET of a stored result the client sent."""
+        return [
+            sent
+            for sent in self.wire.sent
+            if sent.method == "GET"
+            and sent.path.startswith(f"{BLOBS}/uploads/")
+            and sent.path.endswith("/result.age")
+        ]
+
     def bytes_stored(self) -> int:
         """The bytes of every chunk PUT the store accepted."""
         return sum(len(sent.body) for sent in self.puts() if sent.status == 200)
@@ -230,6 +246,18 @@ class App:
             return
         result = {"name": lease.file.name, "size": size, "sha256": digest.hexdigest()}
         sealed = seal(json.dumps(result).encode(), lease.recipients)
+        if not self.results_by_url:
+            completion = JobCompletion(job_id=job, lease_token=lease.lease_token, result=sealed)
+            answer = await server.ok(
+                "POST",
+                JOB_COMPLETIONS,
+                server.processor,
+                Completions(completions=[completion]),
+                returns=CompletionOutcomes,
+            )
+            assert [outcome.status for outcome in answer.outcomes] == ["done"], answer
+            self.completed.append(job)
+            return
         sealed_sha256 = hashlib.sha256(sealed).hexdigest()
         target = await server.ok(
             "POST",

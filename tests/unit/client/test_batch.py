@@ -47,16 +47,27 @@ async def test_each_file_gets_its_decrypted_result_written_beside_the_others(
     assert outcomes[0].as_dict().keys() >= {"file", "upload_id", "status", "result_path", "error"}
 
 
-async def test_results_the_wait_brought_are_fetched_without_asking_the_api_for_each(
+async def test_small_results_come_in_the_waits_answer_and_nothing_is_fetched(
     runtime: Runtime, app: App, tmp_path: Path
 ) -> None:
     files = _files(tmp_path, **{f"f{n}.txt": b"line\n" * n for n in range(1, 6)})
     outcomes = await upload_files(runtime, files, results_dir=tmp_path / "results")
     assert [o.status for o in outcomes] == ["done"] * 5
     asked = [s for s in app.wire.sent if s.method == "GET" and s.path.endswith("/result")]
+    assert asked == []  # each sealed result came with the wait's answer
+    assert app.result_gets() == []
+
+
+async def test_results_stored_at_urls_are_fetched_without_asking_the_api_for_each(
+    runtime: Runtime, app: App, tmp_path: Path
+) -> None:
+    app.results_by_url = True  # as a large result is
+    files = _files(tmp_path, **{f"f{n}.txt": b"line\n" * n for n in range(1, 6)})
+    outcomes = await upload_files(runtime, files, results_dir=tmp_path / "results")
+    assert [o.status for o in outcomes] == ["done"] * 5
+    asked = [s for s in app.wire.sent if s.method == "GET" and s.path.endswith("/result")]
     assert asked == []  # each result's URL came with the wait's answer
-    fetched = [s for s in app.wire.sent if s.method == "GET" and s.path.endswith("/result.age")]
-    assert len(fetched) == 5
+    assert len(app.result_gets()) == 5
 
 
 async def test_a_failed_job_says_why_and_writes_nothing(

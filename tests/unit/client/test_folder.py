@@ -295,6 +295,22 @@ async def test_small_files_wait_for_a_batch_together_and_each_gets_its_result(
     for name in names:
         assert result_of(inbox, name)["sha256"] == sha(inbox / name)
     assert {row.state for row in await journaled(app, inbox)} == {"done"}
+    # Each sealed result came in a wait's answer: none was fetched from the store.
+    assert app.result_gets() == []
+
+
+async def test_results_the_worker_stored_at_their_urls_are_fetched_from_there(
+    app: App, tmp_path: Path
+) -> None:
+    app.results_by_url = True  # as a large result is: the server keeps none of them itself
+    inbox = tmp_path / "inbox"
+    names = small_files(inbox, 5)
+    async with folder(app, inbox, Heard()) as (sync, _):
+        summary = await asyncio.wait_for(sync.run(once=True), ENDS_WITHIN)
+    assert sorted(summary.outcomes) == names
+    for name in names:
+        assert result_of(inbox, name)["sha256"] == sha(inbox / name)
+    assert len(app.result_gets()) == len(names)
 
 
 async def test_a_watch_hands_batches_no_more_small_files_than_fill_them(

@@ -19,6 +19,7 @@ import pytest
 from tests.support.processes import fap_argv
 from tests.support.seaweedfs import S3Storage
 from tests.unit.server.harness import CHUNK, Server, error_body, running_server
+from tests.unit.server.test_job_batches import complete_all, completion
 from tests.unit.server.test_packs import (
     a_batch,
     a_stored_pack,
@@ -57,6 +58,7 @@ ABANDONED = (
 LATE_PUTS = 900 + 60
 
 TWO_CHUNKS = b"a" * CHUNK + b"b" * 10
+KEPT = b"age-encryption.org/v1 a result kept by the server"
 THREE_CHUNKS = b"x" * (2 * CHUNK + 1)
 
 Start = Callable[..., AbstractAsyncContextManager[Server]]
@@ -335,6 +337,33 @@ async def test_a_result_older_than_keep_results_is_gone_with_410_and_then_delete
     still = await server.call("GET", UPLOAD_RESULT.format(upload_id=info.id), server.owner)
     assert still.status_code == 410
     assert (await state(server, info.id)).state == "done"
+
+
+async def test_a_result_the_server_kept_goes_past_keep_results_and_its_copy_too(
+    server: Server,
+) -> None:
+    """A result that came with its completion is kept in the database; a client that asked for
+    its URL had it copied to the blob store. Past keep_results both go."""
+    info = await server.upload(server.owner, TWO_CHUNKS)
+    lease = await lease_of(server, info.id)
+    done = await complete_all(server, completion(lease, KEPT))
+    assert [outcome.status for outcome in done] == ["done"]
+    wait = UploadWait(ids=[info.id], timeout=0.0)  # URLs, as an older client asks
+    [waited] = (
+        await server.ok("POST", UPLOADS_WAIT, server.owner, wait, returns=UploadList)
+    ).uploads
+    assert waited.result is not None
+    assert await stored(server, result_key(info.id))
+    uploads = server.services.store.uploads
+    assert await uploads.sealed_results([info.id]) == {info.id: KEPT}
+
+    server.clock.advance(30 * DAY)
+    assert await clean(server) == Cleaned(chunks_deleted=1, expired=1)
+    assert await uploads.sealed_results([info.id]) == {}
+    assert not await stored(server, result_key(info.id))
+    wait = UploadWait(ids=[info.id], timeout=0.0, inline_results=True)
+    [gone] = (await server.ok("POST", UPLOADS_WAIT, server.owner, wait, returns=UploadList)).uploads
+    assert (gone.state, gone.result, gone.sealed_result) == ("done", None, None)
 
 
 async def test_keep_results_0_keeps_results(start: Start) -> None:

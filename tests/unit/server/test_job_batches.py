@@ -18,14 +18,20 @@ from fap.api import (
     MAX_LEASES,
     UPLOAD,
     UPLOAD_RESULT,
+    UPLOADS_WAIT,
     CompletionOutcome,
     CompletionOutcomes,
     Lease,
     Leases,
     LeasesRequest,
     ResultUrl,
+    SealedResult,
     UploadInfo,
+    UploadList,
+    UploadWait,
 )
+from fap.server.blobs import result_key
+from fap.server.routes import uploads as uploads_routes
 
 SEALED = b"age-encryption.org/v1 pretend ciphertext"
 
@@ -227,3 +233,75 @@ async def test_each_lease_of_several_brings_the_first_chunks_of_its_own_job(
     assert [chunk.seq for chunk in leases[0].chunks] == list(range(8))  # 8 of its 10
     assert [chunk.seq for chunk in leases[1].chunks] == [0]
     assert leases[0].chunk_count == 10
+
+
+# -- the results the server keeps: those that came with their completions -------------------------
+
+
+async def wait_for(server: Server, ids: list[str], **fields: Any) -> list[UploadInfo]:
+    body = UploadWait(ids=ids, timeout=0.0, finished_only=True, **fields)
+    answer = await server.ok("POST", UPLOADS_WAIT, server.owner, body, returns=UploadList)
+    return answer.uploads
+
+
+async def completed_inline(server: Server, results: list[bytes]) -> list[Lease]:
+    for n in range(len(results)):
+        await server.upload(server.owner, f"kept {n}".encode())
+    leases = await lease_several(server, max_jobs=len(results))
+    outcomes = await complete_all(
+        server, *(completion(lease, result) for lease, result in zip(leases, results, strict=True))
+    )
+    assert [outcome.status for outcome in outcomes] == ["done"] * len(results)
+    return leases
+
+
+@both_backends
+async def test_a_result_sent_with_its_completion_comes_in_the_wait_and_is_no_blob(
+    server: Server,
+) -> None:
+    results = [SEALED + bytes([n]) for n in range(3)]
+    leases = await completed_inline(server, results)
+    ids = [lease.job_id for lease in leases]
+    answered = await wait_for(server, ids, inline_results=True)
+    assert [info.id for info in answered] == ids
+    for info, result in zip(answered, results, strict=True):
+        assert info.result is None
+        assert info.sealed_result == SealedResult(
+            sha256=hashlib.sha256(result).hexdigest(), sealed=result
+        )
+        # Kept with the job's row: nothing was stored in the blob store for it.
+        assert await server.services.blobs.describe(result_key(info.id)) is None
+
+
+@both_backends
+async def test_a_wait_that_asks_for_urls_gets_one_that_serves_the_kept_result(
+    server: Server,
+) -> None:
+    """What a client older than kept results asks: the result is stored where its URL points,
+    and asked again (the copy there already, sealed), the answer is the same."""
+    [lease] = await completed_inline(server, [SEALED])
+    for _ in range(2):
+        [info] = await wait_for(server, [lease.job_id])
+        assert info.sealed_result is None and info.result is not None
+        assert info.result.sha256 == hashlib.sha256(SEALED).hexdigest()
+        assert (await server.http.get(info.result.url)).content == SEALED
+
+
+async def test_a_waits_answer_holds_sealed_results_up_to_its_bound_and_the_rest_come_next(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = [SEALED + bytes([n]) for n in range(5)]
+    monkeypatch.setattr(uploads_routes, "MAX_INLINE_ANSWER", 2 * len(results[0]))
+    ids = [lease.job_id for lease in await completed_inline(server, results)]
+    first = await wait_for(server, ids, inline_results=True)
+    assert [info.id for info in first] == ids[:2]
+    assert all(info.sealed_result is not None for info in first)
+    rest = await wait_for(server, ids[2:], inline_results=True)
+    assert [info.id for info in rest] == ids[2:4]
+    # Waiting for every upload, finished or not: past the bound, each result comes as its URL.
+    body = UploadWait(ids=ids, timeout=0.0, inline_results=True)
+    every = await server.ok("POST", UPLOADS_WAIT, server.owner, body, returns=UploadList)
+    assert [info.sealed_result is not None for info in every.uploads] == [True] * 2 + [False] * 3
+    for info, result in list(zip(every.uploads, results, strict=True))[2:]:
+        assert info.result is not None
+        assert (await server.http.get(info.result.url)).content == result

@@ -357,6 +357,15 @@ async def check_0008(connection: AsyncConnection, store: Store) -> None:
     assert {("up-done", 0, "pack-1", 2), ("up-done", 1, None, None)} <= chunks
 
 
+async def fill_0009(connection: AsyncConnection) -> None:
+    await insert(connection, "sealed_results", [{"upload_id": "up-done", "sealed": b"\x00age\xff"}])
+
+
+async def check_0009(connection: AsyncConnection, store: Store) -> None:
+    found = await select(connection, "SELECT upload_id, sealed FROM sealed_results")
+    assert found == {("up-done", b"\x00age\xff")}  # bytes as they were, a NUL and all
+
+
 @dataclass(frozen=True)
 class Step:
     """What a server of one revision writes, and what of it the head must still hold."""
@@ -374,6 +383,7 @@ STEPS: dict[str, Step] = {
     "0006": Step(fill_0006, check_0006),
     "0007": Step(fill_0007, check_0007),
     "0008": Step(fill_0008, check_0008),
+    "0009": Step(fill_0009, check_0009),
 }
 
 # Every earlier revision; the head too while it has a step (so the steps are tried on the head's

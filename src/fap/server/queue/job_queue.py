@@ -20,7 +20,7 @@ from fap.api import JobState
 from fap.api.messages import CompletionOutcome, EngineUsage, JobCompletion
 from fap.config import ServerSettings
 from fap.server.blobs import BlobStore, StoredBlob, result_key
-from fap.server.errors import BadRequest, Conflict, NotFound, Sealed, shown_id
+from fap.server.errors import BadRequest, Conflict, NotFound, shown_id
 from fap.server.metrics import Metrics
 from fap.server.queue.notify import (
     Notifier,
@@ -189,12 +189,14 @@ class JobQueue:
     async def complete_inline(
         self, org_id: str, completions: Sequence[JobCompletion]
     ) -> list[CompletionOutcome]:
-        """Store the sealed results that came with their completions and record them, in one
+        """Record the completions and keep the sealed results that came with them, in one
         transaction; answer each completion on its own, in order.
 
         Each is checked as :meth:`complete` checks one, and the very same completion sent again
         (the answer was lost) is answered done again. A lease that is not current is the only
-        completion it costs: the others are recorded all the same.
+        completion it costs: the others are recorded all the same. The results are kept in the
+        database, not the blob store (see ``SealedResultRow``): written with the job's new
+        state, so a job is never done without its result, nor a result kept for a job not done.
         """
         now = self._clock()
         digests = await asyncio.to_thread(
@@ -205,7 +207,6 @@ class JobQueue:
         )
         outcomes: dict[int, CompletionOutcome] = {}
         to_record: dict[int, Recorded] = {}
-        replayed: list[str] = []
         named: set[str] = set()
         for index, (completion, sha256) in enumerate(zip(completions, digests, strict=True)):
             job_id, token = completion.job_id, completion.lease_token
@@ -215,7 +216,6 @@ class JobQueue:
                     raise NotFound(f"There is no job {shown_id(job_id)} in your organisation.")
                 job, chunks_stored = view
                 if _recorded_already(job, token, len(completion.result), sha256):
-                    replayed.append(job_id)  # sealed again, as complete() does
                     outcomes[index] = CompletionOutcome(job_id=job_id, status="done")
                     continue
                 _check_lease(job, token, now)
@@ -230,40 +230,18 @@ class JobQueue:
                 continue
             named.add(job_id)
             to_record[index] = Recorded(
-                job_id, token, len(completion.result), sha256, completion.usage
+                job_id, token, len(completion.result), sha256, completion.usage, completion.result
             )
-        stores = [
-            self._blobs.put(result_key(record.job_id), completions[index].result, record.sha256)
-            for index, record in to_record.items()
-        ]
-        # A result key is sealed only once its job is done; a completion racing a done job's
-        # re-sealing is then refused, one of the others, rather than the whole batch.
-        for (index, record), stored in zip(
-            to_record.items(), await asyncio.gather(*stores, return_exceptions=True), strict=True
-        ):
-            if isinstance(stored, Sealed):
-                outcomes[index] = CompletionOutcome(record.job_id, "conflict", str(stored))
-            elif isinstance(stored, BaseException):
-                raise stored  # the object store failed: the whole request may be sent again
-        recordable = [record for index, record in to_record.items() if index not in outcomes]
-        done = await self._store.jobs.complete_many(recordable, self._clock())
+        done = await self._store.jobs.complete_many(list(to_record.values()), self._clock())
         for index, record in to_record.items():
-            if index in outcomes:
-                continue
             if record.job_id in done:
                 outcomes[index] = CompletionOutcome(record.job_id, "done")
+                job, _ = views[record.job_id]
+                self._finished(job, record.usage)
             else:
                 outcomes[index] = CompletionOutcome(
                     record.job_id, "conflict", _changed_meanwhile(record.job_id)
                 )
-        # Sealed once recorded, as complete() does.
-        await asyncio.gather(
-            *(self._blobs.seal(result_key(job_id)) for job_id in [*replayed, *done])
-        )
-        for record in recordable:
-            if record.job_id in done:
-                job, _ = views[record.job_id]
-                self._finished(job, record.usage)
         if done:
             await self._notifier.publish(*(upload_topic(job_id) for job_id in done))
         return [outcomes[index] for index in range(len(completions))]

@@ -11,6 +11,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from fap.api import (
     MAX_BATCH,
     MAX_CHUNK_SIZE,
+    MAX_INLINE_ANSWER,
     MAX_LIST_LIMIT,
     MAX_PACK_SIZE,
     MAX_WAIT_IDS,
@@ -25,6 +26,7 @@ from fap.api import (
     PackSpec,
     PackUrl,
     ResultUrl,
+    SealedResult,
     UploadBatch,
     UploadBatchCreated,
     UploadCreate,
@@ -42,6 +44,7 @@ from fap.server.errors import (
     Forbidden,
     Gone,
     NotFound,
+    Sealed,
     TooLarge,
     shown_id,
 )
@@ -330,7 +333,14 @@ async def wait_uploads(
     )
     if uploads is None:
         uploads = await named(data.finished_only)
-    return await _upload_list(services, uploads, results_for=caller.user.id)
+    return await _upload_list(
+        services,
+        uploads,
+        results_for=caller.user.id,
+        inline=data.inline_results,
+        # Those past the answer's bound are finished all the same: the next wait answers them.
+        trim=data.finished_only,
+    )
 
 
 @get(route(UPLOAD_RESULT), opt=needs(Permission.READ))
@@ -349,12 +359,32 @@ async def upload_result(
     if upload.state != JobState.DONE or upload.result_size is None:
         raise Conflict(f"Upload {upload.id} is not done yet; it is {upload.state}.")
     check_result_kept(upload, services.settings, services.clock())
-    return await _result_url(services, upload, upload.result_size)
+    kept = await services.store.uploads.sealed_results([upload.id])
+    return await _result_url(services, upload, upload.result_size, kept.get(upload.id))
 
 
-async def _result_url(services: Services, upload: Upload, size: int) -> ResultUrl:
+async def _result_url(
+    services: Services, upload: Upload, size: int, kept: bytes | None
+) -> ResultUrl:
+    """A presigned GET of the upload's sealed result. One the server keeps itself (``kept``) is
+    copied to the result key first, where a GET can find it."""
+    if kept is not None:
+        await _store_kept(services, upload, kept)
     url = await services.blobs.presign_get(result_key(upload.id), services.settings.url_ttl_seconds)
     return ResultUrl(upload_id=upload.id, url=url, size=size, sha256=upload.result_sha256)
+
+
+async def _store_kept(services: Services, upload: Upload, kept: bytes) -> None:
+    """Put a result the server keeps to the blob store, for a client that fetches it by URL (an
+    older one, or one that asks for one result alone). Sealed there as a stored result is; a
+    key sealed already holds these bytes (this copy, made earlier or by another replica)."""
+    assert upload.result_sha256 is not None
+    key = result_key(upload.id)
+    try:
+        await services.blobs.put(key, kept, upload.result_sha256)
+    except Sealed:
+        return
+    await services.blobs.seal(key)
 
 
 async def load_upload(services: Services, caller: Caller, upload_id: str) -> Upload:
@@ -365,17 +395,39 @@ async def load_upload(services: Services, caller: Caller, upload_id: str) -> Upl
 
 
 async def _upload_list(
-    services: Services, uploads: list[Upload], *, results_for: str | None = None
+    services: Services,
+    uploads: list[Upload],
+    *,
+    results_for: str | None = None,
+    inline: bool = False,
+    trim: bool = False,
 ) -> UploadList:
     """The uploads as listed; with ``results_for`` (a user id), each done upload of that user's
-    carries its result's presigned GET, as long as the result is kept."""
+    carries its result, as long as the result is kept: with ``inline``, the sealed bytes of one
+    the server keeps (MAX_INLINE_ANSWER in all), else a presigned GET. With ``trim``, the list
+    ends where the sealed bytes would pass that bound, rather than hand the rest as URLs."""
+    handed = [
+        upload
+        for upload in uploads
+        if results_for is not None and _result_to_hand(upload, results_for, services)
+    ]
+    kept = await services.store.uploads.sealed_results(upload.id for upload in handed)
+    handed_ids = {upload.id for upload in handed}
     stored = await services.store.uploads.stored_seqs(upload.id for upload in uploads)
     listed = []
+    inline_bytes = 0
     for upload in uploads:
         info = upload_info(upload, stored.get(upload.id, []))
-        if results_for is not None and _result_to_hand(upload, results_for, services):
-            assert upload.result_size is not None
-            info.result = await _result_url(services, upload, upload.result_size)
+        sealed = kept.get(upload.id)
+        if upload.id in handed_ids:
+            assert upload.result_size is not None and upload.result_sha256 is not None
+            if inline and sealed is not None and inline_bytes + len(sealed) <= MAX_INLINE_ANSWER:
+                inline_bytes += len(sealed)
+                info.sealed_result = SealedResult(sha256=upload.result_sha256, sealed=sealed)
+            elif inline and sealed is not None and trim:
+                break
+            else:
+                info.result = await _result_url(services, upload, upload.result_size, sealed)
         listed.append(info)
     return UploadList(uploads=listed)
 

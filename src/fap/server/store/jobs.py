@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, select, true, update
+from sqlalchemy import ColumnElement, and_, exists, func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fap.api import JobState, Transition, transition
 from fap.api.messages import EngineUsage
 from fap.server.store.database import Database, update_rows
-from fap.server.store.models import Chunk, Upload, Worker
+from fap.server.store.models import Chunk, SealedResultRow, Upload, Worker
 from fap.server.store.moves import moving
 from fap.server.store.outages import retried
 from fap.server.store.uploads import active_recipients_digest
@@ -67,6 +67,9 @@ class Recorded:
     size: int
     sha256: str
     usage: EngineUsage | None = None
+    # The sealed result itself, when the server keeps it (it came with the completion); None:
+    # the worker stored it at the job's result key.
+    sealed: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,9 +293,11 @@ class Jobs:
         return job_id in await self.complete_many([recorded], now)
 
     async def complete_many(self, results: Sequence[Recorded], now: float) -> set[str]:
-        """Record each result, once, in one transaction: only a current, unexpired lease can.
-        Answer the jobs recorded (the others' leases changed meanwhile)."""
+        """Record each result, once, in one transaction: only a current, unexpired lease can; the
+        sealed results that came with them are kept with them. Answer the jobs recorded (the
+        others' leases changed meanwhile)."""
         done: set[str] = set()
+        kept: list[dict[str, object]] = []
         async with self._db.write() as session:
             for result in results:
                 changed = await update_rows(
@@ -309,6 +314,12 @@ class Jobs:
                 )
                 if changed == 1:
                     done.add(result.job_id)
+                    if result.sealed is not None:
+                        kept.append({"upload_id": result.job_id, "sealed": result.sealed})
+            if kept:
+                # One row per job recorded done just now: no other transaction can have written
+                # it (only the lease's holder gets here, once).
+                await session.execute(insert(SealedResultRow), kept)
         return done
 
     async def release(

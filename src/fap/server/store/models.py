@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -39,6 +40,7 @@ __all__ = (
     "OrgIssuer",
     "Pack",
     "RefreshToken",
+    "SealedResultRow",
     "Session",
     "Token",
     "Upload",
@@ -291,6 +293,19 @@ class Upload(Base):
     # its result is sealed to those, so it answers a new upload of the same file only while the
     # uploader's active devices are still exactly these. None: leased before, or never leased.
     recipients_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class SealedResultRow(Base):
+    """A sealed result the server keeps itself (migration 0009): one that came with its job's
+    completion (at most MAX_INLINE_RESULT bytes), written in the transaction that recorded the
+    job done. Waits hand it out inline, with no object of its own in the blob store; where a URL
+    is asked for (an older client), it is copied to the job's result key first. Deleted with
+    the upload's other results, past ``keep_results``."""
+
+    __tablename__ = "sealed_results"
+
+    upload_id: Mapped[str] = mapped_column(ForeignKey("uploads.id"), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Chunk(Base):

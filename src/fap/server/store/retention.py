@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, select, update
+from sqlalchemy import ColumnElement, Executable, and_, delete, exists, func, select, update
 from sqlalchemy.orm import InstrumentedAttribute
 
 from fap.api import TERMINAL_STATES, JobState, Transition, transition
 from fap.server.store.database import Database, update_rows
-from fap.server.store.models import Chunk, Upload
+from fap.server.store.models import Chunk, SealedResultRow, Upload
 from fap.server.store.moves import in_source, moving
 
 __all__ = ("MOVES", "Finished", "Retention")
@@ -89,19 +89,26 @@ class Retention:
             return [Finished(upload_id, state) for upload_id, state in rows]
 
     async def expired(self, upload_id: str, now: float) -> bool:
-        """Record that every blob of the upload is gone; False if another replica did first."""
+        """Record that every blob of the upload is gone, and delete the sealed result the
+        server kept of it, in one transaction; False if another replica did first."""
         return await self._mark_once(
             upload_id,
             Upload.expired_at,
+            also=delete(SealedResultRow).where(SealedResultRow.upload_id == upload_id),
             expired_at=now,
             chunks_deleted_at=func.coalesce(Upload.chunks_deleted_at, now),
         )
 
     async def _mark_once(
-        self, upload_id: str, mark: InstrumentedAttribute[float | None], **values: Any
+        self,
+        upload_id: str,
+        mark: InstrumentedAttribute[float | None],
+        also: Executable | None = None,
+        **values: Any,
     ) -> bool:
-        """Set ``values`` on a finished upload whose clean-up step ``mark`` is not recorded yet;
-        answer whether this call did (replicas cleaning at once: one wins)."""
+        """Set ``values`` on a finished upload whose clean-up step ``mark`` is not recorded yet,
+        and run ``also`` with it; answer whether this call did (replicas cleaning at once: one
+        wins)."""
         async with self._db.write() as session:
             changed = await update_rows(
                 session,
@@ -109,6 +116,8 @@ class Retention:
                 .where(Upload.id == upload_id, mark.is_(None), Upload.state.in_(_FINISHED))
                 .values(**values),
             )
+            if changed == 1 and also is not None:
+                await session.execute(also)
         return changed == 1
 
 

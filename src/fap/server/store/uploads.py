@@ -31,7 +31,7 @@ from fap.server.errors import Conflict, QuotaExceeded
 from fap.server.store.accounts import Quotas
 from fap.server.store.database import Database
 from fap.server.store.ids import new_id
-from fap.server.store.models import Chunk, Device, Pack, Upload
+from fap.server.store.models import Chunk, Device, Pack, SealedResultRow, Upload
 from fap.server.store.moves import created_in, in_source, state_after
 from fap.server.store.outages import retried
 
@@ -277,6 +277,21 @@ class Uploads:
             for upload_id, seq in rows:
                 stored[upload_id].append(seq)
         return stored
+
+    @retried
+    async def sealed_results(self, upload_ids: Iterable[str]) -> dict[str, bytes]:
+        """The sealed results the server keeps (see SealedResultRow) of those of ``upload_ids``
+        that have one."""
+        ids = set(upload_ids)
+        if not ids:
+            return {}
+        async with self._db.read() as session:
+            rows = await session.execute(
+                select(SealedResultRow.upload_id, SealedResultRow.sealed).where(
+                    SealedResultRow.upload_id.in_(ids)
+                )
+            )
+            return {upload_id: bytes(sealed) for upload_id, sealed in rows}
 
     @retried
     async def get_chunk(self, upload_id: str, seq: int) -> Chunk | None:
