@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -148,6 +148,18 @@ async def update_rows(session: AsyncSession, statement: Update) -> int:
     """Run a conditional UPDATE; answer how many rows it changed (the race's verdict)."""
     result = await session.execute(statement.execution_options(synchronize_session=False))
     return cast("CursorResult[Any]", result).rowcount
+
+
+async def update_each(
+    session: AsyncSession, statement: Update, parameters: Sequence[Mapping[str, Any]]
+) -> None:
+    """Run a conditional UPDATE once per set of ``parameters`` (its ``bindparam`` values), as
+    one executemany in the session's transaction: compiled once, handed to the driver at once.
+    The driver counts the changed rows of all of them together, so the caller reads back which
+    changed (a value each row was given)."""
+    if parameters:
+        connection = await session.connection()
+        await connection.execute(statement, list(parameters))
 
 
 @asynccontextmanager

@@ -18,12 +18,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, insert, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fap.api import JobState, Transition, transition
 from fap.api.messages import EngineUsage
-from fap.server.store.database import Database, update_rows
+from fap.server.store.database import Database, update_each, update_rows
 from fap.server.store.models import Chunk, SealedResultRow, Upload, Worker
 from fap.server.store.moves import moving
 from fap.server.store.outages import retried
@@ -178,36 +188,42 @@ class Jobs:
                 if chosen and total > max_bytes:
                     break
                 chosen.append((upload_id, user_id))
+            if not chosen:
+                return []
             digests: dict[str, str] = {}  # by uploader: a folder's files share one
-            leased: list[str] = []
-            for upload_id, user_id in chosen:
+            for _, user_id in chosen:
                 if user_id not in digests:
                     digests[user_id] = await active_recipients_digest(session, user_id)
-                taken = await update_rows(
-                    session,
-                    moving(_LEASE)
-                    .where(Upload.id == upload_id)
-                    .values(
-                        lease_token=secrets.token_urlsafe(24),
-                        lease_expires=now + lease_seconds,
-                        attempts=Upload.attempts + 1,
-                        worker_id=worker_id,
-                        lease_request_id=request_id,
-                        # What the result will be sealed to, for dedup to compare.
-                        recipients_sha256=digests[user_id],
-                    ),
+            tokens = {upload_id: secrets.token_urlsafe(24) for upload_id, _ in chosen}
+            lease = (
+                moving(_LEASE)
+                .where(Upload.id == bindparam("b_id"))
+                .values(
+                    lease_token=bindparam("b_token"),
+                    lease_expires=now + lease_seconds,
+                    attempts=Upload.attempts + 1,
+                    worker_id=worker_id,
+                    lease_request_id=request_id,
+                    # What the result will be sealed to, for dedup to compare.
+                    recipients_sha256=bindparam("b_recipients"),
                 )
-                if taken == 1:
-                    leased.append(upload_id)
-            if not leased:
-                return []
+            )
+            await update_each(
+                session,
+                lease,
+                [
+                    {"b_id": upload_id, "b_token": tokens[upload_id], "b_recipients": digests[user]}
+                    for upload_id, user in chosen
+                ],
+            )
             rows = await session.scalars(
                 select(Upload)
-                .where(Upload.id.in_(leased))
+                .where(Upload.id.in_(list(tokens)))
                 .order_by(Upload.created_at, Upload.id)
                 .execution_options(populate_existing=True)
             )
-            return list(rows)
+            # Leased by this transaction: under the token it gave.
+            return [row for row in rows if row.lease_token == tokens[row.id]]
 
     @retried
     async def holder_view(self, org_id: str, job_id: str) -> Upload | None:
@@ -296,26 +312,43 @@ class Jobs:
         """Record each result, once, in one transaction: only a current, unexpired lease can; the
         sealed results that came with them are kept with them. Answer the jobs recorded (the
         others' leases changed meanwhile)."""
-        done: set[str] = set()
-        kept: list[dict[str, object]] = []
+        if not results:
+            return set()
+        record = (
+            moving(_COMPLETE)
+            .where(
+                Upload.id == bindparam("b_job_id"),
+                Upload.lease_token == bindparam("b_token"),
+                Upload.lease_expires > now,
+            )
+            .values(
+                result_size=bindparam("b_size"),
+                result_sha256=bindparam("b_sha256"),
+                error=None,
+                finished_at=now,
+                engine_cpu_seconds=bindparam("b_cpu_seconds"),
+                engine_peak_memory_bytes=bindparam("b_peak_memory_bytes"),
+                engine_wall_seconds=bindparam("b_wall_seconds"),
+            )
+        )
+        tokens = {result.job_id: result.lease_token for result in results}
         async with self._db.write() as session:
-            for result in results:
-                changed = await update_rows(
-                    session,
-                    moving(_COMPLETE)
-                    .where(_held(result.job_id, result.lease_token, now))
-                    .values(
-                        result_size=result.size,
-                        result_sha256=result.sha256,
-                        error=None,
-                        finished_at=now,
-                        **_usage_values(result.usage),
-                    ),
+            await update_each(session, record, [_recorded_values(result) for result in results])
+            # Done by this transaction: done now, under the token that asked. (A job done
+            # earlier under the same token was finished at another time.)
+            rows = await session.execute(
+                select(Upload.id, Upload.lease_token).where(
+                    Upload.id.in_(list(tokens)),
+                    Upload.state == JobState.DONE,
+                    Upload.finished_at == now,
                 )
-                if changed == 1:
-                    done.add(result.job_id)
-                    if result.sealed is not None:
-                        kept.append({"upload_id": result.job_id, "sealed": result.sealed})
+            )
+            done = {job_id for job_id, token in rows if tokens[job_id] == token}
+            kept = [
+                {"upload_id": result.job_id, "sealed": result.sealed}
+                for result in results
+                if result.job_id in done and result.sealed is not None
+            ]
             if kept:
                 # One row per job recorded done just now: no other transaction can have written
                 # it (only the lease's holder gets here, once).
@@ -494,6 +527,21 @@ class Jobs:
             leased={e: n for (e, state), n in counts.items() if state == JobState.LEASED},
             processors=processors,
         )
+
+
+def _recorded_values(result: Recorded) -> dict[str, object]:
+    """The parameters of complete_many's UPDATE for one result (named apart from the
+    columns: SQLAlchemy keeps the columns' own names for the SET clause)."""
+    usage = _usage_values(result.usage)
+    return {
+        "b_job_id": result.job_id,
+        "b_token": result.lease_token,
+        "b_size": result.size,
+        "b_sha256": result.sha256,
+        "b_cpu_seconds": usage["engine_cpu_seconds"],
+        "b_peak_memory_bytes": usage["engine_peak_memory_bytes"],
+        "b_wall_seconds": usage["engine_wall_seconds"],
+    }
 
 
 def _usage_values(usage: EngineUsage | None) -> dict[str, object]:

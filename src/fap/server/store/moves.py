@@ -24,7 +24,11 @@ def created_in(state: JobState) -> JobState:
 
 
 def in_source(move: Transition) -> ColumnElement[bool]:
-    """The upload is in one of the states ``move`` leaves."""
+    """The upload is in one of the states ``move`` leaves. One state is compared plainly: an IN
+    list is expanded per execution, which an executemany cannot do."""
+    if len(move.sources) == 1:
+        (source,) = move.sources
+        return Upload.state == source
     return Upload.state.in_(sorted(move.sources))
 
 
