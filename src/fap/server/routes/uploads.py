@@ -406,20 +406,19 @@ async def _upload_list(
     carries its result, as long as the result is kept: with ``inline``, the sealed bytes of one
     the server keeps (MAX_INLINE_ANSWER in all), else a presigned GET. With ``trim``, the list
     ends where the sealed bytes would pass that bound, rather than hand the rest as URLs."""
-    handed = [
-        upload
+    handed = {
+        upload.id
         for upload in uploads
         if results_for is not None and _result_to_hand(upload, results_for, services)
-    ]
-    kept = await services.store.uploads.sealed_results(upload.id for upload in handed)
-    handed_ids = {upload.id for upload in handed}
+    }
+    kept = await services.store.uploads.sealed_results(handed)
     stored = await services.store.uploads.stored_seqs(upload.id for upload in uploads)
     listed = []
     inline_bytes = 0
     for upload in uploads:
         info = upload_info(upload, stored.get(upload.id, []))
         sealed = kept.get(upload.id)
-        if upload.id in handed_ids:
+        if upload.id in handed:
             assert upload.result_size is not None and upload.result_sha256 is not None
             if inline and sealed is not None and inline_bytes + len(sealed) <= MAX_INLINE_ANSWER:
                 inline_bytes += len(sealed)

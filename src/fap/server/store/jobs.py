@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     and_,
     bindparam,
@@ -316,11 +317,7 @@ class Jobs:
             return set()
         record = (
             moving(_COMPLETE)
-            .where(
-                Upload.id == bindparam("b_job_id"),
-                Upload.lease_token == bindparam("b_token"),
-                Upload.lease_expires > now,
-            )
+            .where(_held(bindparam("b_job_id"), bindparam("b_token"), now))
             .values(
                 result_size=bindparam("b_size"),
                 result_sha256=bindparam("b_sha256"),
@@ -558,8 +555,11 @@ def _in_a_pack() -> ColumnElement[bool]:
     return exists().where(Chunk.upload_id == Upload.id, Chunk.pack_id.is_not(None))
 
 
-def _held(job_id: str, token: str, now: float) -> ColumnElement[bool]:
-    """The job's lease is ``token``'s and unexpired (the fencing check; with the state leased)."""
+def _held(
+    job_id: str | BindParameter[str], token: str | BindParameter[str], now: float
+) -> ColumnElement[bool]:
+    """The job's lease is ``token``'s and unexpired (the fencing check; with the state leased).
+    Given as bind parameters, the check of each row of an executemany."""
     return and_(Upload.id == job_id, Upload.lease_token == token, Upload.lease_expires > now)
 
 
