@@ -8,6 +8,11 @@ answer lost on the way back (the app did the work, the caller hears nothing), a 
 be reached at all, and a request or an answer held at the wire until the test lets it go — the
 test's way of making a link slow at the moment it chooses, never by timing. Everything else a test
 needs — a lapsed lease, an expired URL, a corrupted blob — it brings about in the real app.
+
+As behind a real HTTP server, a caller that gives up on a request (its task cancelled) does not
+stop the app's handling of it: the handler runs to its end in a task of its own, and only the
+answer is dropped. Cancelling the handler instead would cut a store transaction off midway,
+which no deployment does to it.
 """
 
 from __future__ import annotations
@@ -92,6 +97,7 @@ class AppTransport(httpx.AsyncBaseTransport):
         self._holds: list[Hold] = []
         self._outages: list[Outage] = []
         self._changed = asyncio.Event()
+        self._handling: set[asyncio.Task[httpx.Response]] = set()
 
     # -- faults the test chooses ---------------------------------------------------------------
 
@@ -176,7 +182,7 @@ class AppTransport(httpx.AsyncBaseTransport):
             if fault is not None and fault.status is not None:
                 sent.status = fault.status
                 return _refusal(fault.status, fault.detail)
-            response = await self._app.handle_async_request(request)
+            response = await self._handled(request)
             if fault is not None:
                 await response.aclose()
                 raise httpx.RemoteProtocolError(
@@ -193,7 +199,27 @@ class AppTransport(httpx.AsyncBaseTransport):
         finally:
             self._notify()
 
+    async def _handled(self, request: httpx.Request) -> httpx.Response:
+        """The app's answer; the handling goes on to its end if the caller is cancelled."""
+        handling = asyncio.create_task(self._app.handle_async_request(request))
+        self._handling.add(handling)
+        handling.add_done_callback(self._handling.discard)
+        return await asyncio.shield(handling)
+
+    async def drained(self) -> None:
+        """Wait until the app has handled every request it was given, those whose callers gave
+        up on them too: what the server holds afterwards no longer changes under the test."""
+        while self._handling:
+            await asyncio.wait(set(self._handling))
+
     async def aclose(self) -> None:
+        # Handlers their callers gave up on are let finish, as a server drains on shutdown;
+        # a long poll among them is cut short, as a server's shutdown would.
+        if self._handling:
+            _, pending = await asyncio.wait(self._handling, timeout=1.0)
+            for handling in pending:
+                handling.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         await self._app.aclose()
 
     async def _wait_at(self, held: Hold) -> None:
