@@ -144,14 +144,17 @@ class _Session:
         bucket = self.bucket(link.name, shaped=link.shaped)
         scratch = self.scratch(f"link-{link.name}")
         try:
-            with self.fap(f"link-{link.name}", bucket, workers=1) as stack:
+            with (
+                self.fap(f"link-{link.name}-upload", bucket) as upload_stack,
+                self.fap(f"link-{link.name}", bucket, workers=1) as stack,
+            ):
                 setup = LinkSetup(
                     link,
                     index,
                     bucket,
+                    upload_stack,
                     stack,
                     PeerEnv(bucket, scratch).env(dict(os.environ)),
-                    stack.client_env(scratch / "home"),
                     scratch,
                 )
                 rows = measure_link(setup, self.corpus, runs=self.config.runs, budget=self.budget)

@@ -271,10 +271,13 @@ def _method(results: dict[str, Any]) -> str:
 - **Tools**, with their defaults plus the endpoint and path-style addressing: `aws s3 cp
   --no-progress`, `s5cmd cp`, `rclone copyto` (`rclone copy` for folders), the by-hand pipeline
   `zstd -q -T0 -3 -c FILE | aws s3 cp - s3://…`, and fap: `fap upload --no-wait FILE` (until the
-  file is durable in the store) and `fap upload FILE` (until its decrypted result is written)
-  against a real `fap serve` with its blobs in the same bucket and one `fap work` (default
-  concurrency: one slot per core). Before each command the processor is let finish what the
-  previous command queued. fap's upload-only small-file runs go to a server with no processor.
+  file is durable in the store) against a real `fap serve` with its blobs in the same bucket and
+  no processor, and `fap upload FILE` (until its decrypted result is written) against another
+  with one `fap work` (default concurrency: one slot per core). On this small machine a
+  processor streaming a file's chunks would take the CPU from the very upload being timed, and
+  the peers have no such work beside them: so every upload-only run of fap, one file or many,
+  goes to the server with no processor. Before each command the processor is let finish what
+  the previous command queued.
 - **Figures.** Effective throughput = input bytes / wall seconds of the command (start to
   exit, MB = 10^6 bytes). CPU seconds = user + system time of the command and every process it
   waited for (`wait4`): the client side only, for every tool alike (neither S3 nor fap's server

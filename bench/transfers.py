@@ -2,9 +2,14 @@
 
 For each run and each kind of data, every tool sends the same file (a fresh variant per run,
 bench/data.py says why) to the same bucket: the peers, then ``fap upload --no-wait`` (file on
-disk -> durable in the store) and ``fap upload`` (-> the decrypted result back). Before each
-command the processors are let finish what the previous one queued, so that no tool pays for
-another's processing on this small machine.
+disk -> durable in the store) and ``fap upload`` (-> the decrypted result back).
+
+``fap upload --no-wait`` goes to a server with no processor, as the small files' upload-only
+runs do: a processor streams a file's chunks while they are still uploading, and on this small
+machine it would take the CPU from the very upload being timed (the peers have no such work
+beside them). The round trips go to a server of their own with one processor, and before each
+command that processor is let finish what the previous one queued, so that no tool pays for
+another's processing.
 """
 
 from __future__ import annotations
@@ -45,10 +50,18 @@ class LinkSetup:
     link: Link
     index: int
     bucket: Bucket
+    # No processor: ``fap upload --no-wait`` is timed against it.
+    upload_stack: FapStack
+    # One processor: the round trips.
     stack: FapStack
     peer_env: dict[str, str]
-    client_env: dict[str, str]
     scratch: Path
+
+    def upload_env(self) -> dict[str, str]:
+        return self.upload_stack.client_env(self.scratch / "home-upload")
+
+    def client_env(self) -> dict[str, str]:
+        return self.stack.client_env(self.scratch / "home")
 
 
 def _slug(name: str) -> str:
@@ -104,7 +117,7 @@ def measure_link(setup: LinkSetup, corpus: Corpus, *, runs: int, budget: Budget)
             setup.stack.wait_settled(_SETTLE_TIMEOUT)
             _, sample = fap_upload(
                 [path],
-                env=setup.client_env,
+                env=setup.upload_env(),
                 budget=budget,
                 wait=False,
                 results=setup.scratch / "results",
@@ -118,7 +131,7 @@ def measure_link(setup: LinkSetup, corpus: Corpus, *, runs: int, budget: Budget)
             setup.stack.wait_settled(_SETTLE_TIMEOUT)
             _, sample = fap_upload(
                 [trip],
-                env=setup.client_env,
+                env=setup.client_env(),
                 budget=budget,
                 wait=True,
                 results=setup.scratch / "results",
