@@ -213,13 +213,13 @@ class AppTransport(httpx.AsyncBaseTransport):
             await asyncio.wait(set(self._handling))
 
     async def aclose(self) -> None:
-        # Handlers their callers gave up on are let finish, as a server drains on shutdown;
-        # a long poll among them is cut short, as a server's shutdown would.
-        if self._handling:
-            _, pending = await asyncio.wait(self._handling, timeout=1.0)
-            for handling in pending:
-                handling.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        # What its caller gave up on and is still running (a long poll, mostly) is stopped, as a
+        # server's shutdown stops it; a test that needs such a request's effect waits for
+        # drained() first.
+        pending = list(self._handling)
+        for handling in pending:
+            handling.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         await self._app.aclose()
 
     async def _wait_at(self, held: Hold) -> None:
