@@ -6,6 +6,8 @@ every command start fast.
 
 from __future__ import annotations
 
+import gc
+
 import typer
 
 from fap import __version__
@@ -89,4 +91,10 @@ app.command("engine")(engine.engine)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        # The interpreter's teardown collects garbage over every object a command loaded, more
+        # than once: ~45 ms of every run, for objects that are all freed anyway. Frozen, they
+        # are freed (and their files flushed) without the collector traversing them first.
+        gc.freeze()

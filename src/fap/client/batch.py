@@ -186,7 +186,14 @@ async def upload_files(
     """
     reporter = reporter or _Silent()
     batch = [file if isinstance(file, BatchFile) else BatchFile(file, file.name) for file in files]
-    await runtime.device()  # results are sealed to registered devices: register first
+    # Results are sealed to registered devices: no upload is created before this one is. The
+    # registration's round trip overlaps the hashing of the first files.
+    registered = asyncio.Event()
+
+    async def register() -> None:
+        await runtime.device()
+        registered.set()
+
     waiter = ResultWaiter(runtime.session)
     gate = asyncio.Semaphore(FILES_IN_FLIGHT)
     small = SmallFiles(runtime.uploader, engine=engine, dedup=dedup)
@@ -210,6 +217,7 @@ async def upload_files(
             if failed.is_set():
                 return None  # stopping: the stop's message is this file's last word
             local = await runtime.uploader.inspect(file.path, file.name)
+            await registered.wait()
             reporter.started(outcome.file, local.size)
             listener = _Progress(reporter, outcome.file)
             if not small.takes(local):
@@ -246,6 +254,7 @@ async def upload_files(
 
     try:
         async with asyncio.TaskGroup() as group:
+            group.create_task(register())  # a failure ends the batch, as no upload can be sealed
             stopper = group.create_task(stop_at_first_failure()) if fail_fast else None
             waiting = group.create_task(waiter.run())
             batching = group.create_task(small.run())

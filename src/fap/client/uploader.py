@@ -153,6 +153,7 @@ class Uploader:
         self.blobs = blobs
         self.executor = executor
         self.bytes_sent = 0
+        self._workers = workers
         self._parallel_puts = max(1, settings.parallel_puts)
         # Shared by every file in flight, so memory stays bounded however many files are sent.
         self._slots = asyncio.Semaphore(workers + self._parallel_puts)
@@ -319,7 +320,7 @@ class Uploader:
 
         async def read_and_compress(handle: BufferedReader, group: asyncio.TaskGroup) -> None:
             nonlocal held
-            for seq in missing:
+            for index, seq in enumerate(missing):
                 if self._draining:
                     break
                 await self._slots.acquire()
@@ -330,7 +331,9 @@ class Uploader:
                 )
                 if len(raw) != raw_chunk_size(seq, file.size, info.chunk_size):
                     raise _changed(file)
-                level = self.levels.level
+                # One chunk per core fills the pipeline: the first PUT waits on them alone.
+                filling = index < self._workers
+                level = self.levels.filling_level if filling else self.levels.level
                 encoding = loop.run_in_executor(self.executor, encode_chunk, seq, raw, level)
                 task = group.create_task(encode_and_sign(encoding))
                 queue.put_nowait(_Pending(encoding, task, buffer))

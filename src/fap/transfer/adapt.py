@@ -7,7 +7,10 @@ limit, so less is spent per chunk (one level down). On a slow uplink an upload c
 level that sends the fewest bytes the cores can still produce in time; on a fast link, or
 loopback, it settles where compression keeps up with the link.
 
-One control serves every file an uploader sends, so a watcher's link is learned once.
+One control serves every file an uploader sends, so a watcher's link is learned once. The first
+chunks of a file, encoded while nothing is in flight yet, are kept to zstd's default level or
+below: until one is ready the link has nothing to send whatever the level, and at the highest
+level a chunk takes a quarter of a second or more to encode.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ class LevelControl:
         self._lowest = lowest
         self._highest = highest
         self.level = start
+
+    @property
+    def filling_level(self) -> int:
+        """The level of a chunk encoded before the link has anything to send."""
+        return min(self.level, ZSTD_LEVEL)
 
     def link_waits(self) -> None:
         """An encoded chunk waited for a free PUT: the link is the limit."""

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import stat
 from pathlib import Path
 
+import httpx
+import pytest
 from tests.unit.client.conftest import no_worker
 from tests.unit.client.real_app import App
 
-from fap.api import UPLOADS_WAIT
+import fap.client.uploader as uploader_module
+from fap.api import DEVICES, UPLOADS, UPLOADS_WAIT
 from fap.client import BatchFile, FileOutcome, Runtime, files_in, upload_files, write_atomic
 from fap.client.batch import FILES_IN_FLIGHT, NOT_AWAITED, NOT_SENT
+from fap.errors import ServerError
 
 
 def _files(tmp_path: Path, **contents: bytes) -> list[Path]:
@@ -45,6 +50,55 @@ async def test_each_file_gets_its_decrypted_result_written_beside_the_others(
         "c d.csv.result.json",
     ]
     assert outcomes[0].as_dict().keys() >= {"file", "upload_id", "status", "result_path", "error"}
+
+
+def _registration(request: httpx.Request) -> bool:
+    return request.method == "POST" and request.url.path == DEVICES
+
+
+def _creates(app: App) -> list[str]:
+    return [s.path for s in app.wire.sent if s.method == "POST" and s.path.startswith(UPLOADS)]
+
+
+@no_worker
+async def test_files_are_hashed_while_the_device_registers_but_none_is_created_before(
+    runtime: Runtime, app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Results are sealed to the devices registered: an upload created (and analysed, or
+    # answered from an earlier analysis) before this device is would have none for it.
+    files = _files(tmp_path, **{"big.log": b"a log line\n" * 300_000, "small.txt": b"tiny\n"})
+    hashed: list[str] = []
+    stat_and_hash = uploader_module._stat_and_hash
+
+    def recording(path: Path) -> tuple[os.stat_result, str]:
+        hashed.append(path.name)
+        return stat_and_hash(path)
+
+    monkeypatch.setattr(uploader_module, "_stat_and_hash", recording)
+    registration = app.wire.hold(_registration)
+    batch = asyncio.create_task(
+        upload_files(runtime, files, results_dir=tmp_path / "results", wait=False)
+    )
+    await app.wire.until(lambda: registration.waiting == 1, "the device to register")
+    await app.wire.until(lambda: len(hashed) == 2, "both files to be hashed meanwhile")
+    await asyncio.sleep(0.05)  # time the files would take to be created, were they let
+    assert _creates(app) == []
+
+    registration.release()
+    outcomes = await batch
+    assert [o.status for o in outcomes] == ["uploaded", "uploaded"]
+    assert _creates(app)
+
+
+async def test_a_device_the_server_refuses_ends_the_batch_before_any_upload(
+    runtime: Runtime, app: App, tmp_path: Path
+) -> None:
+    files = _files(tmp_path, **{"a.txt": b"alpha\n" * 50_000, "b.txt": b"beta\n"})
+    app.wire.refuse(_registration, status=400, detail="The device's key is not valid.")
+
+    with pytest.raises(ServerError, match="key is not valid"):
+        await upload_files(runtime, files, results_dir=tmp_path / "results")
+    assert _creates(app) == []
 
 
 async def test_small_results_come_in_the_waits_answer_and_nothing_is_fetched(

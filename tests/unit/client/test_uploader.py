@@ -302,6 +302,31 @@ async def test_when_compressing_is_the_limit_the_level_falls_to_the_fastest(
     assert await app.file_bytes(sent.info.id) == data
 
 
+async def test_a_files_first_chunks_are_encoded_fast_whatever_level_was_learned(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Until one chunk is encoded the link has nothing to send: one chunk per core, those that
+    # fill the pipeline, is kept to zstd's default level; the rest follow the learned one.
+    path = _write(tmp_path / "app.log", log_lines(12 * CHUNK))
+    (app.settings.home / "zstd-level").write_text(f"{MAX_LEVEL}\n")
+    levels: dict[int, int] = {}
+
+    def recording_encode(seq: int, raw: memoryview, level: int) -> EncodedChunk:
+        levels[seq] = level
+        return encode_chunk(seq, raw, level)
+
+    monkeypatch.setattr(uploader_module, "encode_chunk", recording_encode)
+    async with app.runtime() as runtime:
+        await runtime.device()
+        runtime.uploader.levels.cpu_waits = lambda: None  # type: ignore[method-assign]
+        runtime.uploader.levels.link_waits = lambda: None  # type: ignore[method-assign]
+        await runtime.uploader.upload(await runtime.uploader.inspect(path))
+
+    cores = os.cpu_count() or 1
+    assert [levels[seq] for seq in range(cores)] == [ZSTD_LEVEL] * cores
+    assert [levels[seq] for seq in range(cores, 12)] == [MAX_LEVEL] * (12 - cores)
+
+
 def log_lines(size: int) -> bytes:
     rng = random.Random(size)
     lines = (
